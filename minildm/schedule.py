@@ -62,8 +62,9 @@ def make_betas(name: str, T: int = 1000) -> Tensor:
     if T < 2:
         raise ValueError(f"a schedule needs T >= 2 steps, got T={T}")
     if name == "linear":
-        # DDPM's endpoints are tuned for T = 1000; scale them so that shorter chains still end at ~pure noise.
-        return linear_beta_schedule(T, 1e-4 * 1000 / T, 0.02 * 1000 / T)
+        # DDPM's endpoints are tuned for T = 1000; scale them so that shorter chains still end at ~pure noise
+        # (Improved DDPM's rule), and cap β < 1 so that very short chains stay valid.
+        return linear_beta_schedule(T, 1e-4 * 1000 / T, 0.02 * 1000 / T).clamp(max=0.999)
     if name == "scaled_linear":
         return scaled_linear_beta_schedule(T)
     if name == "cosine":

@@ -1,0 +1,19 @@
+# The README's two commands. Each does its own set-up first (scripts/setup.sh, idempotent).
+PYTHON ?= python3
+export PYTHON
+
+.PHONY: setup demo test notebooks
+setup:
+	bash scripts/setup.sh
+
+## The course's main job: run notebook 01 headless (cpu mode by default) and write its figures to outputs/.
+demo: setup
+	$(PYTHON) -m minildm notebook 01 --out outputs
+
+## The whole test suite, as CI runs it: package tests, then every notebook under nbval, in smoke mode.
+test: setup
+	CI=true MINILDM_MODE=smoke $(PYTHON) -m pytest tests notebooks --nbval-lax -q -p no:cacheprovider
+
+## Re-execute the notebooks in cpu mode and save their outputs (what is committed).
+notebooks: setup
+	$(PYTHON) scripts/notebooks.py run --mode cpu

@@ -1,0 +1,23 @@
+"""minildm: Latent Diffusion Models (Rombach et al., CVPR 2022, arXiv 2112.10752) built from scratch.
+
+Table of contents: each module is one concept, taught by one notebook, from one section of the paper.
+
+==================  ==============================  ==========================================================
+module              notebook                        paper
+==================  ==============================  ==========================================================
+``config``          all (first cell)                run modes smoke / cpu / gpu (COURSE.md)
+``schedule``        01_forward_diffusion            DDPM §2 Eq. 2, 4, 6–7; LDM App. B (β schedules)
+``data``            01–05                           MNIST (online, or offline through PyPI)
+``celeba``          06_celeba                       CelebA layout reader (LDM §4, App. E.2)
+``toyfaces``        06_celeba                       procedural stand-in for CelebA, same on-disk format
+``viz``             all                             grids, strips, curves
+``unet``            02_pixel_ddpm                   the time-conditional UNet ε_θ(x_t, t) (LDM §3.3, App. E)
+``attention``       02, 05                          softmax(QKᵀ/√d)·V, self- and cross-attention (LDM §3.3)
+``objective``       02, 04                          L_DM (LDM Eq. 1) and L_LDM (Eq. 2)
+``samplers``        02                              DDPM ancestral (DDPM Alg. 2), DDIM (DDIM Eq. 12)
+``train``           02–06                           one training loop: AdamW, EMA, atomic checkpoints, resume
+``checkpoint``      02–06                           versioned checkpoints that carry their config
+``exercises``       all (last cells)                answer checks for the exercises
+==================  ==============================  ==========================================================
+"""
+__version__ = "0.1.0"

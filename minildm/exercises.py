@@ -1,0 +1,59 @@
+"""Answer checks for the exercises at the end of each notebook.
+
+Each check computes the expected answer with the library (nothing is hard-coded) and prints a verdict.
+An exercise left as ``None`` prints a hint instead of failing, so "Run all" always works.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from . import schedule
+
+_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {}
+
+
+def exercise(name: str, hint: str):
+    """Register ``fn(answer) -> bool`` as the check for exercise ``name``."""
+    def register(fn: Callable[[Any], bool]):
+        _CHECKS[name] = (fn, hint)
+        return fn
+    return register
+
+
+def check(name: str, answer: Any) -> bool:
+    """Check a learner's answer; prints ✅ / ❌ / a hint, returns whether it was right."""
+    if name not in _CHECKS:
+        raise KeyError(f"no exercise named {name!r}; known: {', '.join(sorted(_CHECKS))}")
+    fn, hint = _CHECKS[name]
+    if answer is None:
+        print(f"[{name}] not attempted yet. Hint: {hint}")
+        return False
+    ok = bool(fn(answer))
+    print(f"[{name}] {'✅ correct' if ok else '❌ not yet. Hint: ' + hint}")
+    return ok
+
+
+# --- notebook 01 ------------------------------------------------------------------------------------------
+
+@exercise("01.alpha_bar_half", "ᾱ is a cumulative product of (1 − β); index 499 is the paper's t = 500.")
+def _(answer) -> bool:
+    expected = schedule.make_schedule("linear", 1000).alpha_bar[499].item()
+    return abs(float(answer) - expected) < 1e-6
+
+
+@exercise("01.snr_below_one", "find the first index t where SNR(t) = ᾱ_t/(1 − ᾱ_t) < 1, for the cosine schedule, T = 1000.")
+def _(answer) -> bool:
+    s = schedule.make_schedule("cosine", 1000).snr
+    return int(answer) == int(torch.nonzero(s < 1)[0].item())
+
+
+@exercise("01.q_sample", "x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε; gather ᾱ at t and reshape it to (B, 1, 1, 1).")
+def _(fn) -> bool:
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(8, 1, 8, 8, generator=g)
+    t = torch.randint(0, 1000, (8,), generator=g)
+    eps = torch.randn(8, 1, 8, 8, generator=g)
+    ab = schedule.make_schedule("linear", 1000).alpha_bar
+    return torch.allclose(fn(x0, t, ab, eps).double(), schedule.q_sample(x0, t, ab, eps).double(), atol=1e-5)

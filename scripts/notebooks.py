@@ -1,0 +1,103 @@
+"""Build, execute and check the course notebooks.
+
+The reviewable source of each notebook is ``notebooks/NN_name.py`` (jupytext ``py:percent``); the
+``.ipynb`` beside it is generated from it, with the outputs of a real run, so learners see the figures on
+the repository page.
+
+    python scripts/notebooks.py build  [NAMES]                # .py → .ipynb, keep nothing executed
+    python scripts/notebooks.py run    [NAMES] --mode cpu     # .py → .ipynb, execute, save outputs
+    python scripts/notebooks.py check                         # each .ipynb's code equals its .py (CI)
+
+NAMES are prefixes such as ``01`` (default: all). ``run`` records the wall time of each notebook in
+``notebooks/RUNS.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+NB_DIR = ROOT / "notebooks"
+
+
+def sources(names: list[str]) -> list[Path]:
+    files = sorted(NB_DIR.glob("[0-9][0-9]_*.py"))
+    if names:
+        files = [f for f in files if any(f.name.startswith(n) for n in names)]
+    if not files:
+        sys.exit(f"no notebook sources match {names} in {NB_DIR}")
+    return files
+
+
+def to_notebook(src: Path) -> nbformat.NotebookNode:
+    nb = jupytext.read(src)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata.setdefault("jupytext", {})["formats"] = "ipynb,py:percent"
+    nb.metadata["colab"] = {"provenance": []}
+    nb.metadata["accelerator"] = "GPU"
+    return nb
+
+
+def execute(nb: nbformat.NotebookNode, mode: str, timeout: int) -> None:
+    from nbclient import NotebookClient
+
+    os.environ["MINILDM_MODE"] = mode  # the kernel inherits this environment
+    if mode != "smoke":
+        os.environ.pop("CI", None)
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NB_DIR)}}).execute()
+
+
+def code_cells(nb: nbformat.NotebookNode) -> list[str]:
+    return [c.source.strip() for c in nb.cells if c.cell_type == "code"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["build", "run", "check"])
+    ap.add_argument("names", nargs="*")
+    ap.add_argument("--mode", default="cpu", choices=["smoke", "cpu", "gpu"])
+    ap.add_argument("--timeout", type=int, default=4 * 3600, help="seconds per cell")
+    args = ap.parse_args()
+
+    if args.command == "check":
+        stale = []
+        for src in sources(args.names):
+            ipynb = src.with_suffix(".ipynb")
+            if not ipynb.exists() or code_cells(nbformat.read(ipynb, 4)) != code_cells(to_notebook(src)):
+                stale.append(ipynb.name)
+        if stale:
+            sys.exit(f"out of date with their .py sources: {', '.join(stale)}; run "
+                     f"`python scripts/notebooks.py run {' '.join(s[:2] for s in stale)} --mode cpu`")
+        print("notebooks in sync with their sources")
+        return
+
+    for src in sources(args.names):
+        nb = to_notebook(src)
+        if args.command == "run":
+            t0 = time.time()
+            execute(nb, args.mode, args.timeout)
+            secs = time.time() - t0
+            line = (f"| {src.stem} | {args.mode} | {secs / 60:.1f} min | {platform.processor() or platform.machine()}, "
+                    f"{os.cpu_count()} cores | {time.strftime('%Y-%m-%d')} |\n")
+            runs = NB_DIR / "RUNS.md"
+            if not runs.exists():
+                runs.write_text("# Notebook runs\n\nWall time of the runs whose outputs are committed "
+                                "(`python scripts/notebooks.py run NN --mode MODE`).\n\n"
+                                "| notebook | mode | wall time | machine | date |\n|---|---|---|---|---|\n")
+            rows = [r for r in runs.read_text().splitlines(keepends=True) if not r.startswith(f"| {src.stem} |")]
+            runs.write_text("".join(rows) + line)
+            print(f"{src.stem}: executed in {args.mode} mode in {secs:.0f} s")
+        nbformat.write(nb, src.with_suffix(".ipynb"))
+        print(f"wrote {src.with_suffix('.ipynb').relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""The forward process (DDPM §2): golden schedule values, Eq. 4 against iterating Eq. 2."""
+import math
+
+import pytest
+import torch
+
+from minildm import schedule
+
+
+def test_linear_endpoints_are_ddpms():
+    b = schedule.make_betas("linear", 1000)
+    assert b.shape == (1000,)
+    assert b[0].item() == pytest.approx(1e-4) and b[-1].item() == pytest.approx(0.02)
+
+
+def test_scaled_linear_is_linear_in_sqrt_beta():
+    b = schedule.make_betas("scaled_linear", 1000)
+    assert b[0].item() == pytest.approx(0.00085) and b[-1].item() == pytest.approx(0.012)
+    d = torch.diff(b.sqrt())
+    torch.testing.assert_close(d, torch.full_like(d, d[0].item()))  # constant steps in √β ...
+    assert torch.diff(b).std() > 0  # ... so not constant steps in β: the naming trap
+
+
+def test_cosine_starts_near_one_and_ends_near_zero():
+    s = schedule.make_schedule("cosine", 1000)
+    assert s.alpha_bar[0].item() == pytest.approx(1.0, abs=1e-4)
+    assert s.alpha_bar[-1].item() < 1e-6
+    assert s.betas.max().item() <= 0.999
+
+
+@pytest.mark.parametrize("name", schedule.SCHEDULES)
+@pytest.mark.parametrize("T", [10, 1000])
+def test_alpha_bar_strictly_decreasing_in_unit_interval(name, T):
+    s = schedule.make_schedule(name, T)
+    ab = s.alpha_bar
+    assert (torch.diff(ab) < 0).all()
+    assert (ab > 0).all() and (ab < 1).all()
+    assert (torch.diff(s.snr) < 0).all()
+    assert s.alpha_bar_prev[0].item() == 1.0
+    torch.testing.assert_close(s.alpha_bar_prev[1:], ab[:-1])
+
+
+def test_golden_values():
+    # ᾱ_T of each schedule at T = 1000: what notebook 01 prints (NBVAL_CHECK_OUTPUT) and discusses
+    assert schedule.make_schedule("linear").alpha_bar[-1].item() == pytest.approx(4.036e-05, rel=1e-3)
+    assert schedule.make_schedule("scaled_linear").alpha_bar[-1].item() == pytest.approx(4.660e-03, rel=1e-3)
+    assert schedule.make_schedule("linear").alpha_bar[499].item() == pytest.approx(
+        math.prod(1 - (1e-4 + (0.02 - 1e-4) * i / 999) for i in range(500)), rel=1e-9)
+
+
+def test_bad_schedule_and_timesteps_are_explained():
+    with pytest.raises(ValueError, match="unknown schedule 'quadratic'"):
+        schedule.make_betas("quadratic", 100)
+    ab = schedule.make_schedule("linear", 10).alpha_bar
+    with pytest.raises(IndexError, match="0..9"):
+        schedule.q_sample(torch.zeros(1, 1, 2, 2), torch.tensor([10]), ab)
+    with pytest.raises(TypeError, match="integer"):
+        schedule.q_sample(torch.zeros(1, 1, 2, 2), torch.tensor([1.0]), ab)
+
+
+def test_q_sample_deterministic_given_eps_and_exact_at_extremes():
+    s = schedule.make_schedule("linear", 1000)
+    x0 = torch.randn(4, 1, 8, 8, dtype=torch.float64)
+    eps = torch.randn_like(x0)
+    t = torch.tensor([0, 10, 500, 999])
+    x_t = schedule.q_sample(x0, t, s.alpha_bar, eps)
+    ab = s.alpha_bar[t].view(4, 1, 1, 1)
+    torch.testing.assert_close(x_t, ab.sqrt() * x0 + (1 - ab).sqrt() * eps)
+    # predict_x0_from_eps inverts Eq. 4 exactly when given the true noise
+    torch.testing.assert_close(schedule.predict_x0_from_eps(x_t, t, eps, s.alpha_bar), x0)
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine"])
+def test_closed_form_matches_iterated_chain_in_distribution(name):
+    """Eq. 4 vs Eq. 2 iterated: mean and variance of x_t over many chains from one fixed x0."""
+    T, t_end, n = 200, 120, 40000
+    s = schedule.make_schedule(name, T)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.linspace(-1, 1, 6, dtype=torch.float64)  # six "pixels"
+    x = x0.expand(n, 6).clone()
+    for step in range(t_end + 1):
+        x = schedule.q_step(x, torch.full((n,), step), s.betas, torch.randn(n, 6, generator=g, dtype=torch.float64))
+    ab = s.alpha_bar[t_end]
+    se_mean = ((1 - ab) / n).sqrt()
+    assert ((x.mean(0) - ab.sqrt() * x0).abs() < 5 * se_mean).all()
+    assert ((x.var(0) - (1 - ab)).abs() < 5 * (1 - ab) * (2 / n) ** 0.5).all()
+    # and the closed form, sampled directly, agrees with the chain's empirical moments
+    y = schedule.q_sample(x0.expand(n, 6), torch.full((n,), t_end), s.alpha_bar,
+                          torch.randn(n, 6, generator=g, dtype=torch.float64))
+    assert ((y.mean(0) - x.mean(0)).abs() < 7 * se_mean).all()
+    assert ((y.var(0) / x.var(0)) - 1).abs().max() < 0.05
+
+
+def test_snr_formula():
+    s = schedule.make_schedule("cosine", 50)
+    torch.testing.assert_close(s.snr, s.alpha_bar / (1 - s.alpha_bar))
