@@ -1,0 +1,121 @@
+"""Checkpoints that survive crashes and explain themselves when they can't be read.  Notebooks 02–05.
+
+A checkpoint is one ``torch.save`` of a plain dict::
+
+    {"format": "minildm-checkpoint", "version": 1, "kind": "pixel_ddpm", "config": {...}, **payload}
+
+* **atomic**: written to a temporary file in the same directory, flushed, fsync'ed, then ``os.replace``'d
+  over the old one, so a crash mid-save leaves the previous checkpoint intact, never half a file;
+* **safe to load**: only tensors, dicts, lists, tuples, numbers, strings and None are stored (RNG states as
+  uint8 tensors), so :func:`load_checkpoint` can use ``torch.load(weights_only=True)``, which runs no
+  arbitrary pickled code;
+* **self-describing**: ``kind`` says what it holds (``pixel_ddpm``, ``autoencoder``, ``ldm`` …) and
+  ``config`` is what is needed to rebuild the model, so a wrong file gives a clear error, not a shape mismatch.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+FORMAT = "minildm-checkpoint"
+VERSION = 1
+_RESERVED = ("format", "version", "kind", "config")
+_PLAIN = (torch.Tensor, int, float, bool, str, bytes, type(None), torch.dtype, torch.Size)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, damaged, from elsewhere, too new, or of the wrong kind."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """No file at the path (also a ``FileNotFoundError``)."""
+
+
+def _check_plain(obj, where: str = "payload") -> None:
+    """Refuse objects that ``weights_only`` loading would reject, naming where they are, at save time."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"{where}: checkpoint dict keys must be str or int, got {type(k).__name__}")
+            _check_plain(v, f"{where}[{k!r}]")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _check_plain(v, f"{where}[{i}]")
+    elif not isinstance(obj, _PLAIN):
+        raise TypeError(f"{where} is a {type(obj).__name__}; checkpoints store only tensors, dicts, lists, "
+                        "numbers and strings (use .state_dict(), dataclasses.asdict, or tensors for RNG states)")
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict, *, kind: str, config: dict) -> Path:
+    """Write ``{"format", "version", "kind", "config", **payload}`` to ``path`` atomically. Returns the path."""
+    clash = [k for k in _RESERVED if k in payload]
+    if clash:
+        raise ValueError(f"payload keys {clash} are reserved for the checkpoint header; rename them")
+    obj = {"format": FORMAT, "version": VERSION, "kind": kind, "config": dict(config), **payload}
+    _check_plain(obj, "checkpoint")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Same directory as the target, so os.replace is a rename on one file system (atomic on POSIX and Windows).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    try:  # make the rename itself durable; not possible on every platform, and harmless to skip
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+    return path
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"
+
+
+def load_checkpoint(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None,
+                    map_location="cpu") -> dict:
+    """Load and check a checkpoint written by :func:`save_checkpoint`; ``kind`` (one or a tuple) must match."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointNotFoundError(
+            f"no checkpoint at {path}: train one (minildm.train.train_diffusion(..., ckpt_path=...)) "
+            "or use the shipped weights in minildm/weights/")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        if "weights_only" in str(e) or "Weights only" in str(e):
+            raise CheckpointError(
+                f"{path} is not a minildm checkpoint: it holds pickled Python objects that safe loading refuses "
+                f"({_first_line(e)[:200]}); re-save it with minildm.checkpoint.save_checkpoint") from e
+        raise CheckpointError(
+            f"{path} is damaged or not a minildm checkpoint ({_first_line(e)[:200]}); delete it and re-run "
+            "training (it starts over when no checkpoint is left), or copy the shipped weights again") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        found = sorted(map(str, ckpt))[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"{path} is not a minildm checkpoint (no format={FORMAT!r} header; found {found}); "
+                              "load it with torch.load, or re-save it with save_checkpoint")
+    version = ckpt.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {version}, but this minildm reads up to version "
+                              f"{VERSION}; update minildm (pip install -U -e .)")
+    if kind is not None:
+        expected = (kind,) if isinstance(kind, str) else tuple(kind)
+        if ckpt.get("kind") not in expected:
+            want = " or ".join(map(repr, expected))
+            raise CheckpointError(f"{path} holds a {ckpt.get('kind')!r} checkpoint, expected {want}; "
+                                  "check the path, or pass the kind it holds")
+    return ckpt

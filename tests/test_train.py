@@ -1,0 +1,169 @@
+"""Training loop and checkpoints: it learns, resumes bit for bit, and fails clearly on bad files."""
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from minildm.checkpoint import (CheckpointError, CheckpointNotFoundError, load_checkpoint, save_checkpoint)
+from minildm.schedule import make_schedule
+from minildm.train import TrainConfig, TrainResult, load_model, train_diffusion
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: a second OpenMP thread costs more than it saves, and on a busy 2-core box it spin-waits."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+class TinyEps(nn.Module):
+    """A 2-layer conv ε_θ that uses t trivially (a learned per-channel bias times t/T), with dropout so the
+    global RNG matters, and an optional label embedding with a null class."""
+
+    def __init__(self, channels=1, hidden=16, num_classes=None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, hidden, 3, padding=1)
+        self.conv2 = nn.Conv2d(hidden, channels, 3, padding=1)
+        self.t_scale = nn.Parameter(torch.zeros(hidden))
+        self.drop = nn.Dropout(0.1)
+        self.emb = nn.Embedding(num_classes + 1, hidden) if num_classes else None
+        self.seen_y = []
+
+    def forward(self, x, t, y=None):
+        h = self.conv1(x) + (t.float() / 50).reshape(-1, 1, 1, 1) * self.t_scale.reshape(1, -1, 1, 1)
+        if y is not None:
+            self.seen_y.append(y)
+            h = h + self.emb(y)[:, :, None, None]
+        return self.conv2(self.drop(torch.relu(h)))
+
+
+def build(config):
+    torch.manual_seed(config.get("init_seed", 0))
+    return TinyEps(hidden=config["hidden"], num_classes=config.get("num_classes"))
+
+
+SCHED = make_schedule("linear", 50)
+DATA = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1  # (N, C, H, W) in [−1, 1]
+MC = {"hidden": 16}
+
+
+def cfg(**kw):
+    base = dict(steps=12, batch_size=8, lr=1e-2, warmup=3, ema_decay=0.9, log_every=4, ckpt_every=3, seed=0)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_overfits_a_tiny_batch():
+    res = train_diffusion(build(MC), DATA[:4], SCHED, cfg(steps=80, batch_size=16, warmup=5), progress=False)
+    losses = [h[1] for h in res.history]
+    assert isinstance(res, TrainResult) and res.steps_done == 80 and len(res.history) == 80
+    assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:10]) / 10
+    assert [h[0] for h in res.history] == list(range(1, 81))
+    assert all(h[2] <= 1e-2 for h in res.history) and res.history[0][2] == pytest.approx(1e-2 / 5)  # warm-up
+
+
+def test_resume_is_bit_for_bit(tmp_path):
+    full = train_diffusion(build(MC), DATA, SCHED, cfg(), ckpt_path=tmp_path / "a.pt", model_config=MC,
+                           progress=False)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_7(event):  # "kill" the run after step 7; the last checkpoint on disk is step 6
+        if event["step"] >= 7:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_diffusion(build(MC), DATA, SCHED, cfg(log_every=1), ckpt_path=tmp_path / "b.pt", model_config=MC,
+                        callback=stop_at_7, progress=False)
+    assert load_checkpoint(tmp_path / "b.pt")["step"] == 6
+    torch.manual_seed(1234)  # a "new process": different global RNG and a differently initialised model
+    fresh = build({**MC, "init_seed": 99})
+    resumed = train_diffusion(fresh, DATA, SCHED, cfg(log_every=1), ckpt_path=tmp_path / "b.pt", model_config=MC,
+                              progress=False)
+    assert resumed.steps_done == 6 and len(resumed.history) == 12
+    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    for a, b in zip(full.ema.state_dict().values(), resumed.ema.state_dict().values()):
+        assert torch.equal(a, b)
+    assert [h[1] for h in full.history] == [h[1] for h in resumed.history]
+    # an already finished run returns at once with its history
+    again = train_diffusion(build(MC), DATA, SCHED, cfg(), ckpt_path=tmp_path / "a.pt", progress=False)
+    assert again.steps_done == 0 and [h[1] for h in again.history] == [h[1] for h in full.history]
+    # load_model rebuilds from the stored config, with the EMA weights by default
+    ema_model = load_model(tmp_path / "a.pt", build, kind="pixel_ddpm")
+    for a, b in zip(ema_model.state_dict().values(), full.ema.state_dict().values()):
+        assert torch.equal(a, b)
+    assert not ema_model.training
+
+
+def test_labels_and_condition_dropout():
+    labels = torch.arange(16) % 3
+    model = build({**MC, "num_classes": 3})
+    train_diffusion(model, DATA, SCHED, cfg(steps=10, batch_size=32, p_uncond=0.3), labels=labels,
+                    model_config={**MC, "num_classes": 3}, progress=False)
+    y = torch.cat(model.seen_y)
+    frac_null = (y == 3).float().mean().item()  # null label = num_classes
+    assert 0.15 < frac_null < 0.45 and set(y.tolist()) == {0, 1, 2, 3}
+
+
+def test_callback_events():
+    events = []
+    train_diffusion(build(MC), DATA, SCHED, cfg(steps=6, log_every=2, sample_every=3), callback=events.append,
+                    progress=False)
+    assert [(e["event"], e["step"]) for e in events] == [("log", 2), ("sample", 3), ("log", 4), ("log", 6),
+                                                          ("sample", 6)]
+    assert {"loss", "lr", "grad_norm", "history", "model", "ema"} <= set(events[0])
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    p = tmp_path / "ckpt.pt"
+    save_checkpoint(p, {"w": torch.randn(100, 100)}, kind="pixel_ddpm", config=MC)
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="damaged or not a minildm checkpoint.*delete it and re-run training"):
+        load_checkpoint(p)
+    with pytest.raises(CheckpointError, match="damaged"):  # and training refuses to resume from it
+        train_diffusion(build(MC), DATA, SCHED, cfg(), ckpt_path=p, progress=False)
+
+
+def test_wrong_kind_missing_foreign_and_newer(tmp_path):
+    p = tmp_path / "ae.pt"
+    save_checkpoint(p, {"w": torch.ones(2)}, kind="autoencoder", config={})
+    with pytest.raises(CheckpointError, match=r"holds a 'autoencoder' checkpoint, expected 'pixel_ddpm'"):
+        load_checkpoint(p, kind="pixel_ddpm")
+    assert load_checkpoint(p, kind=("ldm", "autoencoder"))["kind"] == "autoencoder"
+    with pytest.raises(CheckpointNotFoundError, match="no checkpoint at .*nope.pt.*shipped weights"):
+        load_checkpoint(tmp_path / "nope.pt")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a minildm checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    torch.save({"format": "minildm-checkpoint", "version": 99, "kind": "x", "config": {}}, tmp_path / "new.pt")
+    with pytest.raises(CheckpointError, match="version 99.*update minildm"):
+        load_checkpoint(tmp_path / "new.pt")
+    torch.save(nn.Linear(2, 2), tmp_path / "pickled.pt")  # a whole pickled module: refused by weights_only
+    with pytest.raises(CheckpointError, match="not a minildm checkpoint"):
+        load_checkpoint(tmp_path / "pickled.pt")
+    with pytest.raises(TypeError, match=r"checkpoint\['m'\] is a Linear"):  # refused at save time
+        save_checkpoint(tmp_path / "bad.pt", {"m": nn.Linear(2, 2)}, kind="x", config={})
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    p = tmp_path / "ckpt.pt"
+    save_checkpoint(p, {"w": torch.zeros(3)}, kind="pixel_ddpm", config=MC)
+    save_checkpoint(p, {"w": torch.ones(3)}, kind="pixel_ddpm", config=MC)
+    assert os.listdir(tmp_path) == ["ckpt.pt"]  # no temp files left behind
+
+    def crash(obj, f, *a, **k):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(p, {"w": torch.full((3,), 2.0)}, kind="pixel_ddpm", config=MC)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["ckpt.pt"]
+    assert torch.equal(load_checkpoint(p, kind="pixel_ddpm")["w"], torch.ones(3))  # the old one, intact
