@@ -57,3 +57,25 @@ def _(fn) -> bool:
     eps = torch.randn(8, 1, 8, 8, generator=g)
     ab = schedule.make_schedule("linear", 1000).alpha_bar
     return torch.allclose(fn(x0, t, ab, eps).double(), schedule.q_sample(x0, t, ab, eps).double(), atol=1e-5)
+
+
+# --- notebook 02 ------------------------------------------------------------------------------------------
+
+@exercise("02.posterior_variance", "β̃_t = (1 − ᾱ_{t−1}) / (1 − ᾱ_t) · β_t, with ᾱ_{t−1} = sched.alpha_bar_prev[t].")
+def _(answer) -> bool:
+    s = schedule.make_schedule("linear", 1000)
+    t = torch.tensor([10])
+    _, var = schedule.q_posterior(torch.zeros(1), torch.zeros(1), t, s)
+    return abs(float(answer) - var.item()) < 1e-9
+
+
+@exercise("02.ddim_step", "x̂_0 = (x_t − √(1−ᾱ_t) ε̂)/√ᾱ_t, then x_s = √ᾱ_s x̂_0 + √(1−ᾱ_s) ε̂ (DDIM Eq. 12, σ = 0).")
+def _(fn) -> bool:
+    from .samplers import ddim_step
+
+    g = torch.Generator().manual_seed(0)
+    x_t, eps = torch.randn(4, 1, 4, 4, generator=g), torch.randn(4, 1, 4, 4, generator=g)
+    ab = schedule.make_schedule("linear", 1000).alpha_bar
+    want, _ = ddim_step(x_t, torch.full((4,), 500), torch.full((4,), 480), eps, ab, eta=0.0)
+    got = fn(x_t, eps, ab[500].float(), ab[480].float())
+    return got is not None and torch.allclose(torch.as_tensor(got).float(), want.float(), atol=1e-5)

@@ -1,4 +1,4 @@
-"""The time-conditional UNet ε_θ(x_t, t) of DDPM / LDM.  Notebook 04 · DDPM App. B · LDM §3.3 / App. E.
+"""The time-conditional UNet ε_θ(x_t, t) of DDPM / LDM.  Notebook 02 · DDPM App. B · LDM §3.3 / App. E.
 
 =================  ===========================  ====================================================
 code               paper                        meaning

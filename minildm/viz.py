@@ -104,3 +104,52 @@ def mode_banner() -> str:
         return ("SMOKE MODE (CI): tiny models, a few steps. Every cell runs, but the pictures and numbers below "
                 "are NOT results; set MINILDM_MODE=cpu or gpu to train for real.")
     return f"{mode.upper()} mode: the figures below come from a real run at this mode's budget."
+
+
+class LiveLoss:
+    """A training callback that redraws the loss curve in place in a notebook (one figure, updated).
+
+    ``train_diffusion(..., callback=viz.LiveLoss())``. Outside a notebook it does nothing visible.
+    """
+
+    def __init__(self, title: str = "training loss"):
+        self.title, self.handle = title, None
+
+    def __call__(self, event: dict) -> None:
+        if event.get("event") != "log":
+            return
+        from IPython.display import display
+
+        fig = plot_loss(event["history"], title=self.title)
+        if self.handle is None:
+            self.handle = display(fig, display_id=True)
+        else:
+            self.handle.update(fig)
+        plt.close(fig)
+
+
+def plot_loss(history: Sequence[Sequence[float]], title: str = "training loss", smooth: int = 50, ax=None):
+    """Loss per step (faint) and its running mean over ``smooth`` steps, from a training history."""
+    steps = np.array([h[0] for h in history])
+    loss = np.array([h[1] for h in history])
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3))
+    ax.plot(steps, loss, alpha=0.25, lw=0.8, label="per step")
+    if len(loss) >= smooth:
+        ax.plot(steps[smooth - 1:], np.convolve(loss, np.ones(smooth) / smooth, mode="valid"), label=f"mean of {smooth}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return ax.figure
+
+
+def chain(*callbacks):
+    """Combine several training callbacks into one."""
+    def call(event: dict) -> None:
+        for cb in callbacks:
+            if cb is not None:
+                cb(event)
+    return call
