@@ -94,21 +94,30 @@ def norm(ch: int, max_groups: int = 32) -> nn.GroupNorm:
 
 
 class ResBlock(nn.Module):
-    """h = conv(drop(SiLU(GN(conv(SiLU(GN(x))) + W·emb)))); out = skip(x) + h  (DDPM's residual block)."""
+    """h = conv(drop(SiLU(GN(conv(SiLU(GN(x))) + W·emb)))); out = skip(x) + h  (DDPM's residual block).
 
-    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float = 0.0):
+    ``emb_dim=None`` builds the block without a time embedding (no ``+ W·emb``; call it as ``block(x)``):
+    the autoencoder's Encoder and Decoder (notebook 03) reuse it that way.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: Optional[int], dropout: float = 0.0):
         super().__init__()
         self.norm1, self.conv1 = norm(in_ch), nn.Conv2d(in_ch, out_ch, 3, padding=1)
-        self.emb_proj = nn.Linear(emb_dim, out_ch)  # the time embedding becomes a per-channel bias
+        # the time embedding becomes a per-channel bias (none at all when emb_dim is None)
+        self.emb_proj = nn.Linear(emb_dim, out_ch) if emb_dim is not None else None
         self.norm2, self.drop = norm(out_ch), nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)  # zero: the block starts as the identity (skip only)
         nn.init.zeros_(self.conv2.bias)
         self.skip = nn.Identity() if in_ch == out_ch else nn.Conv2d(in_ch, out_ch, 1)
 
-    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+    def forward(self, x: Tensor, emb: Optional[Tensor] = None) -> Tensor:
+        if (emb is None) != (self.emb_proj is None):
+            raise ValueError("ResBlock: pass emb (B, emb_dim) exactly when the block was built with an emb_dim "
+                             f"(here emb_dim={None if self.emb_proj is None else self.emb_proj.in_features})")
         h = self.conv1(F.silu(self.norm1(x)))  # (B, out_ch, H, W)
-        h = h + self.emb_proj(F.silu(emb))[:, :, None, None]  # (B, out_ch, 1, 1) broadcast over H, W
+        if self.emb_proj is not None:
+            h = h + self.emb_proj(F.silu(emb))[:, :, None, None]  # (B, out_ch, 1, 1) broadcast over H, W
         h = self.conv2(self.drop(F.silu(self.norm2(h))))  # (B, out_ch, H, W)
         return self.skip(x) + h
 
