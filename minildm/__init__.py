@@ -15,7 +15,13 @@ module              notebook                        paper
 ``attention``       02, 05                          softmax(QKᵀ/√d)·V, self- and cross-attention (LDM §3.3)
 ``objective``       02, 04                          L_DM (LDM Eq. 1) and L_LDM (Eq. 2)
 ``samplers``        02                              DDPM ancestral (DDPM Alg. 2), DDIM (DDIM Eq. 12)
-``train``           02–06                           one training loop: AdamW, EMA, atomic checkpoints, resume
+``presets``         02–06                           every training job's size, per run mode, in one place
+``distributions``   03_autoencoder_kl               the diagonal Gaussian posterior q(z|x), its KL (LDM §3.1)
+``autoencoder``     03, 04                          the KL-regularised autoencoder ℰ/𝒟, scale factor (LDM §3.1, App. G)
+``losses``          03                              L1, perceptual, PatchGAN hinge, adaptive λ (LDM App. G, Eq. 25)
+``classifier``      03–05                           the course's MNIST classifier (perceptual features, evaluation)
+``evaluate``        03–05                           PSNR, SSIM, accuracy, Fréchet distance with its real-vs-real floor
+``train``           02–06                           training loops: AdamW, EMA, atomic checkpoints, exact resume
 ``checkpoint``      02–06                           versioned checkpoints that carry their config
 ``exercises``       all (last cells)                answer checks for the exercises
 ==================  ==============================  ==========================================================

@@ -79,3 +79,21 @@ def _(fn) -> bool:
     want, _ = ddim_step(x_t, torch.full((4,), 500), torch.full((4,), 480), eps, ab, eta=0.0)
     got = fn(x_t, eps, ab[500].float(), ab[480].float())
     return got is not None and torch.allclose(torch.as_tensor(got).float(), want.float(), atol=1e-5)
+
+
+# --- notebook 03 ------------------------------------------------------------------------------------------
+
+@exercise("03.kl_value", "½(μ² + σ² − 1 − log σ²) with μ = 1 and σ² = 0.25.")
+def _(answer) -> bool:
+    from .distributions import DiagonalGaussian
+
+    q = DiagonalGaussian(torch.ones(1, 1, 1, 1), torch.full((1, 1, 1, 1), 0.25).log())
+    return abs(float(answer) - q.kl().item()) < 1e-4
+
+
+@exercise("03.pixels_per_latent", "the latent is (32/f)×(32/f)×4 numbers; divide 32·32 pixels by that.")
+def _(answer) -> bool:
+    from .presets import autoencoder_mnist
+
+    cfg = autoencoder_mnist("cpu", f=8).ae
+    return abs(float(answer) - 32 * 32 / ((32 // cfg.f) ** 2 * cfg.z_channels)) < 1e-6

@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from .autoencoder import AutoencoderConfig
 from .config import Mode, get_mode, pick
+from .losses import AutoencoderLossConfig
 from .train import TrainConfig
 from .unet import UNetConfig
 
@@ -63,7 +65,84 @@ def pixel_mnist(mode: Mode | None = None) -> DiffusionPreset:
                            ddim_steps=pick(smoke=10, cpu=50, gpu=50, mode=mode))
 
 
-PRESETS = {"pixel-mnist": pixel_mnist}
+@dataclass
+class AutoencoderPreset:
+    """One first-stage training job (notebook 03): the autoencoder, its losses, and the discriminator's size."""
+
+    name: str                      # also the checkpoint's file stem
+    mode: str                      # the run mode it was built for
+    ae: AutoencoderConfig          # ℰ and 𝒟
+    loss: AutoencoderLossConfig    # L1 + perceptual + KL + GAN weights (LDM App. G, Eq. 25)
+    train: TrainConfig             # optimisation (both optimisers)
+    disc_base: int = 32            # PatchGAN width (0 = no discriminator)
+    disc_layers: int = 2           # PatchGAN depth: 2 → a 6×6 grid of patch logits on 32×32 input
+    image_size: int = 32
+    n_train: int | None = None     # training images (None: all 60,000)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["ae"], d["loss"], d["train"] = self.ae.to_dict(), self.loss.to_dict(), self.train.to_dict()
+        return d
+
+
+AE_VARIANTS = ("l1", "l1+perceptual", "full")
+
+
+def autoencoder_mnist(mode: Mode | None = None, f: int = 4, variant: str = "full", short: bool = False) -> AutoencoderPreset:
+    """Notebook 03: the KL autoencoder for MNIST 32×32 at downsampling factor ``f`` (2, 4 or 8).
+
+    ``variant`` picks the loss for the ablation: ``l1`` (pixels only), ``l1+perceptual``, or ``full`` (+ patch-GAN).
+    ``short`` is the budget of the ablation and f-study runs (all at the same budget, so they compare fairly);
+    the main model (f=4, full, not short) is the one notebook 04 builds on.
+    """
+    mode = mode or get_mode()
+    if f not in (2, 4, 8):
+        raise ValueError(f"f must be 2, 4 or 8 for 32×32 MNIST (got {f})")
+    if variant not in AE_VARIANTS:
+        raise ValueError(f"variant must be one of {AE_VARIANTS} (got {variant!r})")
+    levels = {2: 2, 4: 3, 8: 4}[f]  # f = 2^(levels − 1)
+    ae = AutoencoderConfig(in_channels=1, base_channels=pick(smoke=8, cpu=32, gpu=64, mode=mode),
+                           channel_mult=(1, 2, 2, 4)[:levels], num_res_blocks=1, z_channels=4)
+    steps = pick(smoke=12, cpu=400 if short else 1200, gpu=3000 if short else 10000, mode=mode)
+    train = TrainConfig(steps=steps, batch_size=pick(smoke=16, cpu=64, gpu=128, mode=mode), lr=pick(
+        smoke=1e-3, cpu=1e-3, gpu=4.5e-4, mode=mode), warmup=pick(smoke=2, cpu=50, gpu=200, mode=mode),
+        ema_decay=0.999, grad_clip=1.0, log_every=pick(smoke=4, cpu=50, gpu=200, mode=mode), ckpt_every=200, seed=0)
+    loss = AutoencoderLossConfig(
+        l1_weight=1.0,
+        perceptual_weight=0.0 if variant == "l1" else 1.0,
+        kl_weight=1e-6,  # LDM's weight: only keeps z from drifting to an arbitrary scale (notebook 03, §3)
+        disc_weight=0.5,
+        disc_start=steps // 2)  # the GAN joins halfway, once reconstructions are already decent (taming's recipe)
+    name = f"autoencoder_mnist_f{f}" + ("" if variant == "full" else "_" + variant.replace("+", "_")) + ("_short" if short else "")
+    return AutoencoderPreset(name=name, mode=mode, ae=ae, loss=loss, train=train,
+                             disc_base=0 if variant != "full" else pick(smoke=8, cpu=32, gpu=64, mode=mode),
+                             n_train=pick(smoke=256, cpu=None, gpu=None, mode=mode))
+
+
+def train_autoencoder_preset(preset: AutoencoderPreset, data, feature_net=None, ckpt_path=None, callback=None,
+                             progress: bool = True, device=None):
+    """Build the preset's autoencoder (and PatchGAN) and train it; resumable, and a finished run just loads."""
+    import torch
+
+    from .autoencoder import AutoencoderKL
+    from .config import get_device
+    from .losses import PatchDiscriminator
+    from .train import train_autoencoder
+
+    device = torch.device(device) if device is not None else get_device()
+    torch.manual_seed(preset.train.seed)
+    model = AutoencoderKL(preset.ae).to(device)
+    disc = PatchDiscriminator(preset.ae.in_channels, preset.disc_base, preset.disc_layers).to(device) \
+        if preset.disc_base else None
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    if feature_net is not None:
+        feature_net = feature_net.to(device)
+    return train_autoencoder(model, data.to(device), preset.loss, preset.train, feature_net=feature_net, disc=disc,
+                             ckpt_path=ckpt_path, model_config=preset.ae.to_dict(), callback=callback, progress=progress)
+
+
+PRESETS = {"pixel-mnist": pixel_mnist, "autoencoder-mnist": autoencoder_mnist}
 
 
 def build_unet(preset: DiffusionPreset, device=None):
@@ -98,3 +177,37 @@ def train_preset(preset: DiffusionPreset, data, labels=None, ckpt_path=None, cal
                              model_config=preset.unet.to_dict(), kind=kind or preset.name, callback=callback,
                              progress=progress)
     return result, sched
+
+
+def first_stage(preset: AutoencoderPreset | None = None, data=None, feature_net=None, ckpt_path=None,
+                progress: bool = True):
+    """The trained first stage, scale factor included: ``(autoencoder, history, ckpt_path)``.
+
+    Trains the preset (default: the main f=4 MNIST autoencoder) or resumes it, or loads it if finished; then, once,
+    sets its scale factor s = 1/std(z) over (up to 10,000 of) the training images and writes it into the checkpoint
+    (LDM App. D.1). ``data`` defaults to MNIST's training split; ``feature_net`` to the course's classifier.
+    """
+    import torch
+
+    from .autoencoder import compute_scale_factor
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .config import runs_dir
+
+    preset = preset or autoencoder_mnist()
+    ckpt_path = ckpt_path or runs_dir() / f"{preset.name}.pt"
+    if data is None:
+        from .data import mnist
+        data, _ = mnist("train", size=preset.image_size, n=preset.n_train)
+    if feature_net is None and preset.loss.perceptual_weight > 0:
+        from .classifier import load_classifier
+        feature_net = load_classifier()
+    result = train_autoencoder_preset(preset, data, feature_net=feature_net, ckpt_path=ckpt_path, progress=progress)
+    model = result.model.eval()
+    ckpt = load_checkpoint(ckpt_path, kind="autoencoder_kl")
+    if float(ckpt["model"]["scale_factor"]) == 1.0:  # not computed yet (an untouched buffer is exactly 1)
+        with torch.no_grad():
+            compute_scale_factor(model, data[:10000].to(next(model.parameters()).device))
+        ckpt["model"]["scale_factor"] = model.scale_factor.detach().cpu().clone()
+        payload = {k: v for k, v in ckpt.items() if k not in ("format", "version", "kind", "config")}
+        save_checkpoint(ckpt_path, payload, kind=ckpt["kind"], config=ckpt["config"])
+    return model, result.history, ckpt_path

@@ -1,0 +1,160 @@
+"""Judging samples: classifier accuracy and a Fréchet distance in the course classifier's features.  Notebooks 04–06.
+
+FID (Heusel et al. 2017) fits a Gaussian to the Inception-v3 features of real images and one to those of generated
+images, and measures the Fréchet (2-Wasserstein) distance between the two Gaussians:
+
+    d² = ‖μ_r − μ_g‖² + Tr(Σ_r + Σ_g − 2 (Σ_r Σ_g)^{1/2})
+
+Here the features are the penultimate layer of :class:`minildm.classifier.MNISTClassifier` (D = 128), so the
+numbers are *FID-like*, not FID: they cannot be compared with published FIDs, only with each other.
+
+**Compare at equal sample counts only.** The estimate is biased upwards, more so for few samples: two disjoint
+sets of *real* test digits are already a positive distance apart, and that distance shrinks as n grows. So always
+print :meth:`Evaluator.real_floor` at the same n beside a model's number (COURSE.md: "within 3× the floor").
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .classifier import MNISTClassifier, load_classifier
+
+
+def psnr(x: Tensor, y: Tensor, value_range: tuple[float, float] = (-1, 1)) -> float:
+    """Peak signal-to-noise ratio in dB, averaged over images: 10·log10(peak² / MSE), peak = the value range."""
+    lo, hi = value_range
+    mse = (x.float() - y.float()).pow(2).flatten(1).mean(1)  # (B,)
+    # PSNR = 10 log10(peak² / MSE); a perfect image (MSE = 0) is capped at 100 dB
+    return (10 * torch.log10((hi - lo) ** 2 / mse.clamp(min=1e-10))).mean().item()
+
+
+def ssim(x: Tensor, y: Tensor, value_range: tuple[float, float] = (-1, 1), window: int = 7, sigma: float = 1.5) -> float:
+    """Structural similarity (Wang et al. 2004), Gaussian window, averaged over pixels, channels and images.
+
+    SSIM = (2μ_xμ_y + C1)(2σ_xy + C2) / ((μ_x² + μ_y² + C1)(σ_x² + σ_y² + C2)), C1 = (0.01 L)², C2 = (0.03 L)².
+    """
+    lo, hi = value_range
+    x, y = (x.float() - lo) / (hi - lo), (y.float() - lo) / (hi - lo)  # to [0, 1], so L = 1
+    C = x.shape[1]
+    coords = torch.arange(window, dtype=torch.float32) - (window - 1) / 2
+    g = torch.exp(-coords**2 / (2 * sigma**2))
+    g = (g / g.sum())
+    kernel = (g[:, None] * g[None, :]).expand(C, 1, window, window).contiguous()  # (C, 1, k, k), one per channel
+
+    def blur(a: Tensor) -> Tensor:
+        return torch.nn.functional.conv2d(a, kernel.to(a.device), groups=C)  # valid windows only
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x, var_y = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2
+    cov = blur(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return s.mean().item()
+
+
+def _f64(a) -> Tensor:
+    """A float64 CPU tensor from a tensor, an array or a list (the statistics are accumulated in float64)."""
+    if isinstance(a, Tensor):
+        return a.detach().cpu().double()
+    return torch.as_tensor(np.asarray(a), dtype=torch.float64)
+
+
+def _sqrtm_psd(sigma: Tensor) -> Tensor:
+    """Σ^{1/2} of a symmetric positive semi-definite Σ: Σ = V diag(λ) Vᵀ ⇒ Σ^{1/2} = V diag(√λ) Vᵀ."""
+    lam, V = torch.linalg.eigh((sigma + sigma.T) / 2)
+    # round-off makes the zero eigenvalues of a rank-deficient Σ (N ≤ D samples) slightly negative
+    return (V * lam.clamp(min=0).sqrt()) @ V.T
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """d² between N(μ1, Σ1) and N(μ2, Σ2) (Heusel et al. 2017, FID's formula); μ (D,), Σ (D, D). In float64.
+
+    No SciPy needed: Σ1Σ2 is similar to the symmetric PSD matrix S Σ2 S, where S = Σ1^{1/2}
+    (S⁻¹(Σ1Σ2)S = S Σ2 S), so Tr((Σ1Σ2)^{1/2}) = Σ_i √λ_i(S Σ2 S): two symmetric eigen-decompositions, which
+    are stable, where a general ``sqrtm`` of the non-symmetric Σ1Σ2 can return complex round-off.
+    """
+    mu1, mu2, sigma1, sigma2 = map(_f64, (mu1, mu2, sigma1, sigma2))
+    D = mu1.shape[0]
+    if mu1.shape != (D,) or mu2.shape != (D,) or sigma1.shape != (D, D) or sigma2.shape != (D, D):
+        raise ValueError(f"need μ (D,) and Σ (D, D) of one D; got μ {tuple(mu1.shape)}, {tuple(mu2.shape)} "
+                         f"and Σ {tuple(sigma1.shape)}, {tuple(sigma2.shape)}")
+    diff = mu1 - mu2  # (D,)
+    S = _sqrtm_psd(sigma1)  # Σ1^{1/2}, (D, D)
+    M = S @ sigma2 @ S  # (D, D), symmetric PSD, same eigenvalues as Σ1Σ2
+    # Tr((Σ1Σ2)^{1/2}) = Σ_i √λ_i(Σ1^{1/2} Σ2 Σ1^{1/2})
+    tr_covmean = torch.linalg.eigvalsh((M + M.T) / 2).clamp(min=0).sqrt().sum()
+    # d² = ‖μ1 − μ2‖² + Tr(Σ1) + Tr(Σ2) − 2 Tr((Σ1Σ2)^{1/2})
+    d2 = diff @ diff + torch.trace(sigma1) + torch.trace(sigma2) - 2 * tr_covmean
+    return float(d2.clamp(min=0))  # ≥ 0 in exact arithmetic; clamp round-off like −1e-13
+
+
+def feature_stats(feats) -> tuple[Tensor, Tensor]:
+    """Mean μ (D,) and unbiased covariance Σ (D, D) of features (N, D), in float64 (as pytorch-fid's np.cov)."""
+    f = _f64(feats)
+    N = f.shape[0]
+    if f.ndim != 2 or N < 2:
+        raise ValueError(f"need features of shape (N, D) with N ≥ 2, got {tuple(f.shape)}")
+    mu = f.mean(0)  # (D,)
+    centred = f - mu  # (N, D)
+    sigma = centred.T @ centred / (N - 1)  # (D, D)
+    return mu, sigma
+
+
+def frechet_distance_features(f1, f2) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (N1, D) and (N2, D)."""
+    return frechet_distance(*feature_stats(f1), *feature_stats(f2))
+
+
+class Evaluator:
+    """Accuracy, confidence and Fréchet distance of images (N, 1, 32, 32) in [−1, 1], judged by the MNIST classifier.
+
+    ``Evaluator()`` loads the shipped classifier; pass another one (e.g. freshly trained) to use it instead.
+    """
+
+    def __init__(self, classifier: MNISTClassifier | None = None, batch_size: int = 500,
+                 device: str | torch.device | None = None):
+        self.classifier = (classifier if classifier is not None else load_classifier()).eval()
+        self.device = torch.device(device) if device is not None else next(self.classifier.parameters()).device
+        self.classifier.to(self.device)
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def _map(self, fn, images: Tensor) -> Tensor:
+        """Apply ``fn`` to ``images`` batch by batch on the classifier's device; results on the CPU."""
+        out = [fn(images[i:i + self.batch_size].to(self.device)).cpu()
+               for i in range(0, images.shape[0], self.batch_size)]
+        return torch.cat(out)
+
+    def logits(self, images: Tensor) -> Tensor:
+        """Class logits (N, 10)."""
+        return self._map(self.classifier, images)
+
+    def embed(self, images: Tensor) -> Tensor:
+        """Penultimate features (N, D): what :meth:`fid` compares."""
+        return self._map(self.classifier.embed, images)
+
+    def accuracy(self, images: Tensor, labels: Tensor) -> float:
+        """Fraction classified as their label, e.g. class-conditional samples as the class they were asked for."""
+        return (self.logits(images).argmax(1) == labels.cpu()).float().mean().item()
+
+    def confidence(self, images: Tensor) -> float:
+        """Mean max-softmax probability: near 1 for crisp digits, lower for blurry or ambiguous ones."""
+        return self.logits(images).softmax(1).amax(1).mean().item()
+
+    def fid(self, images_a: Tensor, images_b: Tensor) -> float:
+        """FID-like Fréchet distance between two image sets in the classifier's features (compare at equal n)."""
+        return frechet_distance_features(self.embed(images_a), self.embed(images_b))
+
+    def real_floor(self, n: int, seed: int = 0) -> float:
+        """Fréchet distance between two disjoint random sets of ``n`` real MNIST test digits (the floor at n).
+
+        A model's distance at n samples is only meaningful beside this: print both.
+        """
+        from .data import mnist
+
+        x, _ = mnist("test")
+        if 2 * n > x.shape[0]:
+            raise ValueError(f"real_floor needs 2n ≤ {x.shape[0]} test digits for two disjoint sets, got n={n}")
+        perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
+        return self.fid(x[perm[:n]], x[perm[n:2 * n]])

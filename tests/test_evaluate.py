@@ -1,0 +1,160 @@
+"""Fréchet distance against closed forms and SciPy; the MNIST classifier learns, round-trips, and fails clearly."""
+import numpy as np
+import pytest
+import torch
+
+from minildm.classifier import (DEFAULT_PATH, TRAIN_COMMAND, ClassifierConfig, MNISTClassifier, load_classifier,
+                                train_classifier)
+from minildm.checkpoint import CheckpointNotFoundError
+from minildm.data import mnist
+from minildm.evaluate import Evaluator, feature_stats, frechet_distance, frechet_distance_features
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small tensors: a second OpenMP thread costs more than it saves, and on a busy 2-core box it spin-waits."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def feats(N=300, D=32, seed=0):
+    """Correlated Gaussian features (N, D): x = z A with a random mixing matrix A."""
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(D, D, generator=g, dtype=torch.float64) / D**0.5
+    return torch.randn(N, D, generator=g, dtype=torch.float64) @ A + torch.randn(D, generator=g, dtype=torch.float64)
+
+
+# ---------------------------------------------------------------- Fréchet distance
+
+def test_distance_to_itself_is_zero():
+    f = feats()
+    mu, sigma = feature_stats(f)
+    assert abs(frechet_distance(mu, sigma, mu, sigma)) < 1e-6 * torch.trace(sigma).item()
+    # also when N < D, so that Σ is singular and its eigenvalues ~0 come out slightly negative
+    f = feats(N=20, D=64)
+    assert abs(frechet_distance_features(f, f)) < 1e-6 * torch.trace(feature_stats(f)[1]).item()
+
+
+def test_grows_with_a_shift_of_the_mean():
+    f = feats(D=16)
+    # equal covariances: d² = ‖μ1 − μ2‖² = shift² · D exactly
+    d = [frechet_distance_features(f, f + s) for s in (0.1, 0.5, 1.0, 2.0)]
+    assert all(0 < a < b for a, b in zip(d, d[1:]))
+    np.testing.assert_allclose(d, [s**2 * 16 for s in (0.1, 0.5, 1.0, 2.0)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("D", [16, 32, 64])
+def test_matches_scipy_sqrtm(D):
+    linalg = pytest.importorskip("scipy.linalg")
+    f1, f2 = feats(N=400, D=D, seed=1).numpy(), (1.3 * feats(N=500, D=D, seed=2)).numpy()
+    mu1, s1 = f1.mean(0), np.cov(f1, rowvar=False)
+    mu2, s2 = f2.mean(0), np.cov(f2, rowvar=False)
+    # pytorch-fid's reference computation: Tr(sqrtm(Σ1 Σ2)), discarding the imaginary round-off
+    covmean = linalg.sqrtm(s1 @ s2).real
+    expected = ((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance_features(f1, f2) == pytest.approx(expected, rel=1e-6)  # feature_stats == np.cov
+
+
+def test_symmetric():
+    f1, f2 = feats(seed=3), 0.5 * feats(seed=4) + 1
+    assert frechet_distance_features(f1, f2) == pytest.approx(frechet_distance_features(f2, f1), rel=1e-9)
+
+
+def test_closed_form_for_diagonal_gaussians():
+    # Σ1 = diag(a), Σ2 = diag(b) commute, so (Σ1Σ2)^{1/2} = diag(√(ab))
+    # and d² = ‖μ1 − μ2‖² + Σ_i (√a_i − √b_i)²
+    g = torch.Generator().manual_seed(5)
+    a = torch.rand(24, generator=g, dtype=torch.float64) + 0.1
+    b = torch.rand(24, generator=g, dtype=torch.float64) * 3
+    mu1, mu2 = torch.randn(24, generator=g, dtype=torch.float64), torch.zeros(24, dtype=torch.float64)
+    expected = ((mu1 - mu2) ** 2).sum() + ((a.sqrt() - b.sqrt()) ** 2).sum()
+    assert frechet_distance(mu1, torch.diag(a), mu2, torch.diag(b)) == pytest.approx(expected.item(), rel=1e-9)
+    # one dimension: d² = (m1 − m2)² + (s1 − s2)² for N(m1, s1²), N(m2, s2²)
+    assert frechet_distance([1.0], [[4.0]], [3.0], [[9.0]]) == pytest.approx(2**2 + (2 - 3) ** 2)
+
+
+def test_bad_shapes_are_explained():
+    with pytest.raises(ValueError, match="Σ"):
+        frechet_distance(torch.zeros(3), torch.eye(3), torch.zeros(4), torch.eye(4))
+    with pytest.raises(ValueError, match="N ≥ 2"):
+        feature_stats(torch.zeros(1, 8))
+
+
+# ---------------------------------------------------------------- the classifier
+
+SMALL = ClassifierConfig(widths=(16, 32, 64))  # fast for tests; the shipped one uses the defaults
+
+
+def test_shapes():
+    x = torch.rand(5, 1, 32, 32) * 2 - 1
+    model = MNISTClassifier(ClassifierConfig())
+    assert model(x).shape == (5, 10)
+    assert [tuple(f.shape) for f in model.features(x)] == [(5, 32, 32, 32), (5, 64, 16, 16), (5, 128, 8, 8)]
+    assert model.embed(x).shape == (5, 128)
+    with pytest.raises(ValueError, match=r"\(B, 1, 32, 32\)"):
+        model(torch.zeros(2, 1, 28, 28))
+    assert sum(p.numel() for p in model.parameters()) * 4 < 1e6  # the shipped checkpoint stays under 1 MB
+    assert ClassifierConfig.from_dict(SMALL.to_dict()) == SMALL
+
+
+@pytest.fixture(scope="module")
+def digits():
+    x, y = mnist("train", n=700)
+    return x[:500], y[:500], x[500:], y[500:]  # 500 to learn from, 200 held out
+
+
+def test_tiny_training_beats_chance_and_round_trips(digits, tmp_path):
+    x, y, x_val, y_val = digits
+    path = tmp_path / "clf.pt"
+    model, acc = train_classifier(SMALL, x, y, x_val, y_val, epochs=10, batch_size=32, lr=2e-3, seed=0,
+                                  ckpt_path=path, progress=False)  # 150 steps, ~3 s; reaches ~0.9
+    assert acc > 0.6, f"held-out accuracy {acc:.2f} after 150 steps on 500 digits (chance is 0.10)"
+    # the checkpoint gives the same network: identical logits
+    loaded = load_classifier(path)
+    assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
+    torch.testing.assert_close(loaded(x_val), model(x_val), rtol=0, atol=0)
+    # and a second call with the same path loads it instead of training
+    again, acc_again = train_classifier(SMALL, x, y, x_val, y_val, epochs=10, batch_size=32, lr=2e-3, seed=0,
+                                        ckpt_path=path, progress=False)
+    assert acc_again == acc
+    ev = Evaluator(loaded)
+    assert ev.accuracy(x_val, y_val) == pytest.approx(acc)
+    assert 0.1 < ev.confidence(x_val) <= 1
+    assert ev.embed(x_val).shape == (200, 64)
+    assert ev.fid(x_val[:100], x_val[:100]) == pytest.approx(0, abs=1e-6)
+
+
+def test_missing_classifier_says_how_to_train(tmp_path):
+    with pytest.raises(CheckpointNotFoundError) as e:
+        load_classifier(tmp_path / "nope.pt")
+    assert TRAIN_COMMAND in str(e.value)
+    assert "python -m minildm.classifier --out minildm/weights/mnist_classifier.pt" in str(e.value)
+
+
+@pytest.mark.skipif(not DEFAULT_PATH.exists(), reason=f"no shipped classifier yet; train it with {TRAIN_COMMAND}")
+def test_shipped_classifier_on_the_mnist_test_set():
+    x, y = mnist("test")
+    ev = Evaluator()
+    acc = ev.accuracy(x, y)
+    assert acc >= 0.98, f"shipped classifier: {acc:.2%} on the 10,000 MNIST test digits"
+
+
+def test_psnr_and_ssim_known_values():
+    from minildm.evaluate import psnr, ssim
+
+    torch.manual_seed(0)
+    x = torch.rand(4, 1, 32, 32) * 2 - 1
+    assert ssim(x, x) == pytest.approx(1.0, abs=1e-5)
+    assert psnr(x, x) == pytest.approx(100.0)
+    # a constant error of 0.2 on a range of 2: PSNR = 10 log10(4 / 0.04) = 20 dB
+    assert psnr(x, x + 0.2) == pytest.approx(20.0, abs=1e-4)
+    noisy = x + 0.3 * torch.randn_like(x)
+    assert ssim(noisy, x) < 0.9 and ssim(noisy, x) < ssim(x + 0.05 * torch.randn_like(x), x)
+    # agrees with scikit-image's definition where it is installed
+    skm = pytest.importorskip("skimage.metrics")
+    ref = skm.structural_similarity(noisy[0, 0].numpy(), x[0, 0].numpy(), data_range=2.0, gaussian_weights=True,
+                                    sigma=1.5, use_sample_covariance=False)
+    assert ssim(noisy[:1], x[:1]) == pytest.approx(ref, abs=2e-2)
