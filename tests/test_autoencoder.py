@@ -15,13 +15,6 @@ from minildm.losses import (AutoencoderLossConfig, PatchDiscriminator, Perceptua
 from minildm.train import TrainConfig, load_model, train_autoencoder
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 TINY = dict(base_channels=8, channel_mult=(1, 2), z_channels=2)  # f = 2
 

@@ -10,14 +10,6 @@ from minildm.data import mnist
 from minildm.evaluate import Evaluator, feature_stats, frechet_distance, frechet_distance_features
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: a second OpenMP thread costs more than it saves, and on a busy 2-core box it spin-waits."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def feats(N=300, D=32, seed=0):
     """Correlated Gaussian features (N, D): x = z A with a random mixing matrix A."""

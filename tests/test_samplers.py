@@ -10,14 +10,6 @@ from minildm.schedule import make_schedule, q_posterior, q_sample, q_step
 D = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second OpenMP thread costs more than it saves, and on a busy 2-core box it spin-waits."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def oracle_eps(x0):
     """ε̂ that is exactly right for this x0: invert x_t = √ᾱ x0 + √(1−ᾱ) ε (DDPM Eq. 4)."""

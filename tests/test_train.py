@@ -10,14 +10,6 @@ from minildm.schedule import make_schedule
 from minildm.train import TrainConfig, TrainResult, load_model, train_diffusion
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second OpenMP thread costs more than it saves, and on a busy 2-core box it spin-waits."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 class TinyEps(nn.Module):
     """A 2-layer conv ε_θ that uses t trivially (a learned per-channel bias times t/T), with dropout so the
