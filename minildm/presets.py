@@ -85,32 +85,33 @@ class AutoencoderPreset:
         return d
 
 
-AE_VARIANTS = ("l1", "l1+perceptual", "full")
+AE_VARIANTS = ("l1", "l1+perceptual", "full")  # the loss ablation of notebook 03, one term added at a time
 
 
 def autoencoder_mnist(mode: Mode | None = None, f: int = 4, variant: str = "full", short: bool = False) -> AutoencoderPreset:
     """Notebook 03: the KL autoencoder for MNIST 32×32 at downsampling factor ``f`` (2, 4 or 8).
 
-    ``variant`` picks the loss for the ablation: ``l1`` (pixels only), ``l1+perceptual``, or ``full`` (+ patch-GAN).
+    ``variant`` picks the loss for the ablation: ``l1`` (pixels only), ``l1+perceptual``, or ``full`` (+ patch-GAN);
+    ``vae`` is ``l1+perceptual`` with a VAE-strength KL weight of 1 instead of LDM's 1e-6, to show why LDM's is tiny.
     ``short`` is the budget of the ablation and f-study runs (all at the same budget, so they compare fairly);
     the main model (f=4, full, not short) is the one notebook 04 builds on.
     """
     mode = mode or get_mode()
     if f not in (2, 4, 8):
         raise ValueError(f"f must be 2, 4 or 8 for 32×32 MNIST (got {f})")
-    if variant not in AE_VARIANTS:
-        raise ValueError(f"variant must be one of {AE_VARIANTS} (got {variant!r})")
+    if variant not in AE_VARIANTS + ("vae",):
+        raise ValueError(f"variant must be one of {AE_VARIANTS + ('vae',)} (got {variant!r})")
     levels = {2: 2, 4: 3, 8: 4}[f]  # f = 2^(levels − 1)
-    ae = AutoencoderConfig(in_channels=1, base_channels=pick(smoke=8, cpu=32, gpu=64, mode=mode),
+    ae = AutoencoderConfig(in_channels=1, base_channels=pick(smoke=8, cpu=24, gpu=64, mode=mode),
                            channel_mult=(1, 2, 2, 4)[:levels], num_res_blocks=1, z_channels=4)
-    steps = pick(smoke=12, cpu=400 if short else 1200, gpu=3000 if short else 10000, mode=mode)
+    steps = pick(smoke=12, cpu=300 if short else 1000, gpu=3000 if short else 10000, mode=mode)
     train = TrainConfig(steps=steps, batch_size=pick(smoke=16, cpu=64, gpu=128, mode=mode), lr=pick(
         smoke=1e-3, cpu=1e-3, gpu=4.5e-4, mode=mode), warmup=pick(smoke=2, cpu=50, gpu=200, mode=mode),
         ema_decay=0.999, grad_clip=1.0, log_every=pick(smoke=4, cpu=50, gpu=200, mode=mode), ckpt_every=200, seed=0)
     loss = AutoencoderLossConfig(
         l1_weight=1.0,
         perceptual_weight=0.0 if variant == "l1" else 1.0,
-        kl_weight=1e-6,  # LDM's weight: only keeps z from drifting to an arbitrary scale (notebook 03, §3)
+        kl_weight=1.0 if variant == "vae" else 1e-6,  # LDM's 1e-6 only keeps z from drifting in scale (notebook 03, §2)
         disc_weight=0.5,
         disc_start=steps // 2)  # the GAN joins halfway, once reconstructions are already decent (taming's recipe)
     name = f"autoencoder_mnist_f{f}" + ("" if variant == "full" else "_" + variant.replace("+", "_")) + ("_short" if short else "")
