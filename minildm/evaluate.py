@@ -26,7 +26,7 @@ def psnr(x: Tensor, y: Tensor, value_range: tuple[float, float] = (-1, 1)) -> fl
     lo, hi = value_range
     mse = (x.float() - y.float()).pow(2).flatten(1).mean(1)  # (B,)
     # PSNR = 10 log10(peak² / MSE); a perfect image (MSE = 0) is capped at 100 dB
-    return (10 * torch.log10((hi - lo) ** 2 / mse.clamp(min=1e-10))).mean().item()
+    return (10 * torch.log10((hi - lo) ** 2 / mse.clamp(min=1e-10))).clamp(max=100).mean().item()
 
 
 def ssim(x: Tensor, y: Tensor, value_range: tuple[float, float] = (-1, 1), window: int = 7, sigma: float = 1.5) -> float:

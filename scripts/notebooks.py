@@ -6,6 +6,7 @@ the repository page.
 
     python scripts/notebooks.py build  [NAMES]                # .py → .ipynb, keep nothing executed
     python scripts/notebooks.py run    [NAMES] --mode cpu     # .py → .ipynb, execute, save outputs
+    python scripts/notebooks.py prose  [NAMES]                # .py → .ipynb for markdown edits, keeping outputs
     python scripts/notebooks.py check                         # each .ipynb's code equals its .py (CI)
 
 NAMES are prefixes such as ``01`` (default: all). ``run`` records the wall time of each notebook in
@@ -61,7 +62,7 @@ def code_cells(nb: nbformat.NotebookNode) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["build", "run", "check"])
+    ap.add_argument("command", choices=["build", "run", "prose", "check"])
     ap.add_argument("names", nargs="*")
     ap.add_argument("--mode", default="cpu", choices=["smoke", "cpu", "gpu"])
     ap.add_argument("--timeout", type=int, default=4 * 3600, help="seconds per cell")
@@ -81,6 +82,14 @@ def main() -> None:
 
     for src in sources(args.names):
         nb = to_notebook(src)
+        if args.command == "prose":  # only markdown changed: carry the executed outputs over, cell by cell
+            old = nbformat.read(src.with_suffix(".ipynb"), 4)
+            old_code = [c for c in old.cells if c.cell_type == "code"]
+            new_code = [c for c in nb.cells if c.cell_type == "code"]
+            if [c.source.strip() for c in old_code] != [c.source.strip() for c in new_code]:
+                sys.exit(f"{src.name}: code cells changed, so the outputs would not match; use `run` instead")
+            for o, n in zip(old_code, new_code):
+                n.outputs, n.execution_count, n.metadata = o.outputs, o.execution_count, o.metadata
         if args.command == "run":
             t0 = time.time()
             execute(nb, args.mode, args.timeout)
