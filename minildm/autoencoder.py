@@ -21,20 +21,21 @@ level, as LDM's) and ends GN → SiLU → conv to the image channels. Left out: 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
 from minildm.attention import SelfAttention2d
+from minildm.config import DictConfig
 from minildm.distributions import DiagonalGaussian
 from minildm.unet import Downsample, ResBlock, Upsample, norm
 
 
 @dataclass
-class AutoencoderConfig:
+class AutoencoderConfig(DictConfig):
     in_channels: int = 1  # image channels: 1 for MNIST, 3 for CelebA
     base_channels: int = 32  # width of the first level; level i has base_channels · channel_mult[i]
     channel_mult: tuple[int, ...] = (1, 2, 2)  # one level per entry; len − 1 halvings, so f = 2^(len − 1)
@@ -50,16 +51,6 @@ class AutoencoderConfig:
         """The downsampling factor f = H/h = 2^(len(channel_mult) − 1)."""
         return 2 ** (len(self.channel_mult) - 1)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "AutoencoderConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown AutoencoderConfig fields {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**d)
 
 
 def _middle(ch: int, attn: bool) -> nn.Sequential:

@@ -15,10 +15,11 @@ gpu     CUDA is available                           the full recipe for a Colab 
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -26,6 +27,25 @@ import torch
 Mode = Literal["smoke", "cpu", "gpu"]
 MODES: tuple[Mode, ...] = ("smoke", "cpu", "gpu")
 T = TypeVar("T")
+
+
+class DictConfig:
+    """Mixin for a config dataclass that round-trips through a plain dict (what checkpoints store).
+
+    ``from_dict`` is strict: an unknown key is an error that lists the known ones, so a checkpoint written by a
+    different version of a model fails loudly instead of building the wrong network.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}; known: {sorted(names)}")
+        return cls(**d)
 
 
 def get_mode() -> Mode:

@@ -24,13 +24,14 @@ The GAN term needs no such care: λ scales it relative to ‖∇L_rec‖ whateve
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Optional, Sequence
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from minildm.config import DictConfig
 from minildm.unet import norm
 
 
@@ -185,7 +186,7 @@ def adaptive_weight(rec_loss: Tensor, g_loss: Tensor, last_layer: Tensor, max_we
 
 
 @dataclass
-class AutoencoderLossConfig:
+class AutoencoderLossConfig(DictConfig):
     """Weights of L = l1·|x − x̃| + perceptual·d(x, x̃) + kl·KL/D + λ·disc·L_adv (see the module doc)."""
 
     l1_weight: float = 1.0  # per-pixel L1 reconstruction
@@ -197,13 +198,3 @@ class AutoencoderLossConfig:
     disc_start: int = 0  # step at which the GAN switches on (LDM: after 50k steps); before it, no D updates
     adaptive: bool = True  # λ from gradient norms (Eq. 25); False: λ = 1
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "AutoencoderLossConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown AutoencoderLossConfig fields {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**d)

@@ -20,14 +20,15 @@ network start by predicting ε = 0.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from minildm.attention import SelfAttention2d
+from minildm.config import DictConfig
 
 
 def timestep_embedding(t: Tensor | int | float, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -49,7 +50,7 @@ def timestep_embedding(t: Tensor | int | float, dim: int, max_period: float = 10
 
 
 @dataclass
-class UNetConfig:
+class UNetConfig(DictConfig):
     in_channels: int = 1  # channels of x_t: 1 for MNIST pixels, the autoencoder's z channels in latent space
     out_channels: Optional[int] = None  # channels of ε_θ; None = in_channels
     base_channels: int = 32  # width of the first level; level i has base_channels · channel_mult[i]
@@ -73,16 +74,6 @@ class UNetConfig:
         """H and W must be multiples of this: 2^(number of levels − 1)."""
         return 2 ** (len(self.channel_mult) - 1)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "UNetConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown UNetConfig fields {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**d)
 
 
 def norm(ch: int, max_groups: int = 32) -> nn.GroupNorm:
