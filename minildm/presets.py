@@ -12,11 +12,17 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from .autoencoder import AutoencoderConfig
-from .config import Mode, get_mode, pick
-from .losses import AutoencoderLossConfig
-from .train import TrainConfig
-from .unet import UNetConfig
+import torch
+
+from .autoencoder import AutoencoderConfig, AutoencoderKL, compute_scale_factor
+from .checkpoint import load_checkpoint, save_checkpoint
+from .classifier import load_classifier
+from .config import Mode, get_device, get_mode, pick, runs_dir
+from .data import mnist
+from .losses import AutoencoderLossConfig, PatchDiscriminator
+from .schedule import make_schedule
+from .train import TrainConfig, train_autoencoder, train_diffusion
+from .unet import UNet, UNetConfig
 
 
 @dataclass
@@ -123,13 +129,6 @@ def autoencoder_mnist(mode: Mode | None = None, f: int = 4, variant: str = "full
 def train_autoencoder_preset(preset: AutoencoderPreset, data, feature_net=None, ckpt_path=None, callback=None,
                              progress: bool = True, device=None):
     """Build the preset's autoencoder (and PatchGAN) and train it; resumable, and a finished run just loads."""
-    import torch
-
-    from .autoencoder import AutoencoderKL
-    from .config import get_device
-    from .losses import PatchDiscriminator
-    from .train import train_autoencoder
-
     device = torch.device(device) if device is not None else get_device()
     torch.manual_seed(preset.train.seed)
     model = AutoencoderKL(preset.ae).to(device)
@@ -148,11 +147,6 @@ PRESETS = {"pixel-mnist": pixel_mnist, "autoencoder-mnist": autoencoder_mnist}
 
 def build_unet(preset: DiffusionPreset, device=None):
     """The preset's UNet, seeded from its TrainConfig's seed, on ``device`` (channels-last on CPU: ~25% faster)."""
-    import torch
-
-    from .config import get_device
-    from .unet import UNet
-
     device = torch.device(device) if device is not None else get_device()
     torch.manual_seed(preset.train.seed)
     model = UNet(preset.unet).to(device)
@@ -168,9 +162,6 @@ def train_preset(preset: DiffusionPreset, data, labels=None, ckpt_path=None, cal
     With ``ckpt_path`` the run is resumable: re-running it after it finished just loads the result.
     Returns ``(TrainResult, NoiseSchedule)``.
     """
-    from .schedule import make_schedule
-    from .train import train_diffusion
-
     model = build_unet(preset)
     sched = make_schedule(preset.schedule, preset.T)
     device = next(model.parameters()).device
@@ -188,19 +179,11 @@ def first_stage(preset: AutoencoderPreset | None = None, data=None, feature_net=
     sets its scale factor s = 1/std(z) over (up to 10,000 of) the training images and writes it into the checkpoint
     (LDM App. D.1). ``data`` defaults to MNIST's training split; ``feature_net`` to the course's classifier.
     """
-    import torch
-
-    from .autoencoder import compute_scale_factor
-    from .checkpoint import load_checkpoint, save_checkpoint
-    from .config import runs_dir
-
     preset = preset or autoencoder_mnist()
     ckpt_path = ckpt_path or runs_dir() / f"{preset.name}.pt"
     if data is None:
-        from .data import mnist
         data, _ = mnist("train", size=preset.image_size, n=preset.n_train)
     if feature_net is None and preset.loss.perceptual_weight > 0:
-        from .classifier import load_classifier
         feature_net = load_classifier()
     result = train_autoencoder_preset(preset, data, feature_net=feature_net, ckpt_path=ckpt_path, progress=progress)
     model = result.model.eval()
