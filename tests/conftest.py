@@ -13,3 +13,15 @@ torch.set_num_threads(1)
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+class StopRun(Exception):
+    """Raised by :func:`stop_after` to "kill" a training run from its callback."""
+
+
+def stop_after(step: int):
+    """A training callback that kills the run once it reports ``step`` (for resume tests)."""
+    def callback(event: dict) -> None:
+        if event["step"] >= step:
+            raise StopRun
+    return callback

@@ -2,6 +2,7 @@
 import math
 
 import pytest
+from conftest import StopRun, stop_after
 import torch
 from torch import nn
 from torch.testing import assert_close
@@ -193,16 +194,9 @@ def test_gan_switches_on_and_resume_is_bit_for_bit(tmp_path):
     assert lam[:3] == [0.0] * 3 and all(v > 0 for v in lam[3:])  # the GAN is on from step index 3
     assert all(h[4] > 0 for h in full.history[3:]) and [e["step"] for e in events] == [4, 8]
 
-    class Stop(Exception):
-        pass
-
-    def stop_at_7(event):  # "kill" the run after step 7; the last checkpoint on disk is step 6
-        if event["step"] >= 7:
-            raise Stop
-
-    with pytest.raises(Stop):
+    with pytest.raises(StopRun):  # "kill" the run after step 7; the last checkpoint on disk is step 6
         train_autoencoder(build(dict(TINY)), x, GAN, cfg(log_every=1), feature_net=TinyFeatures(), disc=_disc(),
-                          ckpt_path=tmp_path / "b.pt", callback=stop_at_7, progress=False)
+                          ckpt_path=tmp_path / "b.pt", callback=stop_after(7), progress=False)
     assert load_checkpoint(tmp_path / "b.pt", kind="autoencoder_kl")["step"] == 6
     torch.manual_seed(1234)  # a "new process": other global RNG, other initial weights
     disc = PatchDiscriminator(1, base=8, n_layers=2)

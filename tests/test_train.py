@@ -2,6 +2,7 @@
 import os
 
 import pytest
+from conftest import StopRun, stop_after
 import torch
 from torch import nn
 
@@ -60,16 +61,9 @@ def test_resume_is_bit_for_bit(tmp_path):
     full = train_diffusion(build(MC), DATA, SCHED, cfg(), ckpt_path=tmp_path / "a.pt", model_config=MC,
                            progress=False)
 
-    class Stop(Exception):
-        pass
-
-    def stop_at_7(event):  # "kill" the run after step 7; the last checkpoint on disk is step 6
-        if event["step"] >= 7:
-            raise Stop
-
-    with pytest.raises(Stop):
+    with pytest.raises(StopRun):  # "kill" the run after step 7; the last checkpoint on disk is step 6
         train_diffusion(build(MC), DATA, SCHED, cfg(log_every=1), ckpt_path=tmp_path / "b.pt", model_config=MC,
-                        callback=stop_at_7, progress=False)
+                        callback=stop_after(7), progress=False)
     assert load_checkpoint(tmp_path / "b.pt")["step"] == 6
     torch.manual_seed(1234)  # a "new process": different global RNG and a differently initialised model
     fresh = build({**MC, "init_seed": 99})
