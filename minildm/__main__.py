@@ -1,7 +1,13 @@
 """The command line: ``python -m minildm COMMAND`` (or ``minildm COMMAND`` once installed).
 
-Commands:
-  notebook NN   execute notebook NN headless (cpu mode by default) and write its figures as PNG files
+Commands (``python -m minildm COMMAND --help`` for each):
+  demo              sample digits from the shipped weights in seconds (``--train``: retrain them first, cpu mode)
+  train PRESET      train a preset (autoencoder-mnist, pixel-mnist, latent-mnist); resumes; writes a sample grid
+  sample CKPT       sample a diffusion checkpoint (or a shipped model's name) into a PNG grid and an .npz
+  export SRC DST    a small release checkpoint (EMA weights + first stage, no optimizer) from a training one
+  notebook NN       execute notebook NN headless (cpu mode by default) and write its figures as PNG files
+
+Errors the user can fix (a missing file, a wrong checkpoint, missing data) print one line and exit with code 2.
 """
 from __future__ import annotations
 
@@ -48,6 +54,128 @@ def cmd_notebook(args: argparse.Namespace) -> None:
     print(f"done in {time.time() - t0:.0f} s: {n} figures and the executed notebook in {out}/")
 
 
+def _resolve_checkpoint(name: str) -> Path:
+    """A path, or the name of a shipped model (``latent_mnist``) in minildm/weights/."""
+    from minildm.ldm import WEIGHTS_DIR
+
+    path = Path(name)
+    if not path.exists() and not path.suffix and (WEIGHTS_DIR / f"{name}.pt").exists():
+        return WEIGHTS_DIR / f"{name}.pt"
+    return path
+
+
+def _write_samples(images, labels, out: str | None, npz: str | None, nrow: int | None = None) -> None:
+    """images (N, C, H, W) in [−1, 1] → a PNG grid and/or an .npz with images (N, C, H, W) float32 in [0, 1]."""
+    import numpy as np
+
+    from minildm.viz import save_grid
+
+    if out:
+        print(f"wrote {save_grid(images, out, nrow=nrow)}")
+    if npz:
+        arrays = dict(images=((images.float().cpu() + 1) / 2).clamp(0, 1).numpy().astype(np.float32))
+        if labels is not None:
+            arrays["labels"] = labels.cpu().numpy().astype(np.int64)
+        Path(npz).parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(npz, **arrays)
+        print(f"wrote {npz}: " + ", ".join(f"{k} {v.shape} {v.dtype}" for k, v in arrays.items()))
+
+
+def _labels_for(model, n: int, label: int | None):
+    import torch
+
+    if model.num_classes is None:
+        if label is not None:
+            raise CLIError(f"--label given, but {model.name} is unconditional (it takes no labels)")
+        return None
+    if label is not None and not 0 <= label < model.num_classes:
+        raise CLIError(f"--label must be in 0..{model.num_classes - 1} for {model.name} (got {label})")
+    return torch.full((n,), label) if label is not None else torch.arange(n) % model.num_classes
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    import torch
+
+    from minildm.config import get_device
+    from minildm.ldm import load_diffusion
+
+    if args.n < 1:
+        raise CLIError(f"--n must be at least 1 (got {args.n})")
+    device = torch.device(args.device) if args.device else get_device()
+    model = load_diffusion(_resolve_checkpoint(args.checkpoint), map_location=device)
+    if args.info:
+        print(f"{model.name}: {'latent' if model.is_latent else 'pixel'} diffusion, ε_θ on {model.sample_shape}, "
+              f"{sum(p.numel() for p in model.unet.parameters()):,} UNet parameters; {model.checkpoint_info}")
+    labels = _labels_for(model, args.n, args.label)
+    steps = args.steps or (50 if args.sampler == "ddim" else model.sched.T)
+    t0 = time.perf_counter()
+    images = model.sample(args.n, sampler=args.sampler, steps=steps, seed=args.seed, y=labels, eta=args.eta)
+    print(f"{args.n} samples with {args.sampler}-{steps} in {time.perf_counter() - t0:.1f} s on {device}")
+    _write_samples(images, labels, args.out, args.npz)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from minildm import presets
+    from minildm.viz import save_grid
+
+    if args.preset not in presets.PRESETS:
+        raise CLIError(f"unknown preset {args.preset!r}; choose one of: {', '.join(presets.PRESETS)}")
+    os.environ["MINILDM_MODE"] = args.mode
+    t0 = time.perf_counter()
+    model, ckpt = presets.train(args.preset, args.mode, ckpt_path=args.out, progress=not args.no_progress)
+    print(f"{args.preset} ({args.mode} mode): checkpoint {ckpt} ({time.perf_counter() - t0:.0f} s in this call)")
+    grid = Path(ckpt).with_name(Path(ckpt).stem + "_samples.png")
+    if args.preset == "autoencoder-mnist":
+        from minildm.data import mnist
+
+        x, _ = mnist("test", size=32, n=32)
+        with __import__("torch").no_grad():
+            rec = model(x.to(model.scale_factor.device), sample_posterior=False)[0].clamp(-1, 1).cpu()
+        print(f"wrote {save_grid(__import__('torch').cat([x, rec]), grid, nrow=16)} (test digits, then reconstructions)")
+    else:
+        images = model.sample(64, sampler="ddim", steps=50, seed=0,
+                              y=_labels_for(model, 64, None))
+        print(f"wrote {save_grid(images, grid, nrow=8)} (64 samples, DDIM-50, seed 0)")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from minildm.ldm import export_diffusion
+
+    release = dict(command=args.command_line or "", note=args.note or "")
+    path = export_diffusion(args.src, args.dst, half=args.half, **release)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    import torch
+
+    from minildm.classifier import load_classifier
+    from minildm.evaluate import Evaluator
+    from minildm.ldm import load_diffusion, shipped
+
+    t0 = time.perf_counter()
+    if args.train:
+        from minildm import presets
+
+        os.environ["MINILDM_MODE"] = "cpu"
+        print("retraining the first stage and the latent UNet in cpu mode (about 20 minutes on 2 cores; "
+              "runs/cpu/ keeps the checkpoints, and an interrupted run resumes) …")
+        presets.train("autoencoder-mnist", "cpu")
+        _, ckpt = presets.train("latent-mnist", "cpu")
+    else:
+        ckpt = shipped("latent_mnist")
+    model = load_diffusion(ckpt)
+    torch.set_grad_enabled(False)
+    images = model.sample(args.n, sampler="ddim", steps=args.steps, seed=args.seed)
+    out = Path(args.out)
+    _write_samples(images, None, str(out / "samples.png"), str(out / "samples.npz"))
+    ev = Evaluator(load_classifier())
+    conf = ev.confidence(images)
+    digits = ev.logits(images).argmax(1).bincount(minlength=10).tolist()
+    print(f"{args.n} digits from {ckpt} (DDIM-{args.steps}, seed {args.seed}) in {time.perf_counter() - t0:.1f} s; "
+          f"the course's classifier is {100 * conf:.1f}% confident on average; digits drawn per class: {digits}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m minildm", description="minildm: latent diffusion, built from scratch.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -57,17 +185,76 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--out", default="outputs", help="folder for the figures (default: outputs/)")
     nb.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
     nb.set_defaults(func=cmd_notebook)
+
+    from minildm.presets import PRESETS  # light: no data or weights are touched at import
+
+    d = sub.add_parser("demo", help="sample digits from the shipped weights (under a minute on CPU)",
+                       description="Sample digits from the shipped latent diffusion weights into OUT/samples.png "
+                                   "and OUT/samples.npz, and judge them with the course's classifier.")
+    d.add_argument("--out", default="demo", help="output folder (default: demo/)")
+    d.add_argument("--n", type=int, default=64, help="digits to draw (default 64)")
+    d.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--train", action="store_true",
+                   help="retrain the autoencoder and the latent UNet in cpu mode first, and sample those instead")
+    d.set_defaults(func=cmd_demo)
+
+    t = sub.add_parser("train", help="train a preset (resumable) and write a sample grid",
+                       description="Train PRESET in the run mode; an existing checkpoint resumes, a finished one "
+                                   "just loads. Latent presets train (or load) their autoencoder first.")
+    t.add_argument("preset", help=f"one of: {', '.join(PRESETS)}")
+    t.add_argument("--mode", default=os.environ.get("MINILDM_MODE") or ("smoke" if os.environ.get("CI") else "cpu"),
+                   choices=["smoke", "cpu", "gpu"], help="run mode: the preset's size (default cpu, smoke under CI)")
+    t.add_argument("--out", default=None, help="checkpoint path (default runs/<mode>/<preset>.pt)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="sample a diffusion checkpoint into a PNG grid and an .npz",
+                       description="Sample a diffusion checkpoint (a path, or a shipped model's name such as "
+                                   "latent_mnist). The .npz holds images (N, C, H, W) float32 in [0, 1], and "
+                                   "labels (N,) for a class-conditional model.")
+    s.add_argument("checkpoint", help="a checkpoint path, or the name of a shipped model (latent_mnist)")
+    s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
+    s.add_argument("--steps", type=int, default=None, help="sampling steps (default: 50 for ddim, T for ddpm)")
+    s.add_argument("--eta", type=float, default=None, help="DDIM η (default 0; ddpm: 1)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--label", type=int, default=None, help="class for a class-conditional model (default: 0..9 cycling)")
+    s.add_argument("--out", default="samples.png", help="PNG grid (default samples.png)")
+    s.add_argument("--npz", default=None, help="also write the samples as an .npz")
+    s.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
+    s.add_argument("--info", action="store_true", help="print what the checkpoint holds")
+    s.set_defaults(func=cmd_sample)
+
+    e = sub.add_parser("export", help="write a small release checkpoint (no optimizer state) from a training one")
+    e.add_argument("src")
+    e.add_argument("dst")
+    e.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+    e.add_argument("--command-line", default=None, help="the command that trained it, recorded in the file")
+    e.add_argument("--note", default=None, help="free text recorded in the file (time, measured quality)")
+    e.set_defaults(func=cmd_export)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from minildm.checkpoint import CheckpointError
+    from minildm.data import MNISTDataMissing
+
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except CLIError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (CLIError, CheckpointError, MNISTDataMissing) as e:
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # bad arguments caught by the library (an image size, a label, a sampler …)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
     return 0
+
+
+def _one_line(e: BaseException) -> str:
+    """The message as one line (multi-line help text joined), so a script's log stays readable."""
+    return " ".join(part.strip() for part in str(e).splitlines() if part.strip())
 
 
 if __name__ == "__main__":

@@ -82,8 +82,10 @@ def save_checkpoint(path: str | os.PathLike, payload: dict, *, kind: str, config
 
 
 def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}"
+    """The informative line of a load error: torch's weights_only errors bury it under boilerplate."""
+    text = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    key = next((line for line in text if "Unsupported" in line), text[0] if text else "")
+    return f"{type(e).__name__}: {key}"
 
 
 def load_checkpoint(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None,
@@ -97,7 +99,7 @@ def load_checkpoint(path: str | os.PathLike, kind: str | tuple[str, ...] | None 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        if "weights_only" in str(e) or "Weights only" in str(e):
+        if "Unsupported global" in str(e):  # a real pickle of Python objects, not a damaged file
             raise CheckpointError(
                 f"{path} is not a minildm checkpoint: it holds pickled Python objects that safe loading refuses "
                 f"({_first_line(e)[:200]}); re-save it with minildm.checkpoint.save_checkpoint") from e

@@ -112,14 +112,14 @@ def data_root() -> Path:
     return Path.cwd() / "data"
 
 
-def runs_dir() -> Path:
+def runs_dir(mode: Mode | None = None) -> Path:
     """Where training runs write checkpoints: ``MINILDM_RUNS``, else ``runs/<mode>`` beside the data root.
 
     One folder per run mode, so a smoke run in CI never resumes from (or overwrites) a cpu-mode checkpoint.
     """
     env = os.environ.get("MINILDM_RUNS")
     base = Path(env).expanduser() if env else data_root().parent / "runs"
-    return base / get_mode()
+    return base / (mode or get_mode())
 
 
 def describe() -> str:

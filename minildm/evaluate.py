@@ -146,15 +146,37 @@ class Evaluator:
         """FID-like Fréchet distance between two image sets in the classifier's features (compare at equal n)."""
         return frechet_distance_features(self.embed(images_a), self.embed(images_b))
 
-    def real_floor(self, n: int, seed: int = 0) -> float:
-        """Fréchet distance between two disjoint random sets of ``n`` real MNIST test digits (the floor at n).
-
-        A model's distance at n samples is only meaningful beside this: print both.
-        """
+    @staticmethod
+    def _real_sets(n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+        """Two disjoint random sets of ``n`` real MNIST test digits (the same two for the same n and seed)."""
         from .data import mnist
 
         x, _ = mnist("test")
         if 2 * n > x.shape[0]:
             raise ValueError(f"real_floor needs 2n ≤ {x.shape[0]} test digits for two disjoint sets, got n={n}")
         perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
-        return self.fid(x[perm[:n]], x[perm[n:2 * n]])
+        return x[perm[:n]], x[perm[n:2 * n]]
+
+    def real_floor(self, n: int, seed: int = 0) -> float:
+        """Fréchet distance between two disjoint random sets of ``n`` real MNIST test digits (the floor at n).
+
+        A model's distance at n samples is only meaningful beside this: print both.
+        """
+        a, b = self._real_sets(n, seed)
+        return self.fid(a, b)
+
+    def fid_to_real(self, images: Tensor, seed: int = 0) -> float:
+        """Fréchet distance between ``images`` (n generated digits) and n real test digits: the first of the two
+        sets :meth:`real_floor` compares, so the two numbers are directly comparable."""
+        return self.fid(images, self._real_sets(images.shape[0], seed)[0])
+
+    def report(self, images: Tensor, labels: Tensor | None = None, seed: int = 0) -> dict:
+        """Everything COURSE.md's quality targets need, for n generated digits: ``n``, ``confidence``, ``fd``
+        (to n real digits), ``floor`` (real vs real at n), ``fd_ratio`` = fd / floor (target ≤ 3), and with
+        ``labels`` (the classes asked for) ``accuracy`` (target ≥ 0.95)."""
+        n = images.shape[0]
+        fd, floor = self.fid_to_real(images, seed), self.real_floor(n, seed)
+        out = dict(n=n, confidence=self.confidence(images), fd=fd, floor=floor, fd_ratio=fd / floor)
+        if labels is not None:
+            out["accuracy"] = self.accuracy(images, labels)
+        return out

@@ -97,3 +97,23 @@ def _(answer) -> bool:
 
     cfg = autoencoder_mnist("cpu", f=8).ae
     return abs(float(answer) - 32 * 32 / ((32 // cfg.f) ** 2 * cfg.z_channels)) < 1e-6
+
+
+# --- notebook 04 ------------------------------------------------------------------------------------------
+
+@exercise("04.positions", "count positions, not numbers: (32·32) / (8·8); the channels do not change the grid.")
+def _positions(answer) -> bool:
+    from .presets import latent_mnist
+
+    side = latent_mnist().image_size // latent_mnist().f
+    return int(answer) == (32 * 32) // (side * side)
+
+
+@exercise("04.latent_shape", "(z_channels, H/f, W/f): the encoder halves the grid log2(f) times.")
+def _latent_shape(answer) -> bool:
+    from .autoencoder import AutoencoderConfig, AutoencoderKL
+
+    ae = AutoencoderKL(AutoencoderConfig(in_channels=3, base_channels=8, channel_mult=(1, 2, 2), z_channels=3))
+    with torch.no_grad():
+        shape = tuple(ae.encode(torch.zeros(1, 3, 64, 64)).mode().shape[1:])
+    return tuple(int(a) for a in answer) == shape

@@ -20,6 +20,7 @@ from .classifier import load_classifier
 from .config import Mode, get_device, get_mode, pick, runs_dir
 from .data import mnist
 from .losses import AutoencoderLossConfig, PatchDiscriminator
+from .ldm import DiffusionModel, encode_dataset, first_stage_payload, sampling_payload
 from .schedule import make_schedule
 from .train import TrainConfig, train_autoencoder, train_diffusion
 from .unet import UNet, UNetConfig
@@ -40,6 +41,7 @@ class DiffusionPreset:
     n_samples: int = 64           # samples drawn for grids
     ddim_steps: int = 50          # DDIM steps for quick samples
     clip_x0: float | None = 1.0   # clamp x̂_0 to [−1, 1] while sampling pixels (None for latents)
+    f: int = 1                    # 1: ε_θ on pixels; 2, 4, 8: on s·ℰ(x) of autoencoder_mnist(f=f) (notebook 04)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -69,6 +71,35 @@ def pixel_mnist(mode: Mode | None = None) -> DiffusionPreset:
                            n_train=pick(smoke=512, cpu=None, gpu=None, mode=mode),
                            n_samples=pick(smoke=16, cpu=64, gpu=64, mode=mode),
                            ddim_steps=pick(smoke=10, cpu=50, gpu=50, mode=mode))
+
+
+def latent_mnist(mode: Mode | None = None, f: int = 4) -> DiffusionPreset:
+    """Notebook 04: latent diffusion on MNIST (L_LDM, LDM Eq. 2): ε_θ on z = s·ℰ(x), (4, 32/f, 32/f).
+
+    The UNet is pixel_mnist's, *matched* (same widths, depths and attention; only its input has the latent's
+    4 channels), so the comparison of notebook 04 and ``benchmarks/pixel_vs_latent.py`` isolates what the
+    smaller grid buys. At f = 8 the 4×4 latent allows one level fewer.
+    """
+    mode = mode or get_mode()
+    if f not in (2, 4, 8):
+        raise ValueError(f"f must be 2, 4 or 8 (the autoencoders of notebook 03; f = 1 is pixel_mnist), got {f}")
+    pixel = pixel_mnist(mode)
+    mult, attn = pixel.unet.channel_mult, pixel.unet.attn_levels
+    if f == 8:
+        mult, attn = mult[:2], (1,)
+    unet = dataclasses.replace(pixel.unet, in_channels=4, out_channels=None, channel_mult=mult, attn_levels=attn)
+    train = pick(
+        smoke=dataclasses.replace(pixel.train),
+        cpu=TrainConfig(steps=LATENT_CPU_STEPS, batch_size=128, lr=2e-3, warmup=200, ema_decay=0.998, log_every=100,
+                        sample_every=1000, ckpt_every=500),
+        gpu=dataclasses.replace(pixel.train),
+        mode=mode)
+    name = "latent_mnist" if f == 4 else f"latent_mnist_f{f}"
+    return DiffusionPreset(name=name, mode=mode, unet=unet, train=train, n_train=pixel.n_train,
+                           n_samples=pixel.n_samples, ddim_steps=pixel.ddim_steps, clip_x0=None, f=f)
+
+
+LATENT_CPU_STEPS = 20000
 
 
 @dataclass
@@ -142,7 +173,6 @@ def train_autoencoder_preset(preset: AutoencoderPreset, data, feature_net=None, 
                              ckpt_path=ckpt_path, model_config=preset.ae.to_dict(), callback=callback, progress=progress)
 
 
-PRESETS = {"pixel-mnist": pixel_mnist, "autoencoder-mnist": autoencoder_mnist}
 
 
 def build_unet(preset: DiffusionPreset, device=None):
@@ -156,19 +186,52 @@ def build_unet(preset: DiffusionPreset, device=None):
 
 
 def train_preset(preset: DiffusionPreset, data, labels=None, ckpt_path=None, callback=None, progress: bool = True,
-                 kind: str | None = None):
+                 kind: str | None = None, first_stage: AutoencoderKL | None = None):
     """Build the preset's UNet and schedule and train it with :func:`minildm.train.train_diffusion`.
 
-    With ``ckpt_path`` the run is resumable: re-running it after it finished just loads the result.
+    ``data``: images in [−1, 1] for a pixel preset; for a latent one (``preset.f > 1``) the latents s·ℰ(x) from
+    :func:`minildm.ldm.encode_dataset`, with the frozen autoencoder as ``first_stage`` (stored in the checkpoint,
+    so that :func:`minildm.ldm.load_diffusion` can decode the samples).
+    With ``ckpt_path`` the run is resumable: re-running it after it finished just loads the result. The
+    checkpoint's kind is ``latent_mnist`` or ``pixel_mnist`` (``kind`` overrides), whatever the preset's name.
     Returns ``(TrainResult, NoiseSchedule)``.
     """
+    if preset.f > 1 and first_stage is None:
+        raise ValueError(f"{preset.name} trains on latents: pass first_stage= (the autoencoder that encoded them)")
+    if data.shape[1] != preset.unet.in_channels:
+        what = "latents s·E(x) (minildm.ldm.encode_dataset)" if preset.f > 1 else "images"
+        raise ValueError(f"{preset.name} expects {what} with {preset.unet.in_channels} channels, got data of shape "
+                         f"{tuple(data.shape)}")
     model = build_unet(preset)
     sched = make_schedule(preset.schedule, preset.T)
     device = next(model.parameters()).device
+    extra = dict(sampling=sampling_payload(preset),
+                 first_stage=None if first_stage is None else first_stage_payload(first_stage))
     result = train_diffusion(model, data.to(device), sched, preset.train, labels=labels, ckpt_path=ckpt_path,
-                             model_config=preset.unet.to_dict(), kind=kind or preset.name, callback=callback,
-                             progress=progress)
+                             model_config=preset.unet.to_dict(), kind=kind or _kind(preset), callback=callback,
+                             progress=progress, extra=extra)
     return result, sched
+
+
+def _kind(preset: DiffusionPreset) -> str:
+    """The checkpoint kind (what :func:`minildm.ldm.load_diffusion` reads): the preset's name says which one."""
+    return "latent_mnist" if preset.f > 1 else "pixel_mnist"
+
+
+def to_model(preset: DiffusionPreset, unet, first_stage: AutoencoderKL | None = None) -> DiffusionModel:
+    """The trained ε_θ (e.g. ``result.ema``) as a :class:`~minildm.ldm.DiffusionModel` that samples images."""
+    return DiffusionModel(unet.eval(), make_schedule(preset.schedule, preset.T), first_stage, preset.image_size,
+                          preset.clip_x0, preset.name).eval()
+
+
+def latents(ae: AutoencoderKL, split: str = "train", n: int | None = None, name: str | None = None):
+    """MNIST ``split`` encoded by ``ae`` as s·ℰ(x), cached in ``runs/<mode>/latents_<name>_<split>.pt``; with labels.
+
+    The cache is keyed by the autoencoder's weights, so retraining it re-encodes (:func:`minildm.ldm.encode_dataset`).
+    """
+    images, labels = mnist(split, size=32, n=n)
+    name = name or f"f{ae.cfg.f}"
+    return encode_dataset(ae, images, cache_path=runs_dir() / f"latents_{name}_{split}.pt"), labels
 
 
 def first_stage(preset: AutoencoderPreset | None = None, data=None, feature_net=None, ckpt_path=None,
@@ -195,3 +258,32 @@ def first_stage(preset: AutoencoderPreset | None = None, data=None, feature_net=
         payload = {k: v for k, v in ckpt.items() if k not in ("format", "version", "kind", "config")}
         save_checkpoint(ckpt_path, payload, kind=ckpt["kind"], config=ckpt["config"])
     return model, result.history, ckpt_path
+
+
+# ------------------------------------------------------------------------------ the command line's presets
+PRESETS = {"autoencoder-mnist": autoencoder_mnist, "pixel-mnist": pixel_mnist, "latent-mnist": latent_mnist}
+
+
+def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = True, callback=None):
+    """Train (or resume, or load if finished) the preset called ``name`` (a key of :data:`PRESETS`), end to end:
+    data, first stage for latent presets, training; what ``python -m minildm train NAME`` runs.
+
+    Returns ``(model, ckpt_path)``: the :class:`~minildm.autoencoder.AutoencoderKL` for ``autoencoder-mnist``,
+    else a :class:`~minildm.ldm.DiffusionModel` with the EMA weights.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    mode = mode or get_mode()
+    preset = PRESETS[name](mode)
+    ckpt_path = ckpt_path or runs_dir(mode) / f"{preset.name}.pt"
+    if name == "autoencoder-mnist":
+        ae, _, ckpt_path = first_stage(preset, ckpt_path=ckpt_path, progress=progress)
+        return ae, ckpt_path
+    ae = None
+    if preset.f > 1:
+        ae, _, _ = first_stage(autoencoder_mnist(mode, f=preset.f), progress=progress)
+        data, _ = latents(ae, "train", n=preset.n_train)
+    else:
+        data, _ = mnist("train", size=preset.image_size, n=preset.n_train)
+    result, _ = train_preset(preset, data, ckpt_path=ckpt_path, progress=progress, callback=callback, first_stage=ae)
+    return to_model(preset, result.ema, ae), ckpt_path

@@ -48,6 +48,7 @@ class TrainConfig:
     ckpt_every: int = 500      # steps between checkpoints (one more is always written at the end)
     seed: int = 0              # seeds the generator for batches, t, ε and condition dropout
     p_uncond: float = 0.0      # condition dropout for classifier-free guidance (notebook 05): P(y → null label)
+    max_seconds: float = 0.0   # also stop once training has taken this long (0 = no limit): equal-time comparisons
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -75,7 +76,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 # ---- resume helpers shared by train_diffusion and train_autoencoder
-_FREE_ON_RESUME = ("steps", "log_every", "sample_every", "ckpt_every")  # may change without changing the run
+_FREE_ON_RESUME = ("steps", "max_seconds", "log_every", "sample_every", "ckpt_every")  # may change without changing the run
 
 
 def _warn_if_changed(path, saved: dict, current: dict) -> None:
@@ -101,7 +102,7 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
                     labels: Tensor | None = None, num_classes: int | None = None,
                     ckpt_path: str | Path | None = None, resume: bool = True, model_config: dict | None = None,
                     kind: str = "pixel_ddpm", callback: Optional[Callable[[dict], None]] = None,
-                    progress: bool = True) -> TrainResult:
+                    progress: bool = True, extra: dict | None = None) -> TrainResult:
     """Train ε_θ on ``data`` (N, C, H, W) with the ε-prediction loss (LDM Eq. 1/2); returns a :class:`TrainResult`.
 
     ``labels`` (N,) optional class labels, passed as ``model(x_t, t, y=labels[idx])``. With ``cfg.p_uncond > 0``
@@ -112,6 +113,7 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
     ``log_every`` steps and ``dict(event="sample", step, model, ema)`` every ``sample_every`` steps.
     With ``ckpt_path`` a checkpoint is written every ``ckpt_every`` steps and at the end, and if one exists
     (and ``resume``) training continues from it; both ``model`` and torch's global RNG are restored.
+    ``extra`` (plain values) is stored in every checkpoint as is: how to sample, the frozen first stage (notebook 04).
     """
     t_call = time.perf_counter()
     cfg = cfg or TrainConfig()
@@ -141,14 +143,14 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
     def checkpoint() -> None:
         payload = dict(model=model.state_dict(), ema=ema.module.state_dict(), ema_n_averaged=ema.n_averaged,
                        optimizer=opt.state_dict(), step=step, history=[list(h) for h in history],
-                       train_config=cfg.to_dict(), **_rng_payload(g))
+                       train_config=cfg.to_dict(), **_rng_payload(g), **(extra or {}))
         save_checkpoint(ckpt_path, payload, kind=kind, config=model_config)
 
     start_step = step
     model.train()
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=kind, dynamic_ncols=True)
     t0 = time.perf_counter() - train_seconds
-    while step < cfg.steps:
+    while step < cfg.steps and not (cfg.max_seconds > 0 and time.perf_counter() - t0 >= cfg.max_seconds):
         # ---- a batch: indices, then (optionally) labels with condition dropout, all from g
         idx = torch.randint(N, (cfg.batch_size,), generator=g)  # (B,)
         x0 = data[idx].to(device)  # (B, C, H, W)
@@ -187,6 +189,8 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
             model.train()
         if ckpt_path is not None and ((cfg.ckpt_every > 0 and step % cfg.ckpt_every == 0) or step == cfg.steps):
             checkpoint()
+    if ckpt_path is not None and step < cfg.steps and step > start_step:  # stopped by max_seconds
+        checkpoint()
     bar.close()
     model.eval()
     ema.module.eval()

@@ -1,0 +1,377 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Latent diffusion: the same model, a 16× smaller grid
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/minildm/minildm/blob/main/notebooks/04_latent_diffusion.ipynb)
+#
+# **Paper:** LDM §3.2 (Eq. 2), §4.1 and Fig. 6 (the downsampling factor), App. D.1 (the scale factor);
+# Heusel et al. 2017 (FID).
+#
+# Notebook 02 trained ε_θ on pixels; notebook 03 trained an autoencoder that keeps what matters of a digit in a
+# 4 × 8 × 8 latent. LDM's central claim is that diffusion *in that latent space* costs far less at comparable
+# quality. Nothing in the diffusion model changes, only what it sees:
+#
+# | | pixel (notebook 02) | latent (this notebook) |
+# |---|---|---|
+# | objective | $L_{DM} = \mathbb E_{x,\varepsilon,t}\lVert\varepsilon-\varepsilon_\theta(x_t,t)\rVert^2$ (Eq. 1) | $L_{LDM} = \mathbb E_{\mathcal E(x),\varepsilon,t}\lVert\varepsilon-\varepsilon_\theta(z_t,t)\rVert^2$ (Eq. 2) |
+# | ε_θ's input | $x_t$, 1 × 32 × 32 | $z_t$ with $z = s\cdot\mathcal E(x)$, 4 × 8 × 8 |
+# | sampling | $x_T\sim\mathcal N(0,I)\to x_0$ | $z_T\sim\mathcal N(0,I)\to z_0$, then $\tilde x = \mathcal D(z_0/s)$ once |
+#
+# **You will:** load the frozen autoencoder of notebook 03, encode the data set once, train the *same* UNet as
+# notebook 02 on the latents, sample and watch a trajectory in latent and in pixel space, write out the Fréchet
+# distance and judge the samples with it, and then measure — side by side, on this machine — what the latent space
+# buys: training speed, sampling speed, quality at an equal wall-clock budget, and how that depends on f.
+
+# %%
+# Colab only: install minildm from GitHub (a no-op anywhere else).
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "minildm[notebooks] @ git+https://github.com/minildm/minildm"], check=True)
+
+# %%
+import dataclasses
+import json
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import scipy.linalg
+import torch
+
+from minildm import config, cost, evaluate, ldm, presets, schedule, viz
+from minildm.classifier import load_classifier
+from minildm.data import mnist
+from minildm.exercises import check
+from minildm.objective import diffusion_loss
+
+print(config.describe())
+print(viz.mode_banner())
+device = config.get_device()
+runs = config.runs_dir()
+preset = presets.latent_mnist()  # f = 4: the autoencoder of notebook 03, and notebook 02's UNet on its latents
+print(f"latent diffusion preset for {preset.mode} mode:\n  {preset.unet}\n  {preset.train}")
+SKIP_TRAINING = False  # True: sample the shipped weights (minildm/weights/latent_mnist.pt) instead of training (§4)
+ev = evaluate.Evaluator(load_classifier().to(device))  # the course's MNIST classifier: the judge of §7
+N_EVAL = config.pick(smoke=64, cpu=1000, gpu=2000)  # samples per quality measurement
+
+# %% [markdown]
+# ## 1 · The frozen first stage
+#
+# LDM trains in two stages: the autoencoder first, then ε_θ with ℰ and 𝒟 *fixed*. `presets.first_stage()` is the
+# call notebook 03 ended with: it loads the trained autoencoder (or trains it now, with the same preset, if this is
+# your first notebook), with its scale factor $s = 1/\mathrm{std}(z)$.
+
+# %%
+ae, _, ae_ckpt = presets.first_stage(presets.autoencoder_mnist(f=preset.f))
+ae = ae.to(device).eval().requires_grad_(False)
+print(f"{ae_ckpt.name}: f = {ae.cfg.f}, {ae.cfg.z_channels} latent channels, scale factor s = {ae.scale_factor.item():.4f}")
+
+# %% [markdown]
+# ## 2 · Encode the data set once
+#
+# ℰ is frozen, so $z = s\cdot\mathcal E(x)$ never changes during training: compute it once for every training
+# digit and cache it on disk (`presets.latents` → `ldm.encode_dataset`, keyed by the autoencoder's weights, so a
+# retrained autoencoder re-encodes). Each training step then costs only the UNet on the 8 × 8 grid. We use the
+# posterior *mean*, as LDM does for its scale factor; with a KL weight of $10^{-6}$ the posterior's σ is tiny anyway.
+
+# %%
+x_train, _ = mnist("train", size=32, n=preset.n_train)
+t0 = time.perf_counter()
+z_train, _ = presets.latents(ae, "train", n=preset.n_train)
+print(f"{tuple(x_train.shape)} digits → latents {tuple(z_train.shape)} in {time.perf_counter() - t0:.1f} s "
+      f"(from the cache if it existed); {x_train[0].numel()} pixels → {z_train[0].numel()} numbers per digit")
+print(f"latent mean {z_train.mean():+.3f}, std {z_train.std():.3f} (the scale factor makes it ≈ 1)")
+torch.testing.assert_close(z_train[:8], ae.encode_latents(x_train[:8].to(device)).cpu(), atol=1e-4, rtol=1e-4)
+fig, axes = plt.subplots(1, 1 + ae.cfg.z_channels, figsize=(14, 2.4))
+viz.show_grid(x_train[:8], nrow=8, title="digits", ax=axes[0])
+for c in range(ae.cfg.z_channels):
+    viz.show_grid(z_train[:8, c:c + 1], nrow=8, title=f"s·z, channel {c}", ax=axes[1 + c], value_range=(-3, 3))
+fig.tight_layout()
+
+# %% [markdown]
+# ## 3 · L_LDM: the loss of notebook 02, in latent space
+#
+# Forward noising works on any tensor: $z_t = \sqrt{\bar\alpha_t}\,z_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$. Here is
+# what noise *in latent space* looks like through the decoder, next to the same amount of noise in pixel space.
+# Decoded latent noise is not pixel noise: 𝒟 turns it into blurry strokes, because every 8 × 8 latent it sees
+# decodes to something digit-like.
+
+# %%
+sched = schedule.make_schedule(preset.schedule, preset.T)
+ts = [0, 100, 250, 400, 600, 999]
+g = torch.Generator().manual_seed(0)
+z0, x0 = z_train[:4], x_train[:4]
+eps_z, eps_x = torch.randn(z0.shape, generator=g), torch.randn(x0.shape, generator=g)
+z_ts = [schedule.q_sample(z0, torch.full((4,), t), sched.alpha_bar, eps_z) for t in ts]
+x_ts = [schedule.q_sample(x0, torch.full((4,), t), sched.alpha_bar, eps_x) for t in ts]
+with torch.no_grad():
+    decoded = [ae.decode_latents(z.to(device)).clamp(-1, 1).cpu() for z in z_ts]
+viz.show_strip(x_ts, [f"t={t}" for t in ts], title="noise in pixel space: x_t", size=1.1)
+viz.show_strip(decoded, [f"t={t}" for t in ts], title="noise in latent space, decoded: 𝒟(z_t / s)", size=1.1);
+
+# %% [markdown]
+# The loss is the same line of code as in notebook 02, on $z$ instead of $x$. The UNet is notebook 02's too, with
+# 4 input channels: `presets.latent_mnist` *matches* `presets.pixel_mnist` (same widths, depths, attention), so
+# that §8 compares like with like. First the naive version, then `minildm`'s:
+
+# %%
+unet = presets.build_unet(preset, device=device)
+t = torch.randint(0, preset.T, (16,), generator=g)
+eps = torch.randn(z_train[:16].shape, generator=g)
+z_t = schedule.q_sample(z_train[:16], t, sched.alpha_bar, eps).to(device)
+with torch.no_grad():
+    naive = ((eps.to(device) - unet(z_t, t.to(device))) ** 2).mean()
+    lib = diffusion_loss(unet, z_train[:16].to(device), sched.alpha_bar.to(device), t.to(device), eps.to(device))
+torch.testing.assert_close(naive, lib)
+print(f"naive L_LDM = {naive:.4f} == minildm.objective.diffusion_loss ✓  (an untrained ε_θ predicts ≈ 0: loss ≈ 1)")
+print(f"UNet: {sum(p.numel() for p in unet.parameters()):,} parameters, input {tuple(z_t.shape[1:])}")
+
+# %% [markdown]
+# ## 4 · Train ε_θ on the latents
+#
+# The training loop is notebook 02's (`train_diffusion`: AdamW, warm-up, EMA, atomic checkpoints, resume); only
+# the data changed. The checkpoint also stores the frozen autoencoder, so that it alone can sample images
+# (`python -m minildm sample runs/<mode>/latent_mnist.pt`). Re-running this cell resumes an interrupted run, or
+# loads a finished one. With `SKIP_TRAINING = True` (first cell) it loads the shipped weights instead: the same
+# preset, trained by `python -m minildm train latent-mnist --mode cpu`.
+
+# %%
+if SKIP_TRAINING:
+    model = ldm.load_diffusion(ldm.shipped("latent_mnist"), map_location=device)
+    ae, history = model.first_stage, None
+    print("shipped weights:", model.checkpoint_info.get("release"))
+else:
+    result, _ = presets.train_preset(preset, z_train, ckpt_path=runs / f"{preset.name}.pt", first_stage=ae,
+                                     callback=viz.LiveLoss("L_LDM"))
+    model = presets.to_model(preset, result.ema, ae)
+    history = result.history
+    steps, seconds = history[-1][0], history[-1][4]
+    print(f"{steps} steps × {preset.train.batch_size} latents in {seconds / 60:.1f} min "
+          f"({steps * preset.train.batch_size / seconds:.0f} latents/s)"
+          + ("; loaded from the checkpoint of an earlier run of this cell" if result.steps_done == 0 else ""))
+    viz.plot_loss(history, title="L_LDM (EMA weights are sampled)")
+
+# %% [markdown]
+# ## 5 · Sampling: denoise in latent space, decode once
+#
+# `DiffusionModel.sample` draws $z_T\sim\mathcal N(0, I)$ of shape 4 × 8 × 8, runs the sampler of notebook 02
+# on it (no clamping of $\hat z_0$: latents are not bounded like pixels), and decodes the result with
+# $\mathcal D(z_0/s)$: 50 small UNet passes and one decoder pass per image.
+
+# %%
+x_gen, z_gen = model.sample(64, sampler="ddim", steps=50, seed=0, return_latents=True)
+fig, axes = plt.subplots(1, 2, figsize=(11, 5.5))
+viz.show_grid(z_gen[:, :1], nrow=8, title="z_0 (channel 0) from DDIM-50", ax=axes[0], value_range=(-3, 3))
+viz.show_grid(x_gen, nrow=8, title="decoded: 𝒟(z_0 / s)", ax=axes[1])
+fig.tight_layout()
+
+# %%
+t0 = time.perf_counter()
+x_ddpm = model.sample(64, sampler="ddpm", seed=0)
+print(f"DDPM-1000: {time.perf_counter() - t0:.1f} s for 64 digits")
+viz.show_grid(x_ddpm, nrow=8, title="DDPM, all 1000 steps, decoded");
+
+# %% [markdown]
+# ## 6 · A trajectory, in latent space and decoded
+#
+# The sampler's callback sees $z_t$ and $\hat z_0$ at every step. Top: the latent itself (channel 0). Middle:
+# $\mathcal D(z_t/s)$, the noisy latent decoded. Bottom: $\mathcal D(\hat z_0/s)$, the model's current guess of
+# the final digit — its identity is settled in the first few steps, and the rest is detail.
+
+# %%
+frames = []
+keep = {0, 5, 10, 20, 30, 40, 49}
+model.sample(4, sampler="ddim", steps=50, seed=3,
+             callback=lambda e: frames.append((e["t"], e["x_t"].cpu(), e["x0_pred"].cpu())) if e["i"] in keep else None)
+labels = [f"t={t}" for t, _, _ in frames]
+viz.show_strip([z[:, :1] for _, z, _ in frames], labels, title="z_t (latent channel 0)", size=1.1, value_range=(-3, 3))
+viz.show_strip([model.decode(z.to(device)).cpu() for _, z, _ in frames], labels, title="𝒟(z_t / s)", size=1.1)
+viz.show_strip([model.decode(z.to(device)).cpu() for _, _, z in frames], labels, title="𝒟(ẑ_0 / s)", size=1.1);
+
+# %% [markdown]
+# ## 7 · Judging samples: the Fréchet distance
+#
+# FID (Heusel et al. 2017) fits a Gaussian to the features of real images and one to the features of generated
+# ones, and measures the Fréchet (2-Wasserstein) distance between them:
+#
+# $$\mathrm{FD} = \lVert\mu_r-\mu_g\rVert^2 + \mathrm{tr}\big(\Sigma_r+\Sigma_g-2(\Sigma_r\Sigma_g)^{1/2}\big).$$
+#
+# FID uses an ImageNet Inception network's features; for digits we use the penultimate layer of the course's own
+# MNIST classifier (`evaluate.Evaluator`). Written out with NumPy/SciPy, then checked against `minildm`:
+
+# %%
+x_test, y_test = mnist("test", size=32)
+feat_a, feat_b = ev.embed(x_test[:500]).double().numpy(), ev.embed(x_test[500:1000]).double().numpy()
+mu_a, mu_b = feat_a.mean(0), feat_b.mean(0)
+cov_a, cov_b = np.cov(feat_a, rowvar=False), np.cov(feat_b, rowvar=False)
+covmean = scipy.linalg.sqrtm(cov_a @ cov_b).real
+fd_naive = float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
+fd_lib = evaluate.frechet_distance_features(torch.from_numpy(feat_a), torch.from_numpy(feat_b))
+print(f"FD(real 500, real 500): naive {fd_naive:.4f}, minildm {fd_lib:.4f}")
+assert abs(fd_naive - fd_lib) < 1e-3 * max(1.0, fd_naive)
+
+# %% [markdown]
+# An FD is only meaningful beside the **floor**: two sets of *real* digits of the same size already differ, and
+# the floor falls as n grows. Every FD in this course is printed next to the real-vs-real floor at the same n
+# (COURSE.md's target: within 3× of it). The confidence is the classifier's mean max-softmax: near 1 for crisp,
+# unambiguous digits.
+
+# %%
+x_eval = model.sample(N_EVAL, sampler="ddim", steps=50, seed=1)
+r50 = ev.report(x_eval)
+print(f"latent DDIM-50, n = {r50['n']}: FD {r50['fd']:.2f} (real-vs-real floor {r50['floor']:.2f}, "
+      f"ratio {r50['fd_ratio']:.2f}); classifier confidence {r50['confidence']:.3f}")
+pred = ev.logits(x_eval).argmax(1)
+fig, ax = plt.subplots(figsize=(6, 2.6))
+ax.bar(np.arange(10) - 0.2, pred.bincount(minlength=10) / len(pred), 0.4, label="generated (classified as)")
+ax.bar(np.arange(10) + 0.2, y_test.bincount(minlength=10) / len(y_test), 0.4, label="real test digits")
+ax.set_xticks(range(10)); ax.set_ylabel("share"); ax.legend(fontsize=8); ax.set_title("which digits does it draw?")
+
+# %% [markdown]
+# DDIM with 50 steps against DDPM's 1000 (COURSE.md: within 1.3× of DDPM-1000's FD), at the same n:
+
+# %%
+n_ddpm = config.pick(smoke=32, cpu=500, gpu=1000)
+t0 = time.perf_counter()
+r_ddpm = ev.report(model.sample(n_ddpm, sampler="ddpm", seed=2))
+t_ddpm = time.perf_counter() - t0
+r_ddim = ev.report(x_eval[:n_ddpm])
+print(f"n = {n_ddpm}: DDPM-1000 FD {r_ddpm['fd']:.2f}, DDIM-50 FD {r_ddim['fd']:.2f} "
+      f"(ratio {r_ddim['fd'] / r_ddpm['fd']:.2f}); floor {r_ddpm['floor']:.2f}; DDPM took {t_ddpm:.0f} s")
+
+# %% [markdown]
+# ## 8 · What it costs: pixel vs latent at a matched UNet
+#
+# Same UNet (widths, depths, attention), two inputs: 1 × 32 × 32 pixels (notebook 02) and 4 × 8 × 8 latents.
+# `minildm.cost` times a training step (forward, backward, AdamW) and a DDIM-50 sample *including the decode*; the
+# same functions run in `benchmarks/pixel_vs_latent.py`. Speed does not depend on what a model learnt, so the
+# pixel model here is freshly built. (On a shared machine the timings mean nothing: run this cell alone.)
+
+# %%
+pixel_preset = presets.pixel_mnist()
+contenders = {"pixel": presets.to_model(pixel_preset, presets.build_unet(pixel_preset, device=device)),
+              "latent f=4": presets.to_model(preset, presets.build_unet(preset, device=device), ae)}
+bench = dict(batch=config.pick(smoke=8, cpu=128, gpu=256), steps=config.pick(smoke=2, cpu=15, gpu=30))
+costs = {}
+for name, m in contenders.items():
+    costs[name] = dict(params=sum(p.numel() for p in m.unet.parameters()),
+                       train=cost.train_rate(m.unet, m.sample_shape, batch=bench["batch"], steps=bench["steps"]),
+                       **cost.sample_cost(m, n=bench["batch"], steps=50))
+px, lt = costs["pixel"], costs["latent f=4"]
+print(f"{'':>11} {'UNet params':>11} {'train img/s':>12} {'DDIM-50 s/img':>14} {'decode s/img':>13} {'DDPM-1000 s/img':>16}")
+for name, c in costs.items():
+    print(f"{name:>11} {c['params']:>11,} {c['train']:>12.0f} {c['ddim']:>14.4f} {c['decode']:>13.4f} {c['ddpm1000']:>16.3f}")
+print(f"{'latent ×':>11} {'':>11} {lt['train'] / px['train']:>12.1f} {px['ddim'] / lt['ddim']:>14.1f} {'':>13} "
+      f"{px['ddpm1000'] / lt['ddpm1000']:>16.1f}   (COURSE.md target: ≥ 8× at f = 4)")
+fig, ax = plt.subplots(1, 3, figsize=(12, 2.8))
+for a, key, label in zip(ax, ("train", "ddim", "ddpm1000"), ("training images / s", "s / image, DDIM-50", "s / image, DDPM-1000")):
+    a.bar(list(costs), [c[key] for c in costs.values()], color=["tab:gray", "tab:blue"])
+    a.set_title(label, fontsize=10)
+fig.tight_layout()
+
+# %% [markdown]
+# ## 9 · Quality at an equal wall-clock budget, and the choice of f (after LDM Fig. 6)
+#
+# Speed is only half the claim: what matters is the quality each approach reaches *for the same compute*. We give
+# ε_θ the same wall-clock budget at f = 1 (pixels), 2, 4 and 8 — the matched UNet each time (one level fewer at
+# f = 8, whose latent is 4 × 4), the same optimiser settings (`TrainConfig.max_seconds` stops the run) — and judge
+# each by FD and confidence. For a fair f-study all three autoencoders come from notebook 03's f-study (the same
+# loss and budget: L1 + perceptual, 300 steps), loaded, or trained now if absent.
+
+# %%
+BUDGET = config.pick(smoke=2, cpu=150, gpu=300)  # seconds of training per f
+n_study = config.pick(smoke=32, cpu=500, gpu=1000)
+study_train = dataclasses.replace(preset.train, steps=10**7, max_seconds=BUDGET, ema_decay=0.995, sample_every=0,
+                                  log_every=100, ckpt_every=500)
+n_data = config.pick(smoke=256, cpu=20000, gpu=None)
+study = {}
+for f in (1, 2, 4, 8):
+    if f == 1:
+        p, fs, data = presets.pixel_mnist(), None, x_train[:n_data]
+    else:
+        fs, _, _ = presets.first_stage(presets.autoencoder_mnist(f=f, variant="l1+perceptual", short=True),
+                                       progress=False)
+        fs = fs.to(device).eval().requires_grad_(False)
+        p = presets.latent_mnist(f=f)
+        data, _ = presets.latents(fs, "train", n=n_data, name=f"f{f}_study")
+    p = dataclasses.replace(p, train=study_train, name=f"budget_f{f}")
+    r, _ = presets.train_preset(p, data, ckpt_path=runs / f"{p.name}.pt", first_stage=fs, progress=False)
+    m = presets.to_model(p, r.ema, fs)
+    t0 = time.perf_counter()
+    x_s = m.sample(n_study, sampler="ddim", steps=50, seed=4)
+    study[f] = dict(steps=r.history[-1][0], images=r.history[-1][0] * p.train.batch_size, sample_s=time.perf_counter() - t0,
+                    grid=x_s[:32], **ev.report(x_s))
+    print(f"f={f}: {study[f]['steps']} steps in {BUDGET} s, FD {study[f]['fd']:.2f} (floor {study[f]['floor']:.2f}), "
+          f"confidence {study[f]['confidence']:.3f}")
+
+# %%
+fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
+for ax, (f, s) in zip(axes, study.items()):
+    viz.show_grid(s["grid"], nrow=8, ax=ax, title=f"{'pixels' if f == 1 else f'f = {f}'}: {s['steps']} steps, FD {s['fd']:.1f}")
+fig.suptitle(f"the same UNet, {BUDGET} s of training each")
+fig.tight_layout()
+fig, ax = plt.subplots(1, 2, figsize=(10, 3))
+fs_ = list(study)
+ax[0].bar([str(f) for f in fs_], [study[f]["fd"] for f in fs_], color="tab:blue", label="FD to real")
+ax[0].axhline(study[1]["floor"], color="k", ls="--", label=f"real-vs-real floor (n = {n_study})")
+ax[0].set_xlabel("f (1 = pixels)"); ax[0].set_ylabel("FD"); ax[0].set_yscale("log"); ax[0].legend(fontsize=8)
+ax[1].bar([str(f) for f in fs_], [study[f]["images"] for f in fs_], color="tab:gray")
+ax[1].set_xlabel("f (1 = pixels)"); ax[1].set_ylabel(f"training images seen in {BUDGET} s")
+fig.tight_layout()
+print(f"{'f':>3} {'steps':>7} {'images seen':>12} {'FD':>8} {'floor':>7} {'FD/floor':>9} {'confidence':>11} {'sampling s':>11}")
+for f, s in study.items():
+    print(f"{f:>3} {s['steps']:>7} {s['images']:>12,} {s['fd']:>8.2f} {s['floor']:>7.2f} {s['fd_ratio']:>9.2f} "
+          f"{s['confidence']:>11.3f} {s['sample_s']:>11.1f}")
+
+# %% [markdown]
+# For reference, notebook 02's pixel model at its *full* budget, if you ran notebook 02 in this mode:
+
+# %%
+pixel_ckpt = runs / "pixel_mnist.pt"
+if pixel_ckpt.exists():
+    pixel_model = ldm.load_diffusion(pixel_ckpt, map_location=device)
+    r_pix = ev.report(pixel_model.sample(n_study, sampler="ddim", steps=50, seed=4))
+    print(f"notebook 02's pixel model ({pixel_model.checkpoint_info['step']} steps): FD {r_pix['fd']:.2f} "
+          f"(floor {r_pix['floor']:.2f}), confidence {r_pix['confidence']:.3f}")
+    cost_file = runs / "pixel_mnist_cost.json"
+    if cost_file.exists():
+        print(f"  it trained for {json.loads(cost_file.read_text())['train_minutes']:.1f} min; "
+              f"the latent model of §4 for {history[-1][4] / 60 if history else float('nan'):.1f} min")
+else:
+    print(f"no {pixel_ckpt}: run notebook 02 in {config.get_mode()} mode to add it to this comparison")
+
+# %% [markdown]
+# ## Exercises
+#
+# **1.** How many times fewer spatial positions does ε_θ process per image at f = 4 than on the 32 × 32 pixels?
+
+# %%
+answer_1 = None  # an int
+check("04.positions", answer_1)
+
+# %% [markdown]
+# **2.** Notebook 06 encodes 64 × 64 RGB faces with an f = 4 autoencoder with 3 latent channels. What is the
+# shape (C, H, W) of the latent ε_θ sees there?
+
+# %%
+answer_2 = None  # a tuple of three ints
+check("04.latent_shape", answer_2)
+
+# %% [markdown]
+# **3.** (Open.) Give the f-study of §9 twice the budget. Which f gains most? Then train the f = 8 latent model
+# with a UNet that keeps all three levels (the latent is 4 × 4: what happens to the stride-2 convolutions?).

@@ -1,0 +1,193 @@
+"""The command line: every command's --help, sampling checkpoints into PNG + .npz, export, and one-line errors."""
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch.testing import assert_close
+
+import minildm.ldm
+from minildm import presets
+from minildm.__main__ import main
+from minildm.autoencoder import AutoencoderKL, compute_scale_factor
+from minildm.checkpoint import load_checkpoint, save_checkpoint
+from minildm.data import mnist
+from minildm.ldm import encode_dataset, load_diffusion
+
+ROOT = Path(__file__).resolve().parent.parent
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """``python -m minildm ARGS`` in a fresh process (smoke mode, one thread), from the repository root."""
+    env = {**os.environ, "MINILDM_MODE": "smoke", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "minildm", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def one_error_line(err: str) -> str:
+    """stderr must be exactly one line, ``error: …``, and no traceback."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    """Tiny checkpoints trained here: a latent one (with its autoencoder), a class-conditional pixel one, and the
+    autoencoder's own checkpoint."""
+    d = tmp_path_factory.mktemp("cli")
+    x, y = mnist("train", size=32, n=32)
+    torch.manual_seed(0)
+    ae = AutoencoderKL(presets.autoencoder_mnist("smoke").ae).eval()
+    compute_scale_factor(ae, x)
+    save_checkpoint(d / "ae.pt", dict(model=ae.state_dict()), kind="autoencoder_kl", config=ae.cfg.to_dict())
+
+    latent = presets.latent_mnist("smoke")
+    latent.train = dataclasses.replace(latent.train, steps=4, ckpt_every=4)
+    presets.train_preset(latent, encode_dataset(ae, x), ckpt_path=d / "latent.pt", progress=False, first_stage=ae)
+
+    pixel = presets.pixel_mnist("smoke")
+    pixel.unet = dataclasses.replace(pixel.unet, num_classes=10)
+    pixel.train = dataclasses.replace(pixel.train, steps=3, ckpt_every=3)
+    presets.train_preset(pixel, x, labels=y, ckpt_path=d / "cond.pt", progress=False)
+    return SimpleNamespace(dir=d, latent=d / "latent.pt", cond=d / "cond.pt", ae=d / "ae.pt")
+
+
+# ------------------------------------------------------------------------------------------ --help
+HELP = {
+    "demo": ["--out", "--n", "--steps", "--seed", "--train"],
+    "train": ["autoencoder-mnist", "pixel-mnist", "latent-mnist", "--mode", "--out", "--no-progress"],
+    "sample": ["checkpoint", "--n", "--sampler", "--steps", "--eta", "--seed", "--label", "--out", "--npz",
+               "--device", "--info"],
+    "export": ["src", "dst", "--half", "--command-line", "--note"],
+    "notebook": ["name", "--mode", "--out", "--timeout"],
+}
+
+
+@pytest.mark.parametrize("command", list(HELP))
+def test_help(command):
+    proc = run_cli(command, "--help")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout.startswith(f"usage: python -m minildm {command}")
+    for option in HELP[command]:
+        assert option in proc.stdout, (command, option)
+
+
+# ------------------------------------------------------------------------------------------ sample
+def test_sample_latent_checkpoint(ckpts, tmp_path, capsys):
+    png, npz = tmp_path / "grid.png", tmp_path / "out" / "s.npz"
+    assert main(["sample", str(ckpts.latent), "--n", "6", "--steps", "3", "--out", str(png), "--npz", str(npz),
+                 "--info"]) == 0
+    out = capsys.readouterr().out
+    assert "latent diffusion" in out and "(4, 8, 8)" in out and "'step': 4" in out
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    with np.load(npz) as f:
+        assert set(f.files) == {"images"}  # no labels for an unconditional model
+        images = f["images"]
+    assert images.shape == (6, 1, 32, 32) and images.dtype == np.float32
+    assert images.min() >= 0 and images.max() <= 1
+    # exactly the model's samples for the default seed 0, mapped [−1, 1] → [0, 1]
+    want = (load_diffusion(ckpts.latent).sample(6, steps=3, seed=0) + 1) / 2
+    assert_close(torch.from_numpy(images), want, atol=1e-5, rtol=0)
+
+
+def test_sample_class_conditional_checkpoint(ckpts, tmp_path, capsys):
+    npz = tmp_path / "c.npz"
+    assert main(["sample", str(ckpts.cond), "--n", "6", "--steps", "3", "--out", str(tmp_path / "c.png"),
+                 "--npz", str(npz)]) == 0
+    with np.load(npz) as f:
+        assert f["images"].shape == (6, 1, 32, 32)
+        assert f["labels"].tolist() == [0, 1, 2, 3, 4, 5]  # default: 0..9 cycling
+    assert main(["sample", str(ckpts.cond), "--n", "6", "--steps", "3", "--label", "3",
+                 "--out", str(tmp_path / "c3.png"), "--npz", str(npz)]) == 0
+    with np.load(npz) as f:
+        assert f["labels"].tolist() == [3] * 6
+    capsys.readouterr()
+    assert main(["sample", str(ckpts.cond), "--n", "2", "--label", "10", "--out", str(tmp_path / "x.png")]) == 2
+    assert "0..9" in one_error_line(capsys.readouterr().err)
+
+
+def test_sample_ddpm_with_few_steps(ckpts, tmp_path, capsys):
+    """``--sampler ddpm --steps 3``: the help says "sampling steps (default: 50 for ddim, T for ddpm)"."""
+    npz = tmp_path / "d.npz"
+    rc = main(["sample", str(ckpts.latent), "--sampler", "ddpm", "--steps", "3", "--n", "2",
+               "--out", str(tmp_path / "d.png"), "--npz", str(npz)])
+    assert rc == 0, capsys.readouterr().err
+    with np.load(npz) as f:
+        assert f["images"].shape == (2, 1, 32, 32)
+
+
+def test_label_on_unconditional_model(ckpts, tmp_path, capsys):
+    png = tmp_path / "x.png"
+    assert main(["sample", str(ckpts.latent), "--n", "2", "--steps", "2", "--label", "3", "--out", str(png)]) == 2
+    assert "unconditional" in one_error_line(capsys.readouterr().err)
+    assert not png.exists()
+
+
+# ------------------------------------------------------------------------------------------ errors: one line, exit 2
+def test_missing_checkpoint_in_a_real_process(tmp_path):
+    proc = run_cli("sample", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "x.png"))
+    assert proc.returncode == 2
+    assert "nope.pt" in one_error_line(proc.stderr)
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_sample_errors(ckpts, tmp_path, capsys):
+    png = str(tmp_path / "x.png")
+    assert main(["sample", str(tmp_path / "missing.pt"), "--out", png]) == 2
+    assert "missing.pt" in one_error_line(capsys.readouterr().err)
+
+    assert main(["sample", str(ckpts.ae), "--out", png]) == 2  # an autoencoder is not a diffusion model
+    assert "'autoencoder_kl'" in one_error_line(capsys.readouterr().err)
+
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(torch.randint(0, 256, (2048,), generator=torch.Generator().manual_seed(0),
+                                   dtype=torch.uint8).numpy().tobytes())
+    assert main(["sample", str(junk), "--out", png]) == 2
+    assert "not a minildm checkpoint" in one_error_line(capsys.readouterr().err)
+
+    assert main(["sample", str(ckpts.latent), "--n", "0", "--out", png]) == 2
+    assert "--n must be at least 1" in one_error_line(capsys.readouterr().err)
+    assert not Path(png).exists()
+
+
+def test_train_unknown_preset_lists_presets(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINILDM_RUNS", str(tmp_path))
+    assert main(["train", "nonexistent-preset"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "'nonexistent-preset'" in line
+    for name in presets.PRESETS:
+        assert name in line
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_demo_without_shipped_weights(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(minildm.ldm, "WEIGHTS_DIR", tmp_path / "weights")
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "no shipped weights named 'latent_mnist'" in line and "--train" in line
+    assert not (tmp_path / "demo").exists()
+
+
+# ------------------------------------------------------------------------------------------ export
+def test_export(ckpts, tmp_path, capsys):
+    dst = tmp_path / "release.pt"
+    assert main(["export", str(ckpts.latent), str(dst), "--note", "4 steps", "--command-line", "pytest"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert dst.stat().st_size < ckpts.latent.stat().st_size
+    ckpt = load_checkpoint(dst, kind="latent_mnist")
+    assert "optimizer" not in ckpt and ckpt["release"] == {"command": "pytest", "note": "4 steps"}
+    want = load_diffusion(ckpts.latent).sample(3, steps=2, seed=0)
+    assert torch.equal(load_diffusion(dst).sample(3, steps=2, seed=0), want)
+    # and the release file samples from the command line too
+    assert main(["sample", str(dst), "--n", "3", "--steps", "2", "--out", str(tmp_path / "r.png")]) == 0
+
+    assert main(["export", str(ckpts.ae), str(tmp_path / "bad.pt")]) == 2
+    assert "'autoencoder_kl'" in one_error_line(capsys.readouterr().err)

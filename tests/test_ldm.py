@@ -1,0 +1,374 @@
+"""Latent diffusion (notebook 04): latents s·ℰ(x) and back, the cached encoding, training ε_θ on latents,
+sampling images from a DiffusionModel, and loading / exporting its checkpoints."""
+import copy
+import dataclasses
+import warnings
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from minildm import presets
+from minildm.autoencoder import AutoencoderKL, compute_scale_factor
+from minildm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minildm.data import mnist
+from minildm.ldm import (DiffusionModel, encode_dataset, export_diffusion, fingerprint, load_diffusion, shipped)
+from minildm.schedule import make_schedule
+from minildm.unet import UNet, UNetConfig
+
+
+def make_ae(seed: int = 0, f: int = 4) -> AutoencoderKL:
+    """An untrained smoke-size first stage (z_channels 4, f = 4: 32×32 → 4×8×8)."""
+    torch.manual_seed(seed)
+    return AutoencoderKL(presets.autoencoder_mnist("smoke", f=f).ae).eval()
+
+
+def header_free(ckpt: dict) -> dict:
+    return {k: v for k, v in ckpt.items() if k not in ("format", "version", "kind", "config")}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return mnist("train", size=32, n=64)  # (64, 1, 32, 32) in [−1, 1], (64,)
+
+
+@pytest.fixture(scope="module")
+def ae(digits):
+    """The first stage every latent test shares, with s = 1/std(z) set on the digits. Do not modify: copy it."""
+    model = make_ae()
+    compute_scale_factor(model, digits[0])
+    return model
+
+
+@pytest.fixture(scope="module")
+def latent_run(tmp_path_factory, ae, digits):
+    """latent_mnist (smoke) trained for 60 steps on the cached latents of 64 real digits, with a checkpoint."""
+    d = tmp_path_factory.mktemp("latent_run")
+    z = encode_dataset(ae, digits[0], cache_path=d / "latents.pt")
+    preset = presets.latent_mnist("smoke")
+    preset.train = dataclasses.replace(preset.train, steps=60)
+    result, sched = presets.train_preset(preset, z, ckpt_path=d / "latent.pt", progress=False, first_stage=ae)
+    return SimpleNamespace(dir=d, z=z, preset=preset, result=result, sched=sched, ckpt=d / "latent.pt",
+                           model=presets.to_model(preset, result.ema, ae))
+
+
+def tiny_pixel_model(num_classes=None, T=1000) -> DiffusionModel:
+    """An untrained pixel DiffusionModel (the smoke UNet), optionally class-conditional. Its weights are jittered:
+    a fresh UNet's zero-initialised output convs would predict ε = 0 whatever the input or label."""
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(presets.pixel_mnist("smoke").unet, num_classes=num_classes)
+    unet = UNet(cfg)
+    with torch.no_grad():
+        for p in unet.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return DiffusionModel(unet.eval(), make_schedule("linear", T), None, image_size=32, clip_x0=1.0)
+
+
+# ------------------------------------------------------------------------------------------ latents and back
+def test_latent_round_trip_and_unit_std(digits):
+    x = digits[0]
+    model = make_ae()
+    with torch.no_grad():
+        model.scale_factor.fill_(0.37)
+        mu = model.encode(x[:8]).mode()
+        z = model.encode_latents(x[:8])
+        assert_close(z, 0.37 * mu)
+        assert_close(model.decode_latents(z), model.decode(mu))  # 𝒟(s·z / s) = 𝒟(z)
+        # s = 1/std(z) over the data, from the unscaled posterior means (the old s does not leak in)
+        s = compute_scale_factor(model, x)
+        assert s == pytest.approx(1 / model.encode(x).mode().std().item(), rel=1e-4)
+        assert float(model.scale_factor) == pytest.approx(s) and s != pytest.approx(0.37)
+        assert model.encode_latents(x).std().item() == pytest.approx(1.0, abs=1e-4)
+
+
+# ------------------------------------------------------------------------------------------ encode_dataset
+def test_encode_dataset_shape_and_batch_size(ae, digits):
+    x = digits[0][:20]
+    with torch.no_grad():
+        ref = ae.encode_latents(x)
+    ae.train()
+    try:
+        z = encode_dataset(ae, x, batch_size=7)  # 7 + 7 + 6
+        assert ae.training  # the autoencoder's mode is restored
+    finally:
+        ae.eval()
+    assert z.shape == (20, 4, 8, 8) and z.device.type == "cpu" and not z.requires_grad
+    assert_close(z, ref)
+    assert_close(encode_dataset(ae, x, batch_size=500), z)
+
+
+def test_encode_dataset_cache_hit_and_invalidation(ae, digits, tmp_path):
+    x, path = digits[0][:16], tmp_path / "latents.pt"
+    z1 = encode_dataset(ae, x, cache_path=path)
+    assert load_checkpoint(path, kind="latents")["config"]["fingerprint"] == fingerprint(ae)
+
+    # a second call loads the cache: the encoder is never run
+    same = copy.deepcopy(ae)
+    def boom(*args, **kwargs):
+        raise AssertionError("encoded again instead of loading the cache")
+    same.encode_latents = boom
+    same.encode = boom
+    assert torch.equal(encode_dataset(same, x, cache_path=path), z1)
+
+    # a changed autoencoder (one weight) makes the cache stale: recomputed, and the cache now holds the new latents
+    changed = copy.deepcopy(ae)
+    with torch.no_grad():
+        changed.encoder.net[-1].weight.mul_(1.5)
+    assert fingerprint(changed) != fingerprint(ae)
+    z2 = encode_dataset(changed, x, cache_path=path)
+    assert not torch.allclose(z2, z1)
+    with torch.no_grad():
+        assert_close(z2, changed.encode_latents(x))
+    assert load_checkpoint(path, kind="latents")["config"]["fingerprint"] == fingerprint(changed)
+
+    # the scale factor alone is part of the key too
+    rescaled = copy.deepcopy(changed)
+    rescaled.scale_factor.mul_(2)
+    assert_close(encode_dataset(rescaled, x, cache_path=path), 2 * z2)
+
+    # a different number of images is a different data set
+    assert encode_dataset(rescaled, digits[0][:10], cache_path=path).shape == (10, 4, 8, 8)
+
+
+def test_encode_dataset_cache_notices_changed_images(ae, digits, tmp_path):
+    """The docstring promises a recompute when "the data changed"; same count and shape, other digits."""
+    path = tmp_path / "latents.pt"
+    encode_dataset(ae, digits[0][:16], cache_path=path)
+    other = digits[0][16:32]
+    with torch.no_grad():
+        assert_close(encode_dataset(ae, other, cache_path=path), ae.encode_latents(other))
+
+
+@pytest.mark.parametrize("damage", ["random_bytes", "truncated", "other_kind"])
+def test_encode_dataset_damaged_cache_is_recomputed(ae, digits, tmp_path, damage):
+    x, path = digits[0][:8], tmp_path / "latents.pt"
+    z = encode_dataset(ae, x, cache_path=path)
+    if damage == "random_bytes":
+        path.write_bytes(torch.randint(0, 256, (4096,), dtype=torch.uint8).numpy().tobytes())
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:200])
+    else:
+        save_checkpoint(path, dict(latents=torch.zeros(8, 4, 8, 8)), kind="pixel_ddpm",
+                        config=load_checkpoint(path)["config"])
+    assert torch.equal(encode_dataset(ae, x, cache_path=path), z)
+    assert torch.equal(load_checkpoint(path, kind="latents")["latents"], z)  # and the cache is whole again
+
+
+def test_presets_latents_caches_under_runs_dir(ae, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINILDM_RUNS", str(tmp_path))
+    z, labels = presets.latents(ae, "test", n=12)
+    path = tmp_path / "smoke" / "latents_f4_test.pt"
+    assert path.is_file() and z.shape == (12, 4, 8, 8)
+    x, y = mnist("test", size=32, n=12)
+    assert torch.equal(labels, y)
+    with torch.no_grad():
+        assert_close(z, ae.encode_latents(x))
+    assert torch.equal(load_checkpoint(path, kind="latents")["latents"], z)
+
+
+# ------------------------------------------------------------------------------------------ training on latents
+def test_latent_preset_learns_on_cached_latents(latent_run, ae):
+    res = latent_run.result
+    losses = [h[1] for h in res.history]
+    assert res.steps_done == 60 and len(losses) == 60
+    assert sum(losses[-10:]) / 10 < 0.8 * sum(losses[:10]) / 10, (losses[:10], losses[-10:])
+    # the latents it saw have unit std, as s was computed on them
+    assert latent_run.z.std().item() == pytest.approx(1.0, abs=1e-4)
+    # the checkpoint carries what load_diffusion needs: sampling settings and the frozen first stage
+    ckpt = load_checkpoint(latent_run.ckpt, kind="latent_mnist")
+    assert ckpt["step"] == 60
+    assert ckpt["sampling"]["latent"] is True and ckpt["sampling"]["clip_x0"] is None
+    assert ckpt["sampling"]["T"] == latent_run.preset.T and ckpt["sampling"]["image_size"] == 32
+    assert ckpt["first_stage"]["config"] == ae.cfg.to_dict()
+    assert torch.equal(ckpt["first_stage"]["state"]["scale_factor"], ae.scale_factor)
+
+
+def test_train_preset_rejects_wrong_inputs(ae, digits, latent_run):
+    preset = presets.latent_mnist("smoke")
+    with pytest.raises(ValueError, match="first_stage"):
+        presets.train_preset(preset, latent_run.z, progress=False)
+    with pytest.raises(ValueError, match=r"4 channels.*\(64, 1, 32, 32\)"):
+        presets.train_preset(preset, digits[0], progress=False, first_stage=ae)  # pixels to a latent preset
+    with pytest.raises(ValueError, match="1 channels"):
+        presets.train_preset(presets.pixel_mnist("smoke"), latent_run.z, progress=False)  # and the reverse
+
+
+# ------------------------------------------------------------------------------------------ sampling
+def test_latent_sample_shapes_range_and_latents(latent_run):
+    model = latent_run.model
+    assert model.is_latent and model.sample_shape == (4, 8, 8) and model.num_classes is None
+    images, z0 = model.sample(5, steps=4, seed=1, return_latents=True)
+    assert images.shape == (5, 1, 32, 32) and z0.shape == (5, 4, 8, 8)
+    assert images.min() >= -1 and images.max() <= 1
+    assert_close(images, model.decode(z0))  # the images are 𝒟(z_0 / s), clamped
+    # latent samples are not clipped to [−1, 1] while sampling (LDM's latents are unbounded)
+    assert z0.abs().max() > 1
+
+
+def test_sample_is_seeded_and_batch_size_independent(latent_run):
+    model = latent_run.model
+    a = model.sample(8, steps=4, seed=3)
+    assert torch.equal(a, model.sample(8, steps=4, seed=3))
+    assert not torch.allclose(a, model.sample(8, steps=4, seed=4))
+    assert_close(model.sample(8, steps=4, seed=3, batch_size=3), a, atol=1e-5, rtol=1e-5)
+    # a generator instead of a seed: the same stream
+    assert torch.equal(model.sample(8, steps=4, generator=torch.Generator().manual_seed(3)), a)
+
+
+def test_stochastic_sample_is_seeded_but_batch_dependent(latent_run):
+    """The docstring: stochastic samplers are reproducible per seed, but draw per-step noise per batch."""
+    model = latent_run.model
+    a = model.sample(8, steps=4, eta=1.0, seed=3, batch_size=8)
+    assert torch.equal(model.sample(8, steps=4, eta=1.0, seed=3, batch_size=8), a)
+    assert not torch.allclose(model.sample(8, steps=4, eta=1.0, seed=3, batch_size=3), a)
+
+
+def test_ddpm_with_all_steps():
+    model = tiny_pixel_model(T=20)
+    images = model.sample(2, sampler="ddpm", steps=20, seed=0)
+    assert images.shape == (2, 1, 32, 32) and images.abs().max() <= 1
+    assert torch.equal(model.sample(2, sampler="ddpm", steps=20, seed=0), images)
+    assert not torch.allclose(model.sample(2, sampler="ddpm", steps=20, seed=1), images)
+
+
+def test_ddpm_with_fewer_steps_than_T(latent_run):
+    """The docstring: ddpm with ``steps`` < T takes that many evenly spaced steps, η = 1 — that is DDIM with η = 1
+    on the same sub-sequence (DDIM Eq. 16 with η = 1 is DDPM's posterior variance on the respaced chain)."""
+    model = latent_run.model
+    images = model.sample(3, sampler="ddpm", steps=5, seed=0)
+    assert images.shape == (3, 1, 32, 32) and images.abs().max() <= 1
+    assert_close(images, model.sample(3, sampler="ddim", steps=5, eta=1.0, seed=0))
+
+
+def test_sample_argument_errors():
+    model = tiny_pixel_model()
+    with pytest.raises(ValueError, match="unknown sampler 'euler'.*ddpm.*ddim|unknown sampler 'euler'.*ddim.*ddpm"):
+        model.sample(2, sampler="euler")
+    for n in (0, -1):
+        with pytest.raises(ValueError, match="n must be at least 1"):
+            model.sample(n, steps=2)
+    cond = tiny_pixel_model(num_classes=10)
+    with pytest.raises(ValueError, match="class-conditional.*10 classes.*pass labels y"):
+        cond.sample(2, steps=2)
+    with pytest.raises(ValueError, match="3 labels for n = 2"):
+        cond.sample(2, steps=2, y=torch.tensor([1, 2, 3]))
+
+
+def test_class_conditional_sample():
+    model = tiny_pixel_model(num_classes=10)
+    assert model.num_classes == 10 and not model.is_latent and model.sample_shape == (1, 32, 32)
+    y = torch.tensor([0, 1, 2, 3])
+    images = model.sample(4, steps=3, y=y)
+    assert images.shape == (4, 1, 32, 32) and images.abs().max() <= 1
+    assert_close(model.sample(4, steps=3, y=y.tolist(), batch_size=3), images, atol=1e-5, rtol=1e-5)  # labels split too
+    other = model.sample(4, steps=3, y=torch.tensor([7, 7, 7, 7]))
+    assert not torch.allclose(other, images)  # the label reaches ε_θ
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+def test_load_diffusion_matches_the_trained_model(latent_run, ae):
+    loaded = load_diffusion(latent_run.ckpt)
+    assert isinstance(loaded, DiffusionModel) and not loaded.training and not loaded.unet.training
+    assert loaded.is_latent and loaded.name == "latent_mnist" and loaded.sample_shape == (4, 8, 8)
+    assert loaded.checkpoint_info["step"] == 60
+    assert torch.equal(loaded.first_stage.scale_factor, ae.scale_factor)
+    for (k, a), b in zip(ae.state_dict().items(), loaded.first_stage.state_dict().values()):
+        assert torch.equal(a, b), k
+    want = latent_run.model.sample(4, steps=4, seed=7)
+    assert_close(loaded.sample(4, steps=4, seed=7), want, atol=1e-4, rtol=1e-4)
+    # ema=False: the raw weights instead
+    raw = load_diffusion(latent_run.ckpt, ema=False)
+    raw_want = presets.to_model(latent_run.preset, latent_run.result.model, ae).sample(4, steps=4, seed=7)
+    assert_close(raw.sample(4, steps=4, seed=7), raw_want, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(raw_want, want)
+
+
+def test_export_diffusion(latent_run, tmp_path, ae):
+    src = latent_run.ckpt
+    dst = export_diffusion(src, tmp_path / "release.pt", command="pytest", seconds=1.5)
+    assert dst.stat().st_size < src.stat().st_size
+    ckpt = load_checkpoint(dst, kind="latent_mnist")
+    assert "optimizer" not in ckpt and "model" not in ckpt and ckpt["step"] == 60
+    assert ckpt["release"] == {"command": "pytest", "seconds": 1.5}
+    want = load_diffusion(src).sample(4, steps=4, seed=2)
+    released = load_diffusion(dst)
+    assert released.checkpoint_info["release"]["command"] == "pytest"
+    assert torch.equal(released.sample(4, steps=4, seed=2), want)
+
+    half = export_diffusion(src, tmp_path / "half.pt", half=True)
+    assert half.stat().st_size < 0.7 * dst.stat().st_size
+    stored = load_checkpoint(half)
+    assert stored["ema"]["conv_in.weight"].dtype == torch.float16
+    assert stored["first_stage"]["state"]["scale_factor"].dtype == torch.float32
+    small = load_diffusion(half)
+    assert all(p.dtype == torch.float32 for p in small.parameters())  # loaded back as float32
+    assert torch.equal(small.first_stage.scale_factor, ae.scale_factor)  # exact
+    assert_close(small.sample(4, steps=4, seed=2), want, atol=1e-2, rtol=0)
+
+
+def test_load_diffusion_refuses_other_checkpoints(latent_run, ae, tmp_path):
+    p = tmp_path / "ae.pt"
+    save_checkpoint(p, dict(model=ae.state_dict()), kind="autoencoder_kl", config=ae.cfg.to_dict())
+    with pytest.raises(CheckpointError, match="'autoencoder_kl'"):
+        load_diffusion(p)
+    with pytest.raises(CheckpointError, match="'autoencoder_kl'"):
+        export_diffusion(p, tmp_path / "out.pt")
+    # a latent checkpoint without its first stage cannot decode its samples
+    ckpt = load_checkpoint(latent_run.ckpt)
+    payload = {**header_free(ckpt), "first_stage": None}
+    bare = save_checkpoint(tmp_path / "bare.pt", payload, kind=ckpt["kind"], config=ckpt["config"])
+    with pytest.raises(CheckpointError, match="without its autoencoder"):
+        load_diffusion(bare)
+
+
+def test_load_diffusion_reads_latent_presets_at_every_f(digits, tmp_path):
+    """latent_mnist(f=8) is named 'latent_mnist_f8'; its checkpoint must still load, export and sample."""
+    ae8 = make_ae(f=8)
+    preset = presets.latent_mnist("smoke", f=8)
+    preset.train = dataclasses.replace(preset.train, steps=1)
+    z = encode_dataset(ae8, digits[0][:8])
+    presets.train_preset(preset, z, ckpt_path=tmp_path / "f8.pt", progress=False, first_stage=ae8)
+    assert load_checkpoint(tmp_path / "f8.pt")["sampling"]["preset"] == "latent_mnist_f8"
+    model = load_diffusion(tmp_path / "f8.pt")
+    assert model.is_latent and model.sample_shape == (4, 4, 4) and model.first_stage.cfg.f == 8
+    images = model.sample(1, steps=2)
+    assert images.shape == (1, 1, 32, 32)
+    release = export_diffusion(tmp_path / "f8.pt", tmp_path / "f8_release.pt")
+    assert torch.equal(load_diffusion(release).sample(1, steps=2), images)
+
+
+def test_shipped_missing_name_lists_what_is_shipped():
+    with pytest.raises(CheckpointError, match=r"no shipped weights named 'no_such_model'.*shipped: .*mnist_classifier"):
+        shipped("no_such_model")
+    assert shipped("mnist_classifier").is_file()
+
+
+# ------------------------------------------------------------------------------------------ time budget
+def test_max_seconds_stops_early_and_resumes(latent_run, ae, tmp_path):
+    preset = presets.latent_mnist("smoke")
+    preset.train = dataclasses.replace(preset.train, steps=1000, max_seconds=0.5, ckpt_every=1000, log_every=1000)
+    path = tmp_path / "timed.pt"
+    res, _ = presets.train_preset(preset, latent_run.z, ckpt_path=path, progress=False, first_stage=ae)
+    n = res.steps_done
+    assert 0 < n < 1000 and len(res.history) == n
+    if n > 1:
+        assert res.history[-2][4] < 0.5  # it kept going while under budget …
+    assert load_checkpoint(path)["step"] == n  # … and checkpointed where it stopped
+
+    # the budget is for the whole run: resuming with the same one takes no step and leaves the checkpoint alone.
+    # (≤ 1: the resumed clock starts from the last step's recorded time, a few µs before the first run's final check)
+    mtime = path.stat().st_mtime_ns
+    again, _ = presets.train_preset(preset, latent_run.z, ckpt_path=path, progress=False, first_stage=ae)
+    assert again.steps_done <= 1
+    if again.steps_done == 0:
+        assert path.stat().st_mtime_ns == mtime
+    n += again.steps_done
+
+    # lifting the budget (and the step count) continues the same run, without a "different settings" warning
+    preset.train = dataclasses.replace(preset.train, steps=n + 3, max_seconds=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        more, _ = presets.train_preset(preset, latent_run.z, ckpt_path=path, progress=False, first_stage=ae)
+    assert more.steps_done == 3 and [h[0] for h in more.history] == list(range(1, n + 4))
+    assert load_checkpoint(path)["step"] == n + 3
