@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from .autoencoder import AutoencoderConfig, AutoencoderKL
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .guidance import guided
 from .samplers import SAMPLERS
 from .schedule import NoiseSchedule, make_schedule
 from .unet import UNet, UNetConfig
@@ -82,6 +83,8 @@ class DiffusionModel(nn.Module):
     ``first_stage`` None: a pixel model, samples are ε_θ's own space (clamped x̂_0 with ``clip_x0``).
     ``first_stage`` an :class:`AutoencoderKL`: ε_θ works on s·z of shape ``(z_channels, H/f, W/f)`` and
     :meth:`sample` decodes at the end. Either way :meth:`sample` returns images in [−1, 1], (n, C, H, W).
+    ``unet`` may also be a :class:`~minildm.conditioning.ConditionalUNet` (ε_θ with τ_θ, notebook 05): then
+    :meth:`sample` takes its conditions as ``y`` and a classifier-free ``guidance`` scale.
     """
 
     def __init__(self, unet: UNet, sched: NoiseSchedule, first_stage: AutoencoderKL | None = None,
@@ -100,7 +103,16 @@ class DiffusionModel(nn.Module):
 
     @property
     def num_classes(self) -> int | None:
+        """Classes of a class-conditional ε_θ: the UNet's label embedding, or a ConditionalUNet's ClassEncoder."""
+        encoder = getattr(self.unet, "encoder", None)
+        if encoder is not None and hasattr(encoder, "num_classes"):
+            return encoder.num_classes
         return self.unet.cfg.num_classes
+
+    @property
+    def is_conditional(self) -> bool:
+        """ε_θ needs a condition y: class labels (UNetConfig.num_classes), or a ConditionalUNet's ids."""
+        return self.num_classes is not None or hasattr(self.unet, "null_condition")
 
     @torch.no_grad()
     def decode(self, z: Tensor) -> Tensor:
@@ -111,7 +123,7 @@ class DiffusionModel(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, *, sampler: str = "ddim", steps: int | None = None, eta: float | None = None,
                seed: int | None = 0, generator: torch.Generator | None = None, y: Tensor | None = None,
-               batch_size: int = 256, callback: Optional[Callable[[dict], None]] = None,
+               guidance: float = 1.0, batch_size: int = 256, callback: Optional[Callable[[dict], None]] = None,
                return_latents: bool = False):
         """Draw ``n`` images (n, C, H, W) in [−1, 1]; with ``return_latents`` also ε_θ's final x_0 / z_0.
 
@@ -120,7 +132,10 @@ class DiffusionModel(nn.Module):
         CPU generator seeded with ``seed`` (or ``generator``), so a seed gives the same images on any device. The
         starting noise z_T is drawn for all n at once, so deterministic sampling (DDIM, η = 0) gives the same
         images for any ``batch_size``; stochastic samplers draw per-step noise per batch, so theirs depend on it.
-        ``y`` (n,) class labels for a class-conditional ε_θ. ``callback`` as the samplers' (per step, per batch).
+        ``y`` the conditions, one per sample: class labels (n,), or token ids (n, L) for a text-conditional
+        ConditionalUNet. ``guidance`` s ≠ 1 samples with classifier-free guidance, ε̃ = ε_∅ + s·(ε_y − ε_∅)
+        (:func:`~minildm.guidance.guided`; needs ε_θ with ``null_condition``, i.e. a ConditionalUNet).
+        ``callback`` as the samplers' (per step, per batch).
         """
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
@@ -129,12 +144,17 @@ class DiffusionModel(nn.Module):
             raise ValueError(f"steps must be in 1..{self.sched.T} (got {steps})")
         if n < 1:
             raise ValueError(f"n must be at least 1 (got {n})")
-        if self.num_classes is not None and y is None:
-            raise ValueError(f"this model is class-conditional ({self.num_classes} classes): pass labels y")
+        if self.is_conditional and y is None:
+            what = f"class-conditional ({self.num_classes} classes)" if self.num_classes is not None else "conditional"
+            raise ValueError(f"this model is {what}: pass labels y (its conditions, one per sample)")
         if y is not None:
-            y = torch.as_tensor(y, dtype=torch.long).reshape(-1)
+            y = torch.as_tensor(y, dtype=torch.long)
+            y = y.reshape(-1) if y.ndim <= 1 else y  # class ids (n,), or token ids (n, L)
             if y.shape[0] != n:
                 raise ValueError(f"y has {y.shape[0]} labels for n = {n} samples")
+        if guidance != 1.0 and (y is None or not hasattr(self.unet, "null_condition")):
+            raise ValueError(f"guidance={guidance} needs a conditional ε_θ with a null condition (a ConditionalUNet "
+                             "trained with p_uncond > 0) and its conditions y; use guidance=1.0 otherwise")
         if generator is None:
             generator = torch.Generator().manual_seed(0 if seed is None else seed)
         device = next(self.unet.parameters()).device
@@ -149,8 +169,14 @@ class DiffusionModel(nn.Module):
         self.eval()
         zs = []
         for i in range(0, n, batch_size):
-            mk = {"y": y[i:i + batch_size].to(device)} if y is not None else None
-            zs.append(SAMPLERS[sampler](self.unet, x_T[i:i + batch_size], self.sched, model_kwargs=mk, **kw))
+            eps_model, mk = self.unet, None
+            if y is not None:
+                yb = y[i:i + batch_size].to(device)
+                if guidance != 1.0:  # one batched forward of [y; ∅] per step
+                    eps_model = guided(self.unet, guidance, yb, self.unet.null_condition(len(yb), device))
+                else:
+                    mk = {"y": yb}
+            zs.append(SAMPLERS[sampler](eps_model, x_T[i:i + batch_size], self.sched, model_kwargs=mk, **kw))
         z0 = torch.cat(zs)  # (n, *sample_shape)
         images = torch.cat([self.decode(z0[i:i + batch_size]) for i in range(0, n, batch_size)])
         return (images, z0) if return_latents else images

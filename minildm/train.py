@@ -26,6 +26,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .guidance import condition_dropout
 from .losses import AutoencoderLossConfig, PerceptualLoss, adaptive_weight, hinge_d_loss, hinge_g_loss, l1
 from .objective import diffusion_loss
 from .schedule import NoiseSchedule
@@ -47,7 +48,7 @@ class TrainConfig:
     sample_every: int = 0      # steps between "sample" callbacks (0 = never)
     ckpt_every: int = 500      # steps between checkpoints (one more is always written at the end)
     seed: int = 0              # seeds the generator for batches, t, ε and condition dropout
-    p_uncond: float = 0.0      # condition dropout for classifier-free guidance (notebook 05): P(y → null label)
+    p_uncond: float = 0.0      # condition dropout for classifier-free guidance (notebook 05): P(y → null condition)
     max_seconds: float = 0.0   # also stop once training has taken this long (0 = no limit): equal-time comparisons
 
     def to_dict(self) -> dict:
@@ -100,15 +101,19 @@ def _restore_rng(ckpt: dict, g: torch.Generator) -> None:
 
 def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: TrainConfig | None = None, *,
                     labels: Tensor | None = None, num_classes: int | None = None,
-                    ckpt_path: str | Path | None = None, resume: bool = True, model_config: dict | None = None,
+                    null_condition: Tensor | None = None, ckpt_path: str | Path | None = None, resume: bool = True,
+                    model_config: dict | None = None,
                     kind: str = "pixel_ddpm", callback: Optional[Callable[[dict], None]] = None,
                     progress: bool = True, extra: dict | None = None) -> TrainResult:
     """Train ε_θ on ``data`` (N, C, H, W) with the ε-prediction loss (LDM Eq. 1/2); returns a :class:`TrainResult`.
 
-    ``labels`` (N,) optional class labels, passed as ``model(x_t, t, y=labels[idx])``. With ``cfg.p_uncond > 0``
-    each label is replaced, with that probability, by the null label ``num_classes`` (so the model needs
-    num_classes + 1 label embeddings) — that is classifier-free guidance's training (notebook 05).
-    ``num_classes`` defaults to ``model_config["num_classes"]``, else ``labels.max() + 1``.
+    ``labels`` (N, …) optional conditions, passed as ``model(x_t, t, y=labels[idx])``: class ids (N,), or token
+    ids (N, L) for a :class:`~minildm.conditioning.ConditionalUNet` with a text encoder. With ``cfg.p_uncond > 0``
+    each example's condition is replaced, with that probability, by the null condition — classifier-free
+    guidance's training (notebook 05, :func:`~minildm.guidance.condition_dropout`). ``null_condition`` is one
+    example's ∅ (e.g. the <null> prompt (L,)); by default it is the null label ``num_classes`` (so the model needs
+    num_classes + 1 label embeddings), with ``num_classes`` defaulting to ``model_config["num_classes"]``, else
+    ``labels.max() + 1``.
     ``callback(event)`` gets ``dict(event="log", step, loss, lr, grad_norm, history, model, ema)`` every
     ``log_every`` steps and ``dict(event="sample", step, model, ema)`` every ``sample_every`` steps.
     With ``ckpt_path`` a checkpoint is written every ``ckpt_every`` steps and at the end, and if one exists
@@ -122,8 +127,14 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
     N = data.shape[0]
     if labels is not None and labels.shape[0] != N:
         raise ValueError(f"labels has {labels.shape[0]} entries but data has {N} examples; they must pair up")
-    if labels is not None and num_classes is None:
-        num_classes = int(model_config.get("num_classes", int(labels.max()) + 1))
+    if labels is not None and null_condition is None:
+        if labels.ndim > 1 and cfg.p_uncond > 0:
+            raise ValueError(f"labels of shape {tuple(labels.shape)} are not class ids: condition dropout needs their "
+                             "null condition, e.g. null_condition=tokenizer.null() for prompts")
+        if num_classes is None:
+            nc = model_config.get("num_classes")
+            num_classes = int(nc) if nc is not None else int(labels.max()) + 1
+        null_condition = torch.tensor(num_classes)  # the null label
     g = torch.Generator().manual_seed(cfg.seed)  # CPU: the one stream of randomness of this loop
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
@@ -151,15 +162,14 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=kind, dynamic_ncols=True)
     t0 = time.perf_counter() - train_seconds
     while step < cfg.steps and not (cfg.max_seconds > 0 and time.perf_counter() - t0 >= cfg.max_seconds):
-        # ---- a batch: indices, then (optionally) labels with condition dropout, all from g
+        # ---- a batch: indices, then (optionally) conditions with condition dropout, all from g
         idx = torch.randint(N, (cfg.batch_size,), generator=g)  # (B,)
         x0 = data[idx].to(device)  # (B, C, H, W)
         kw = {}
         if labels is not None:
-            y = labels[idx]  # (B,)
+            y = labels[idx]  # (B,) or (B, L)
             if cfg.p_uncond > 0:
-                drop = torch.rand(cfg.batch_size, generator=g) < cfg.p_uncond  # (B,) bool
-                y = torch.where(drop, torch.full_like(y, num_classes), y)  # null label = num_classes
+                y = condition_dropout(y, null_condition, cfg.p_uncond, generator=g)  # y → ∅ with prob. p_uncond
             kw["y"] = y.to(device)
         # ---- one optimizer step on L = ‖ε − ε_θ(x_t, t)‖²  (t and ε drawn from g inside)
         lr = lr_at(step, cfg)

@@ -7,7 +7,7 @@ code               paper                        meaning
 ``t``              t                            timestep indices 0 … T-1, (B,)
 ``emb``            —                            time (+ class) embedding, (B, emb_dim), fed to every ResBlock
 ``y``              y                            optional class labels, (B,) ints
-``context``        τ_θ(y)                       conditioning tokens for cross-attention (notebook 05)
+``context``        τ_θ(y)                       conditioning tokens (B, M, context_dim) for cross-attention
 output             ε_θ(x_t, t)                  predicted noise, same shape as ``x``
 =================  ===========================  ====================================================
 
@@ -16,6 +16,12 @@ Layout (as LDM's ``openaimodel.py``, smaller): a conv in; one *level* per entry 
 Res → Attn → Res; the mirror-image decoder, which concatenates the encoder's activations (skips); a zero conv
 out. Zero-initialised last layers make every ResBlock / attention block start as the identity and the whole
 network start by predicting ε = 0.
+
+**Cross-attention (notebook 05, LDM §3.3).** With ``UNetConfig(context_dim=d_τ)`` every attention block (on
+``attn_levels`` and in the middle) is a :class:`~minildm.attention.SpatialTransformer` instead of a
+:class:`~minildm.attention.SelfAttention2d`: self-attention, then cross-attention to ``context`` = τ_θ(y), then a
+feed-forward layer, ``transformer_depth`` times. ``context_dim=None`` (the default) builds exactly the network of
+notebooks 02 and 04, with the same parameter names, so their configs and checkpoints load unchanged.
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from minildm.attention import SelfAttention2d
+from minildm.attention import SelfAttention2d, SpatialTransformer
 from minildm.config import DictConfig
 
 
@@ -61,6 +67,8 @@ class UNetConfig(DictConfig):
     dropout: float = 0.0  # dropout inside ResBlocks (DDPM used 0.1 on CIFAR-10)
     num_classes: Optional[int] = None  # if set, a learned class embedding is added to the time embedding
     time_emb_mult: int = 4  # emb_dim = base_channels · time_emb_mult (DDPM/LDM use 4)
+    context_dim: Optional[int] = None  # if set, attention blocks become SpatialTransformers attending to τ_θ(y)
+    transformer_depth: int = 1  # TransformerBlocks per SpatialTransformer (used only with context_dim)
 
     def __post_init__(self):
         self.channel_mult, self.attn_levels = tuple(self.channel_mult), tuple(self.attn_levels)
@@ -68,6 +76,8 @@ class UNetConfig(DictConfig):
         if bad:
             raise ValueError(f"attn_levels {bad} are not level indices; channel_mult={self.channel_mult} "
                              f"has levels 0..{len(self.channel_mult) - 1}")
+        if self.transformer_depth < 1:
+            raise ValueError(f"transformer_depth must be at least 1 (got {self.transformer_depth})")
 
     @property
     def downsample_factor(self) -> int:
@@ -136,11 +146,17 @@ class Upsample(nn.Module):
 
 
 class EmbedSequential(nn.Sequential):
-    """A stack of layers where ResBlocks also receive ``emb`` (LDM's ``TimestepEmbedSequential``)."""
+    """A stack of layers where ResBlocks also receive ``emb`` and SpatialTransformers ``context``
+    (LDM's ``TimestepEmbedSequential``)."""
 
-    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+    def forward(self, x: Tensor, emb: Tensor, context: Optional[Tensor] = None) -> Tensor:
         for layer in self:
-            x = layer(x, emb) if isinstance(layer, ResBlock) else layer(x)
+            if isinstance(layer, ResBlock):
+                x = layer(x, emb)
+            elif isinstance(layer, SpatialTransformer):
+                x = layer(x, context)
+            else:
+                x = layer(x)
         return x
 
 
@@ -162,7 +178,10 @@ class UNet(nn.Module):
         def res(i: int, o: int) -> ResBlock:
             return ResBlock(i, o, emb_dim, cfg.dropout)
 
-        def attn(c: int) -> SelfAttention2d:
+        def attn(c: int) -> nn.Module:
+            if cfg.context_dim is not None:  # self- + cross-attention + feed-forward (LDM §3.3)
+                return SpatialTransformer(c, cfg.context_dim, heads=cfg.heads, depth=cfg.transformer_depth,
+                                          norm=norm(c))
             return SelfAttention2d(c, heads=cfg.heads, norm=norm(c))
 
         # encoder: remember every block's output channels, the decoder concatenates them back
@@ -202,7 +221,8 @@ class UNet(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor | int, y: Optional[Tensor] = None,
                 context: Optional[Tensor] = None) -> Tensor:
-        """x (B, C, H, W), t (B,) or a scalar, y (B,) class labels → ε_θ (B, out_channels, H, W)."""
+        """x (B, C, H, W), t (B,) or a scalar, y (B,) class labels, context (B, M, context_dim) τ_θ(y)
+        → ε_θ (B, out_channels, H, W)."""
         cfg = self.cfg
         if x.ndim != 4:
             raise ValueError(f"UNet expects x of shape (B, C, H, W), got {tuple(x.shape)}")
@@ -215,9 +235,17 @@ class UNet(nn.Module):
             raise ValueError(f"input size {H}x{W} is not divisible by {f} = 2^{len(cfg.channel_mult) - 1} "
                              f"(the UNet halves H and W {len(cfg.channel_mult) - 1} times): pad or resize to "
                              f"a multiple of {f}, or use fewer levels in channel_mult")
-        if context is not None:
-            raise ValueError("this UNet has no cross-attention, so it cannot use context; "
-                             "notebook 05 adds cross-attention. Use y= for class labels.")
+        if cfg.context_dim is None and context is not None:
+            raise ValueError("this UNet has no cross-attention, so it cannot use context: build it with "
+                             "UNetConfig(context_dim=...) (notebook 05), or use y= for class labels")
+        if cfg.context_dim is not None:
+            if context is None:
+                raise ValueError(f"this UNet conditions through cross-attention (context_dim={cfg.context_dim}): "
+                                 f"pass context=τ_θ(y) of shape ({B}, M, {cfg.context_dim}), e.g. from "
+                                 "minildm.conditioning's encoders or ConditionalUNet")
+            if context.ndim != 3 or context.shape[0] != B or context.shape[2] != cfg.context_dim:
+                raise ValueError(f"context must be (B, M, context_dim) = ({B}, M, {cfg.context_dim}), "
+                                 f"got {tuple(context.shape)}")
         t = torch.as_tensor(t, device=x.device)
         if t.ndim == 0:
             t = t.expand(B)  # (B,)
@@ -237,11 +265,11 @@ class UNet(nn.Module):
         h = self.conv_in(x)  # (B, base_channels, H, W)
         skips = [h]
         for block in self.down:
-            h = block(h, emb)
+            h = block(h, emb, context)
             skips.append(h)
-        h = self.mid(h, emb)  # (B, C_mid, H/f, W/f)
+        h = self.mid(h, emb, context)  # (B, C_mid, H/f, W/f)
         for block in self.up:
-            h = block(torch.cat([h, skips.pop()], dim=1), emb)  # concat along channels
+            h = block(torch.cat([h, skips.pop()], dim=1), emb, context)  # concat along channels
         return self.conv_out(F.silu(self.norm_out(h)))  # (B, out_channels, H, W)
 
 

@@ -1,0 +1,144 @@
+"""Condition encoders τ_θ: a class label or a prompt → tokens for the UNet's cross-attention.  Notebook 05 · LDM §3.3.
+
+LDM conditions ε_θ on y through a domain-specific encoder τ_θ that maps y to M tokens of width d_τ, which the
+UNet's cross-attention layers read as keys and values (LDM Eq. 3):
+
+    L_LDM = E_{ℰ(x), y, ε~N(0,1), t} ‖ε − ε_θ(z_t, t, τ_θ(y))‖²,   with ε_θ and τ_θ optimised jointly.
+
+=====================  ============  ==============================================================================
+code                   paper         meaning
+=====================  ============  ==============================================================================
+``ClassEncoder``       τ_θ (class)   y (B,) class ids → (B, 1, dim): one learned token per class (+ the null class)
+``TextEncoder``        τ_θ (text)    y (B, L) token ids → (B, L, dim): a small transformer (LDM §4.3 uses BERT-like)
+``null_condition``     ∅             the input meaning "no condition", for classifier-free guidance
+``ConditionalUNet``    ε_θ(·, t, τ)  UNet + τ_θ as one module, so both train together and sample together
+=====================  ============  ==============================================================================
+
+Both encoders have a null input: the class ``num_classes`` and the <null> prompt (``Tokenizer.encode("")``).
+Training replaces y by it with probability p_uncond (:func:`minildm.guidance.condition_dropout`), so the same
+network also learns ε_θ(z_t, t, τ_θ(∅)), the unconditional model that guidance needs.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from .attention import Attention, FeedForward
+
+
+class ClassEncoder(nn.Module):
+    """τ_θ for class labels: y (B,) in 0..num_classes → one token (B, 1, dim). ``num_classes`` is the null class."""
+
+    def __init__(self, num_classes: int, dim: int):
+        super().__init__()
+        self.num_classes, self.dim = num_classes, dim
+        self.embed = nn.Embedding(num_classes + 1, dim)  # row num_classes: ∅
+
+    def forward(self, y: Tensor) -> Tensor:
+        if y.ndim != 1:
+            raise ValueError(f"ClassEncoder takes class ids of shape (B,), got {tuple(y.shape)}")
+        if y.numel() and not (0 <= int(y.min()) and int(y.max()) <= self.num_classes):
+            raise ValueError(f"class ids must be in 0..{self.num_classes} ({self.num_classes} = the null class), "
+                             f"got values in {int(y.min())}..{int(y.max())}")
+        return self.embed(y)[:, None, :]  # (B, 1, dim)
+
+    def null_condition(self, batch: int, device=None) -> Tensor:
+        """∅ for a batch: the null class, (batch,) long."""
+        return torch.full((batch,), self.num_classes, dtype=torch.long, device=device)
+
+
+class EncoderLayer(nn.Module):
+    """A pre-LN transformer encoder layer: x ← x + Attn(LN x) over the real tokens; x ← x + MLP(LN x)."""
+
+    def __init__(self, dim: int, heads: int, ff_mult: int = 4):
+        super().__init__()
+        self.norm1, self.attn = nn.LayerNorm(dim), Attention(dim, heads=heads)
+        self.norm2, self.ff = nn.LayerNorm(dim), FeedForward(dim, ff_mult, glu=False)
+
+    def forward(self, x: Tensor, keep: Tensor) -> Tensor:
+        """x (B, L, dim), keep (B, L) bool: False for <pad>, which no token may attend to."""
+        x = x + self.attn(self.norm1(x), key_mask=keep)  # (B, L, dim)
+        return x + self.ff(self.norm2(x))
+
+
+class TextEncoder(nn.Module):
+    """τ_θ for prompts: ids (B, L), L ≤ max_len → tokens (B, L, dim).
+
+    Token + learned position embeddings, ``depth`` pre-LN :class:`EncoderLayer` with a padding mask (a <pad> is
+    never a key, so what sits in pad positions cannot change the real tokens' outputs), and a final LayerNorm.
+    The pad positions still get outputs and the UNet attends to all L tokens, as LDM's does to its 77.
+    ``pad_id`` and ``null_id`` are :class:`minildm.text.Tokenizer`'s (0 and 2); see :meth:`for_tokenizer`.
+    """
+
+    def __init__(self, vocab_size: int, dim: int, max_len: int, depth: int = 2, heads: int = 4, pad_id: int = 0,
+                 null_id: int = 2):
+        super().__init__()
+        self.vocab_size, self.dim, self.max_len = vocab_size, dim, max_len
+        self.pad_id, self.null_id = pad_id, null_id
+        self.token_embed = nn.Embedding(vocab_size, dim)
+        self.pos_embed = nn.Parameter(torch.randn(max_len, dim) * 0.02)  # one learned vector per position
+        self.layers = nn.ModuleList(EncoderLayer(dim, heads) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+
+    @classmethod
+    def for_tokenizer(cls, tokenizer, dim: int, depth: int = 2, heads: int = 4) -> "TextEncoder":
+        """An encoder sized for ``tokenizer`` (its vocabulary, max_len, pad and null ids)."""
+        return cls(tokenizer.vocab_size, dim, tokenizer.max_len, depth, heads, tokenizer.pad_id, tokenizer.null_id)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        if ids.ndim != 2 or ids.shape[1] > self.max_len:
+            raise ValueError(f"TextEncoder takes token ids (B, L) with L ≤ max_len={self.max_len}, "
+                             f"got {tuple(ids.shape)}; encode prompts with Tokenizer.encode_batch")
+        B, L = ids.shape
+        keep = ids != self.pad_id  # (B, L)
+        if not bool(keep.any(1).all()):
+            raise ValueError("a prompt is all <pad>: there is nothing to attend to. The empty prompt is the <null> "
+                             "prompt, Tokenizer.encode('') or null_condition()")
+        x = self.token_embed(ids) + self.pos_embed[:L]  # (B, L, dim)
+        for layer in self.layers:
+            x = layer(x, keep)  # (B, L, dim)
+        return self.norm(x)  # (B, L, dim)
+
+    def null_condition(self, batch: int, device=None) -> Tensor:
+        """∅ for a batch: the <null> prompt [<null>, <pad>, …], (batch, max_len) long (= Tokenizer.null)."""
+        ids = torch.full((batch, self.max_len), self.pad_id, dtype=torch.long, device=device)
+        ids[:, 0] = self.null_id
+        return ids
+
+
+class ConditionalUNet(nn.Module):
+    """ε_θ(x_t, t, τ_θ(y)): a cross-attention UNet and its encoder τ_θ, one module trained jointly (LDM Eq. 3).
+
+    Called like a class-conditional UNet, ``model(x_t, t, y=cond)``, so :func:`minildm.train.train_diffusion`'s
+    ``labels`` (class ids (N,) or token ids (N, L)) and the samplers' ``model_kwargs`` flow in unchanged.
+    """
+
+    def __init__(self, unet: nn.Module, encoder: nn.Module):
+        super().__init__()
+        if unet.cfg.context_dim != encoder.dim:
+            raise ValueError(f"the UNet's context_dim ({unet.cfg.context_dim}) must equal the encoder's dim "
+                             f"({encoder.dim}): build the UNet with UNetConfig(context_dim={encoder.dim})")
+        self.unet, self.encoder = unet, encoder
+
+    @property
+    def cfg(self):
+        """The UNet's config (channels, sizes): lets DiffusionModel treat this like a UNet."""
+        return self.unet.cfg
+
+    def forward(self, x: Tensor, t: Tensor | int, y: Optional[Tensor] = None, cond: Optional[Tensor] = None) -> Tensor:
+        """x (B, C, H, W), t (B,), y the condition: (B,) class ids or (B, L) token ids → ε_θ (B, C, H, W).
+
+        ``cond`` is another name for ``y`` (``y=`` is what the training loop and the samplers pass).
+        """
+        if y is not None and cond is not None:
+            raise ValueError("pass the condition once, as y= or as cond=")
+        y = cond if y is None else y
+        if y is None:
+            raise ValueError("ConditionalUNet needs the condition y; for the unconditional prediction pass "
+                             "y=model.null_condition(B)")
+        return self.unet(x, t, context=self.encoder(y))  # τ_θ(y): (B, M, context_dim)
+
+    def null_condition(self, batch: int, device=None) -> Tensor:
+        return self.encoder.null_condition(batch, device)

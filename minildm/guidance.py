@@ -1,0 +1,73 @@
+"""Classifier-free guidance: condition dropout when training, ε̃ = ε_∅ + s·(ε_y − ε_∅) when sampling.  Notebook 05.
+
+Ho & Salimans (2021), used by LDM for its conditional models (§4.3): one network learns both the conditional
+ε_θ(z_t, t, y) and the unconditional ε_θ(z_t, t, ∅), because training replaces y by the null condition ∅ with
+probability p_uncond. Sampling then extrapolates from the unconditional prediction towards the conditional one:
+
+    ε̃ = ε_θ(z_t, t, ∅) + s · (ε_θ(z_t, t, y) − ε_θ(z_t, t, ∅))      (Ho & Salimans Eq. 6 with s = 1 + w)
+
+s = 1 is the conditional model, s = 0 the unconditional one, s > 1 trades diversity for fidelity to y.
+
+=================  ==============  ========================================================================
+code               paper           meaning
+=================  ==============  ========================================================================
+``cond``           y               the condition: class ids (B,) or token ids (B, L)
+``null``           ∅               the null condition: the null class, or the <null> prompt
+``scale``          s (= 1 + w)     guidance scale
+``eps_cond``       ε_θ(z_t, t, y)  conditional prediction
+``eps_uncond``     ε_θ(z_t, t, ∅)  unconditional prediction
+=================  ==============  ========================================================================
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor
+
+
+def condition_dropout(y: Tensor, null: Tensor | int, p: float, generator: Optional[torch.Generator] = None) -> Tensor:
+    """Replace each example's condition by ``null`` with probability ``p``: the training half of guidance.
+
+    y (B,) or (B, L); null broadcastable to one example (a scalar class id, or an (L,) prompt). One uniform draw
+    per example from ``generator`` (on the CPU), so a seeded training run replays exactly.
+    """
+    drop = torch.rand(y.shape[0], generator=generator) < p  # (B,) bool: True → ∅
+    drop = drop.to(y.device).reshape(-1, *([1] * (y.ndim - 1)))  # (B, 1, …) broadcast over an example
+    return torch.where(drop, torch.as_tensor(null, dtype=y.dtype, device=y.device), y)
+
+
+def guided(model, scale: float, cond: Tensor, null: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    """An ε-function for the samplers, ``eps(x_t, t)``, that applies classifier-free guidance with scale s.
+
+    ``model(x_t, t, y=...)`` is ε_θ (a :class:`~minildm.conditioning.ConditionalUNet`); ``cond`` (B, …) is y for
+    the batch, ``null`` ∅ for the batch (B, …) or for one example (…). Each call makes ONE forward pass on the
+    batch of 2B, [x_t; x_t] with [y; ∅]: the first B rows are conditional (what an attention capture sees first).
+    s = 1 and s = 0 need only one half, so they run a single forward of B and return exactly ε_y or ε_∅.
+    Use as ``ddim_sample(guided(model, 3.0, y, null), x_T, sched, steps=50)``.
+    """
+    B = cond.shape[0]
+    null = torch.as_tensor(null, device=cond.device, dtype=cond.dtype)
+    if null.shape != cond.shape:
+        if null.shape != cond.shape[1:]:
+            raise ValueError(f"null must be one condition {tuple(cond.shape[1:])} or one per example "
+                             f"{tuple(cond.shape)}, got {tuple(null.shape)}")
+        null = null.expand_as(cond)  # (B, …)
+
+    def eps(x_t: Tensor, t: Tensor) -> Tensor:
+        if x_t.shape[0] != B:
+            raise ValueError(f"guided(...) was built for a batch of {B} conditions, got x_t with {x_t.shape[0]} rows")
+        if scale == 1.0:  # ε̃ = ε_y: the conditional model alone
+            return model(x_t, t, y=cond)
+        if scale == 0.0:  # ε̃ = ε_∅: the unconditional model alone
+            return model(x_t, t, y=null)
+        t = torch.as_tensor(t, device=x_t.device)
+        if t.ndim == 0:
+            t = t.expand(B)  # (B,)
+        # one batched forward: [x_t; x_t] with [y; ∅]
+        out = model(torch.cat([x_t, x_t]), torch.cat([t, t]), y=torch.cat([cond, null]))  # (2B, C, H, W)
+        eps_cond, eps_uncond = out.chunk(2)  # (B, C, H, W) each
+        # ε̃ = ε_∅ + s·(ε_y − ε_∅)
+        return eps_uncond + scale * (eps_cond - eps_uncond)
+
+    return eps
