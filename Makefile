@@ -6,9 +6,9 @@ export PYTHON
 setup:
 	bash scripts/setup.sh
 
-## The course's main job: run notebook 01 headless (cpu mode by default) and write its figures to outputs/.
+## The course's main job: sample digits from the shipped latent diffusion weights into demo/ (seconds on a CPU).
 demo: setup
-	$(PYTHON) -m minildm notebook 01 --out outputs
+	$(PYTHON) -m minildm demo --out demo
 
 ## The whole test suite, as CI runs it: package tests, then every notebook under nbval, in smoke mode.
 test: setup

@@ -224,14 +224,15 @@ def to_model(preset: DiffusionPreset, unet, first_stage: AutoencoderKL | None = 
                           preset.clip_x0, preset.name).eval()
 
 
-def latents(ae: AutoencoderKL, split: str = "train", n: int | None = None, name: str | None = None):
+def latents(ae: AutoencoderKL, split: str = "train", n: int | None = None, name: str | None = None,
+            mode: Mode | None = None):
     """MNIST ``split`` encoded by ``ae`` as s·ℰ(x), cached in ``runs/<mode>/latents_<name>_<split>.pt``; with labels.
 
     The cache is keyed by the autoencoder's weights, so retraining it re-encodes (:func:`minildm.ldm.encode_dataset`).
     """
     images, labels = mnist(split, size=32, n=n)
     name = name or f"f{ae.cfg.f}"
-    return encode_dataset(ae, images, cache_path=runs_dir() / f"latents_{name}_{split}.pt"), labels
+    return encode_dataset(ae, images, cache_path=runs_dir(mode) / f"latents_{name}_{split}.pt"), labels
 
 
 def first_stage(preset: AutoencoderPreset | None = None, data=None, feature_net=None, ckpt_path=None,
@@ -243,7 +244,7 @@ def first_stage(preset: AutoencoderPreset | None = None, data=None, feature_net=
     (LDM App. D.1). ``data`` defaults to MNIST's training split; ``feature_net`` to the course's classifier.
     """
     preset = preset or autoencoder_mnist()
-    ckpt_path = ckpt_path or runs_dir() / f"{preset.name}.pt"
+    ckpt_path = ckpt_path or runs_dir(preset.mode) / f"{preset.name}.pt"
     if data is None:
         data, _ = mnist("train", size=preset.image_size, n=preset.n_train)
     if feature_net is None and preset.loss.perceptual_weight > 0:
@@ -282,7 +283,7 @@ def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = 
     ae = None
     if preset.f > 1:
         ae, _, _ = first_stage(autoencoder_mnist(mode, f=preset.f), progress=progress)
-        data, _ = latents(ae, "train", n=preset.n_train)
+        data, _ = latents(ae, "train", n=preset.n_train, mode=mode)
     else:
         data, _ = mnist("train", size=preset.image_size, n=preset.n_train)
     result, _ = train_preset(preset, data, ckpt_path=ckpt_path, progress=progress, callback=callback, first_stage=ae)

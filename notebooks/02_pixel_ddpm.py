@@ -162,7 +162,7 @@ except ValueError as e:
 
 # %%
 src = inspect.getsource(train.train_diffusion)
-print(src[src.index("    while step < cfg.steps:"): src.index("        # ---- logging")])
+print(src[src.index("    while step < cfg.steps"): src.index("        # ---- logging")])
 
 # %%
 ckpt = config.runs_dir() / "pixel_mnist.pt"

@@ -102,7 +102,10 @@ def main() -> None:
                                 "(`python scripts/notebooks.py run NN --mode MODE`).\n\n"
                                 "| notebook | mode | wall time | machine | date |\n|---|---|---|---|---|\n")
             rows = [r for r in runs.read_text().splitlines(keepends=True) if not r.startswith(f"| {src.stem} |")]
-            runs.write_text("".join(rows) + line)
+            # insert after the last table row, so notes below the table stay below it
+            last = max((i for i, r in enumerate(rows) if r.startswith("|")), default=len(rows) - 1)
+            rows.insert(last + 1, line)
+            runs.write_text("".join(rows))
             print(f"{src.stem}: executed in {args.mode} mode in {secs:.0f} s")
         nbformat.write(nb, src.with_suffix(".ipynb"))
         print(f"wrote {src.with_suffix('.ipynb').relative_to(ROOT)}")
