@@ -2,7 +2,7 @@
 
 Commands (``python -m minildm COMMAND --help`` for each):
   demo              sample digits from the shipped weights in seconds (``--train``: retrain them first, cpu mode)
-  train PRESET      train a preset (autoencoder-mnist, pixel-mnist, latent-mnist); resumes; writes a sample grid
+  train PRESET      train a preset (autoencoder-mnist, pixel-mnist, latent-mnist, latent-mnist-class); resumes
   sample CKPT       sample a diffusion checkpoint (or a shipped model's name) into a PNG grid and an .npz
   export SRC DST    a small release checkpoint (EMA weights + first stage, no optimizer) from a training one
   notebook NN       execute notebook NN headless (cpu mode by default) and write its figures as PNG files
@@ -81,16 +81,36 @@ def _write_samples(images, labels, out: str | None, npz: str | None, nrow: int |
         print(f"wrote {npz}: " + ", ".join(f"{k} {v.shape} {v.dtype}" for k, v in arrays.items()))
 
 
-def _labels_for(model, n: int, label: int | None):
+def _labels_for(model, n: int, label: int | None, prompt: str | None = None):
+    """The conditions y for n samples, and the digit labels to store beside them (None for unconditional models).
+
+    Class models: ``label`` for all, or 0..9 cycling. Text models: ``prompt`` for all (its words must be in the
+    model's vocabulary), or "a zero", "a one", … cycling; the stored label is the digit the prompt names.
+    """
     import torch
 
-    if model.num_classes is None:
+    from minildm.captions import DIGITS
+
+    if not model.is_conditional:
+        if label is not None or prompt is not None:
+            raise CLIError(f"--{'label' if label is not None else 'prompt'} given, but {model.name} is unconditional")
+        return None, None
+    if model.tokenizer is not None:  # a text-conditional model
         if label is not None:
-            raise CLIError(f"--label given, but {model.name} is unconditional (it takes no labels)")
-        return None
+            raise CLIError(f"{model.name} takes prompts, not labels: use --prompt \"a thick seven\"")
+        prompts = [prompt] * n if prompt is not None else [f"a {DIGITS[i % 10]}" for i in range(n)]
+        try:
+            y = model.tokenizer.encode_batch(prompts, strict=True)
+        except ValueError as e:
+            raise CLIError(str(e)) from None
+        named = [next((DIGITS.index(w) for w in p.lower().split() if w in DIGITS), -1) for p in prompts]
+        return y, torch.tensor(named)
+    if prompt is not None:
+        raise CLIError(f"{model.name} is class-conditional: use --label K, not --prompt")
     if label is not None and not 0 <= label < model.num_classes:
         raise CLIError(f"--label must be in 0..{model.num_classes - 1} for {model.name} (got {label})")
-    return torch.full((n,), label) if label is not None else torch.arange(n) % model.num_classes
+    y = torch.full((n,), label) if label is not None else torch.arange(n) % model.num_classes
+    return y, y
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -106,11 +126,18 @@ def cmd_sample(args: argparse.Namespace) -> None:
     if args.info:
         print(f"{model.name}: {'latent' if model.is_latent else 'pixel'} diffusion, ε_θ on {model.sample_shape}, "
               f"{sum(p.numel() for p in model.unet.parameters()):,} UNet parameters; {model.checkpoint_info}")
-    labels = _labels_for(model, args.n, args.label)
+    y, labels = _labels_for(model, args.n, args.label, args.prompt)
+    guidance = args.guidance if args.guidance is not None else model.guidance
+    if y is None and args.guidance is not None and args.guidance != 1.0:
+        raise CLIError(f"--guidance needs a conditional model; {model.name} is unconditional")
+    if y is None:
+        guidance = 1.0
     steps = args.steps or (50 if args.sampler == "ddim" else model.sched.T)
     t0 = time.perf_counter()
-    images = model.sample(args.n, sampler=args.sampler, steps=steps, seed=args.seed, y=labels, eta=args.eta)
-    print(f"{args.n} samples with {args.sampler}-{steps} in {time.perf_counter() - t0:.1f} s on {device}")
+    images = model.sample(args.n, sampler=args.sampler, steps=steps, seed=args.seed, y=y, eta=args.eta,
+                          guidance=guidance)
+    print(f"{args.n} samples with {args.sampler}-{steps}" + (f", guidance {guidance:g}" if y is not None else "")
+          + f" in {time.perf_counter() - t0:.1f} s on {device}")
     _write_samples(images, labels, args.out, args.npz)
 
 
@@ -133,16 +160,18 @@ def cmd_train(args: argparse.Namespace) -> None:
             rec = model(x.to(model.scale_factor.device), sample_posterior=False)[0].clamp(-1, 1).cpu()
         print(f"wrote {save_grid(__import__('torch').cat([x, rec]), grid, nrow=16)} (test digits, then reconstructions)")
     else:
-        images = model.sample(64, sampler="ddim", steps=50, seed=0,
-                              y=_labels_for(model, 64, None))
-        print(f"wrote {save_grid(images, grid, nrow=8)} (64 samples, DDIM-50, seed 0)")
+        y, _ = _labels_for(model, 64, None)
+        guidance = model.guidance if y is not None else 1.0
+        images = model.sample(64, sampler="ddpm", steps=50, seed=0, y=y, guidance=guidance)
+        print(f"wrote {save_grid(images, grid, nrow=8)} (64 samples, 50 ancestral steps, seed 0"
+              + (f", digits 0–9 cycling, guidance {guidance:g})" if y is not None else ")"))
 
 
 def cmd_export(args: argparse.Namespace) -> None:
     from minildm.ldm import export_diffusion
 
     release = dict(command=args.command_line or "", note=args.note or "")
-    path = export_diffusion(args.src, args.dst, half=args.half, **release)
+    path = export_diffusion(args.src, args.dst, half=args.half, guidance=args.guidance, **release)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 
@@ -214,13 +243,19 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Sample a diffusion checkpoint (a path, or a shipped model's name such as "
                                    "latent_mnist). The .npz holds images (N, C, H, W) float32 in [0, 1], and "
                                    "labels (N,) for a class-conditional model.")
-    s.add_argument("checkpoint", help="a checkpoint path, or the name of a shipped model (latent_mnist)")
+    s.add_argument("checkpoint", help="a checkpoint path, or the name of a shipped model (latent_mnist, "
+                                      "latent_mnist_class)")
     s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
     s.add_argument("--steps", type=int, default=None, help="sampling steps (default: 50 for ddim, T for ddpm)")
     s.add_argument("--eta", type=float, default=None, help="DDIM η (default 0; ddpm: 1)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--label", type=int, default=None, help="class for a class-conditional model (default: 0..9 cycling)")
+    s.add_argument("--prompt", default=None,
+                   help='prompt for a text-conditional model, e.g. "a thick seven" (default: "a zero", "a one", … cycling)')
+    s.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale s for a conditional model (default: its preset's, e.g. 3; "
+                        "1 = the conditional model alone)")
     s.add_argument("--out", default="samples.png", help="PNG grid (default samples.png)")
     s.add_argument("--npz", default=None, help="also write the samples as an .npz")
     s.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
@@ -233,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
     e.add_argument("--command-line", default=None, help="the command that trained it, recorded in the file")
     e.add_argument("--note", default=None, help="free text recorded in the file (time, measured quality)")
+    e.add_argument("--guidance", type=float, default=None,
+                   help="the guidance scale `sample` and `demo` use by default for this model (conditional models)")
     e.set_defaults(func=cmd_export)
     return p
 

@@ -142,3 +142,22 @@ class ConditionalUNet(nn.Module):
 
     def null_condition(self, batch: int, device=None) -> Tensor:
         return self.encoder.null_condition(batch, device)
+
+
+def encoder_from_spec(spec: dict) -> tuple[nn.Module, "Tokenizer | None"]:
+    """τ_θ from the plain dict a checkpoint stores (``DiffusionPreset.extra["conditioning"]``), and its tokenizer.
+
+    ``{"type": "class", "num_classes": 10, "dim": 64}`` → :class:`ClassEncoder`;
+    ``{"type": "text", "dim": 64, "depth": 2, "heads": 4, "tokenizer": Tokenizer.to_dict()}`` → :class:`TextEncoder`.
+    """
+    from .text import Tokenizer
+
+    kind = spec.get("type")
+    if kind == "class":
+        return ClassEncoder(int(spec["num_classes"]), int(spec["dim"])), None
+    if kind == "text":
+        if "tokenizer" not in spec:
+            raise ValueError("a text conditioning spec needs its tokenizer (Tokenizer.to_dict()) under 'tokenizer'")
+        tok = Tokenizer.from_dict(spec["tokenizer"])
+        return TextEncoder.for_tokenizer(tok, int(spec["dim"]), int(spec.get("depth", 2)), int(spec.get("heads", 4))), tok
+    raise ValueError(f"unknown conditioning type {kind!r}; expected 'class' or 'text'")

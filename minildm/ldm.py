@@ -92,6 +92,7 @@ class DiffusionModel(nn.Module):
         super().__init__()
         self.unet, self.sched, self.first_stage = unet, sched, first_stage
         self.image_size, self.clip_x0, self.name = image_size, clip_x0, name
+        self.tokenizer, self.guidance = None, 1.0  # set by load_diffusion for text models / from the preset
         f = first_stage.cfg.f if first_stage is not None else 1
         if image_size % f:
             raise ValueError(f"image_size {image_size} is not divisible by the autoencoder's f = {f}")
@@ -210,9 +211,14 @@ def load_diffusion(path: str | Path, map_location="cpu", ema: bool = True) -> Di
     """Any diffusion checkpoint (a training one, resumable, or a release one from :func:`export_diffusion`) →
     a :class:`DiffusionModel` in eval mode. ``ema`` picks the EMA weights (what to sample with) if present."""
     ckpt = load_checkpoint(path, kind=DIFFUSION_KINDS, map_location=map_location)
-    unet = UNet(UNetConfig.from_dict(ckpt["config"]))
+    unet, tokenizer = UNet(UNetConfig.from_dict(ckpt["config"])), None
+    if ckpt.get("conditioning") is not None:  # ε_θ with τ_θ (notebook 05): rebuild the encoder from its spec
+        from .conditioning import ConditionalUNet, encoder_from_spec
+
+        encoder, tokenizer = encoder_from_spec(ckpt["conditioning"])
+        unet = ConditionalUNet(unet, encoder)
     weights = ckpt["ema"] if ema and "ema" in ckpt else ckpt.get("model", ckpt.get("ema"))
-    unet.load_state_dict(weights)
+    unet.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
     info = ckpt.get("sampling") or _default_sampling(ckpt["kind"])
     if info.get("latent") and ckpt.get("first_stage") is None:
         raise CheckpointError(f"{path} is a latent diffusion checkpoint without its autoencoder, so its samples "
@@ -221,6 +227,8 @@ def load_diffusion(path: str | Path, map_location="cpu", ema: bool = True) -> Di
                            _first_stage_from(ckpt.get("first_stage"), map_location), image_size=info["image_size"],
                            clip_x0=info["clip_x0"], name=ckpt["kind"])
     model.checkpoint_info = {k: ckpt[k] for k in ("step", "train_config", "release") if k in ckpt}
+    model.tokenizer = tokenizer  # for prompts: model.tokenizer.encode_batch([...]) → y
+    model.guidance = float(info.get("guidance", 1.0))  # the scale its preset recommends (CLI default)
     return model.eval()
 
 
@@ -232,23 +240,31 @@ def _default_sampling(kind: str) -> dict:
 def sampling_payload(preset) -> dict:
     """What :func:`load_diffusion` needs besides the weights, from a :class:`minildm.presets.DiffusionPreset`."""
     return dict(schedule=preset.schedule, T=preset.T, image_size=preset.image_size, clip_x0=preset.clip_x0,
-                latent=preset.f > 1, preset=preset.name, mode=preset.mode)
+                latent=preset.f > 1, preset=preset.name, mode=preset.mode,
+                guidance=float(preset.extra.get("guidance", 1.0)))
 
 
-def export_diffusion(src: str | Path, dst: str | Path, half: bool = False, **release) -> Path:
+def export_diffusion(src: str | Path, dst: str | Path, half: bool = False, guidance: float | None = None,
+                     **release) -> Path:
     """A small release checkpoint from a training one: the EMA weights, schedule and first stage, no optimizer.
 
     ``release`` (plain values: the training command, its wall time, measured quality …) is stored under
     ``"release"`` and shown by ``python -m minildm sample --info``. ``half`` stores the weights as float16
-    (loaded back as float32). The result loads with :func:`load_diffusion`; it cannot resume training.
+    (loaded back as float32); ``guidance`` replaces the recommended guidance scale stored with the sampling
+    settings (e.g. chosen by a sweep after training). The result loads with :func:`load_diffusion`; it cannot
+    resume training.
     """
     ckpt = load_checkpoint(src, kind=DIFFUSION_KINDS)
     def cast(sd: dict) -> dict:  # float16 halves the file; the scale factor stays exact
         return {k: v.half() if half and v.is_floating_point() and k != "scale_factor" else v for k, v in sd.items()}
 
     payload = dict(ema=cast(ckpt["ema"] if "ema" in ckpt else ckpt["model"]),
-                   sampling=ckpt.get("sampling") or _default_sampling(ckpt["kind"]),
+                   sampling=dict(ckpt.get("sampling") or _default_sampling(ckpt["kind"])),
                    step=ckpt.get("step"), train_config=ckpt.get("train_config"), release=dict(release))
+    if guidance is not None:
+        payload["sampling"]["guidance"] = float(guidance)
+    if ckpt.get("conditioning") is not None:
+        payload["conditioning"] = ckpt["conditioning"]
     if ckpt.get("first_stage") is not None:
         fs = ckpt["first_stage"]
         payload["first_stage"] = dict(config=fs["config"], state=cast(fs["state"]))

@@ -63,10 +63,11 @@ def ckpts(tmp_path_factory):
 # ------------------------------------------------------------------------------------------ --help
 HELP = {
     "demo": ["--out", "--n", "--steps", "--seed", "--train"],
-    "train": ["autoencoder-mnist", "pixel-mnist", "latent-mnist", "--mode", "--out", "--no-progress"],
+    "train": ["autoencoder-mnist", "pixel-mnist", "latent-mnist", "latent-mnist-class", "latent-mnist-text", "--mode",
+              "--out", "--no-progress"],
     "sample": ["checkpoint", "--n", "--sampler", "--steps", "--eta", "--seed", "--label", "--out", "--npz",
-               "--device", "--info"],
-    "export": ["src", "dst", "--half", "--command-line", "--note"],
+               "--device", "--info", "--prompt", "--guidance"],
+    "export": ["src", "dst", "--half", "--command-line", "--note", "--guidance"],
     "notebook": ["name", "--mode", "--out", "--timeout"],
 }
 
@@ -191,3 +192,11 @@ def test_export(ckpts, tmp_path, capsys):
 
     assert main(["export", str(ckpts.ae), str(tmp_path / "bad.pt")]) == 2
     assert "'autoencoder_kl'" in one_error_line(capsys.readouterr().err)
+
+
+def test_guidance_flag_errors(ckpts, tmp_path, capsys):
+    """--guidance on an unconditional model, or on a label-embedding model without a null condition: one line."""
+    for ckpt, needle in ((ckpts.latent, "unconditional"), (ckpts.cond, "null condition")):
+        rc = main(["sample", str(ckpt), "--n", "2", "--steps", "2", "--guidance", "2", "--out", str(tmp_path / "g.png")])
+        assert rc == 2
+        assert needle in one_error_line(capsys.readouterr().err)

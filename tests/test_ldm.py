@@ -372,3 +372,51 @@ def test_max_seconds_stops_early_and_resumes(latent_run, ae, tmp_path):
         more, _ = presets.train_preset(preset, latent_run.z, ckpt_path=path, progress=False, first_stage=ae)
     assert more.steps_done == 3 and [h[0] for h in more.history] == list(range(1, n + 4))
     assert load_checkpoint(path)["step"] == n + 3
+
+
+# ------------------------------------------------------------------------------------------ conditional checkpoints
+@pytest.fixture(scope="module")
+def class_run(tmp_path_factory, ae, digits):
+    """latent_mnist_class (smoke): a cross-attention UNet + ClassEncoder, 6 steps with condition dropout."""
+    d = tmp_path_factory.mktemp("class_run")
+    preset = presets.latent_mnist_class("smoke")
+    preset.train = dataclasses.replace(preset.train, steps=6, ckpt_every=6)
+    z = encode_dataset(ae, digits[0])
+    result, _ = presets.train_preset(preset, z, labels=digits[1], ckpt_path=d / "class.pt", progress=False,
+                                     first_stage=ae)
+    with torch.no_grad():  # a 6-step model is near its zero-initialised output: jitter so labels matter
+        for p in result.ema.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return SimpleNamespace(dir=d, preset=preset, result=result, ckpt=d / "class.pt")
+
+
+def test_class_conditional_checkpoint_round_trip(class_run, ae):
+    """The checkpoint carries τ_θ's spec: load_diffusion rebuilds UNet + ClassEncoder and the preset's guidance."""
+    ckpt = load_checkpoint(class_run.ckpt, kind="latent_mnist")
+    assert ckpt["conditioning"] == dict(type="class", num_classes=10, dim=presets.CONTEXT_DIM)
+    model = load_diffusion(class_run.ckpt)
+    assert type(model.unet).__name__ == "ConditionalUNet" and model.num_classes == 10 and model.guidance == 2.0
+    y = torch.tensor([0, 3, 7])
+    assert model.unet.encoder.embed.weight.shape == (11, presets.CONTEXT_DIM)  # 10 classes + the null class
+    a = model.sample(3, steps=3, seed=1, y=y, guidance=2.0)
+    assert a.shape == (3, 1, 32, 32)
+    assert torch.equal(a, model.sample(3, steps=3, seed=1, y=y, guidance=2.0))
+
+
+def test_guidance_scales_on_a_loaded_model(class_run):
+    """s = 1 is the conditional model, s ≠ 1 changes the samples, and s = 0 ignores the labels."""
+    model = presets.to_model(class_run.preset, class_run.result.ema,
+                             load_diffusion(class_run.ckpt).first_stage)
+    y1, y2 = torch.tensor([1, 1]), torch.tensor([8, 8])
+    cond = model.sample(2, steps=3, seed=0, y=y1, guidance=1.0)
+    assert not torch.allclose(cond, model.sample(2, steps=3, seed=0, y=y1, guidance=4.0))
+    assert not torch.allclose(cond, model.sample(2, steps=3, seed=0, y=y2, guidance=1.0))
+    assert_close(model.sample(2, steps=3, seed=0, y=y1, guidance=0.0),
+                 model.sample(2, steps=3, seed=0, y=y2, guidance=0.0))
+
+
+def test_export_keeps_the_conditioning(class_run, tmp_path):
+    dst = export_diffusion(class_run.ckpt, tmp_path / "rel.pt")
+    a, b = load_diffusion(class_run.ckpt), load_diffusion(dst)
+    y = torch.tensor([2, 5])
+    assert torch.equal(a.sample(2, steps=3, seed=0, y=y, guidance=3.0), b.sample(2, steps=3, seed=0, y=y, guidance=3.0))

@@ -80,3 +80,43 @@ def test_demo_writes_grid_and_npz(tmp_path, capsys):
     assert np.load(tmp_path / "samples.npz")["images"].shape == (8, 1, 32, 32)
     out = capsys.readouterr().out
     assert "confident" in out and str(WEIGHTS_DIR) in out
+
+
+# ------------------------------------------------------------------ the class-conditional model (notebook 05)
+N_PER_CLASS = 20  # 200 samples in all
+
+
+@pytest.fixture(scope="module")
+def class_gate():
+    model = load_diffusion(shipped("latent_mnist_class"))
+    y = torch.arange(10).repeat_interleave(N_PER_CLASS)  # (200,)
+    images = model.sample(len(y), sampler="ddpm", steps=50, seed=0, y=y, guidance=model.guidance)
+    return model, y, images, Evaluator().report(images, labels=y)
+
+
+def test_class_gate_accuracy(class_gate):
+    """COURSE.md: class-conditional samples are classified as their label ≥ 95% of the time (at the shipped guidance)."""
+    model, _, _, r = class_gate
+    assert model.guidance == 2.0
+    assert r["accuracy"] >= 0.95, r
+
+
+def test_class_gate_every_label(class_gate):
+    """No label is left behind: each digit's own samples are classified as that digit ≥ 85% of the time."""
+    _, y, images, _ = class_gate
+    pred = Evaluator().logits(images).argmax(1)
+    per_label = [(pred[y == k] == k).float().mean().item() for k in range(10)]
+    assert min(per_label) >= 0.85, per_label
+
+
+def test_class_gate_frechet_distance(class_gate):
+    _, _, _, r = class_gate
+    assert r["fd_ratio"] <= 3.0, r
+
+
+def test_cli_sample_class_label_writes_labels(tmp_path, capsys):
+    npz = tmp_path / "s.npz"
+    assert main(["sample", "latent_mnist_class", "--n", "4", "--steps", "5", "--label", "7", "--out",
+                 str(tmp_path / "g.png"), "--npz", str(npz)]) == 0
+    data = np.load(npz)
+    assert data["images"].shape == (4, 1, 32, 32) and data["labels"].tolist() == [7, 7, 7, 7]
