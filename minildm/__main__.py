@@ -178,17 +178,19 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from minildm.classifier import load_classifier
     from minildm.evaluate import Evaluator
-    from minildm.ldm import load_diffusion, shipped
+    from minildm.ldm import WEIGHTS_DIR, load_diffusion, shipped
 
     t0 = time.perf_counter()
+    text_ckpt = WEIGHTS_DIR / "latent_mnist_text.pt"
     if args.train:
         from minildm import presets
 
         os.environ["MINILDM_MODE"] = "cpu"
-        print("retraining the first stage and the latent UNet in cpu mode (about 35 minutes on 2 idle cores; "
-              "runs/cpu/ keeps the checkpoints, and an interrupted run resumes) …")
+        print("retraining the first stage, the latent UNet and the text-conditional UNet in cpu mode (about an hour "
+              "on 2 idle cores; runs/cpu/ keeps the checkpoints, and an interrupted run resumes) …")
         presets.train("autoencoder-mnist", "cpu")
         _, ckpt = presets.train("latent-mnist", "cpu")
+        _, text_ckpt = presets.train("latent-mnist-text", "cpu")
     else:
         ckpt = shipped("latent_mnist")
     model = load_diffusion(ckpt)
@@ -201,6 +203,36 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"{args.n} digits from {ckpt} ({args.sampler}, {args.steps} steps, seed {args.seed}) in "
           f"{time.perf_counter() - t0:.1f} s; "
           f"the course's classifier is {100 * conf:.1f}% confident on average; digits drawn per class: {digits}")
+    if Path(text_ckpt).exists():
+        _demo_attention(load_diffusion(text_ckpt), args, out)
+
+
+def _demo_attention(model, args: argparse.Namespace, out: Path) -> None:
+    """Sample 4 digits for ``args.prompt`` and draw where each of its words is attended (notebook 05)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from minildm.attention_maps import capture_attention
+    from minildm.viz import show_attention
+
+    t0 = time.perf_counter()
+    try:
+        y = model.tokenizer.encode_batch([args.prompt] * 4, strict=True)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    with capture_attention(model.unet, which="cross") as store:
+        images = model.sample(4, sampler=args.sampler, steps=args.steps, seed=args.seed, y=y,
+                              guidance=model.guidance, batch_size=4)
+    maps = store.token_maps(size=tuple(images.shape[-2:]))[:4]  # with guidance the first 4 rows are conditional
+    words = model.tokenizer.words(args.prompt)
+    fig = show_attention(images, maps, words, title=f'"{args.prompt}": cross-attention per word')
+    fig.savefig(out / "attention.png", dpi=100)
+    plt.close(fig)
+    print(f"wrote {out / 'attention.png'}: 4 samples for \"{args.prompt}\" (guidance {model.guidance:g}) and the "
+          f"attention each pixel pays to each word, averaged over heads, layers and steps "
+          f"({time.perf_counter() - t0:.1f} s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "model (notebook 04, §7); ddim: deterministic (η = 0)")
     d.add_argument("--steps", type=int, default=50, help="sampling steps (default 50)")
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--prompt", default="a thick seven",
+                   help='prompt for the attention maps (words of the shipped text model; default "a thick seven")')
     d.add_argument("--train", action="store_true",
                    help="retrain the autoencoder and the latent UNet in cpu mode first, and sample those instead")
     d.set_defaults(func=cmd_demo)

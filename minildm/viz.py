@@ -153,3 +153,31 @@ def chain(*callbacks):
             if cb is not None:
                 cb(event)
     return call
+
+
+def show_attention(images: Tensor, maps: Tensor, words: Sequence[str], title: str | None = None, size: float = 1.4,
+                   alpha: float = 0.55):
+    """Per-token attention maps over the images they produced: row b is image b, then one column per word.
+
+    images (B, C, H, W) in [−1, 1]; maps (B, M, H, W) from :meth:`minildm.attention_maps.AttentionStore.token_maps`
+    (M ≥ len(words): the first len(words) tokens are shown); each map is scaled to its own maximum and drawn in
+    ``inferno`` over the grey digit. Returns the figure (notebook 05 and ``python -m minildm demo``).
+    """
+    B, n = images.shape[0], len(words)
+    fig, axes = plt.subplots(B, n + 1, figsize=(size * (n + 1), size * B), squeeze=False)
+    for b in range(B):
+        img = to_numpy_grid(images[b:b + 1], 1, pad=0)
+        axes[b, 0].imshow(img, cmap="gray", vmin=0, vmax=1)
+        for j in range(n):
+            m = maps[b, j].float()
+            m = (m / m.max().clamp_min(1e-8)).cpu().numpy()
+            axes[b, j + 1].imshow(img, cmap="gray", vmin=0, vmax=1)
+            axes[b, j + 1].imshow(m, cmap="inferno", alpha=alpha, vmin=0, vmax=1)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for j, w in enumerate(["sample", *words]):
+        axes[0, j].set_title(w, fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -200,3 +200,52 @@ def test_guidance_flag_errors(ckpts, tmp_path, capsys):
         rc = main(["sample", str(ckpt), "--n", "2", "--steps", "2", "--guidance", "2", "--out", str(tmp_path / "g.png")])
         assert rc == 2
         assert needle in one_error_line(capsys.readouterr().err)
+
+
+@pytest.fixture(scope="module")
+def text_ckpt(tmp_path_factory):
+    """presets.train("latent-mnist-text", "smoke") end to end: captions → tokenizer → text-conditional checkpoint."""
+    d = tmp_path_factory.mktemp("text")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MINILDM_RUNS", str(d))
+    try:
+        _, ckpt = presets.train("latent-mnist-text", "smoke", progress=False)
+    finally:
+        mp.undo()
+    return ckpt
+
+
+def test_text_checkpoint_carries_its_tokenizer(text_ckpt):
+    ckpt = load_checkpoint(text_ckpt, kind="latent_mnist")
+    spec = ckpt["conditioning"]
+    assert spec["type"] == "text" and spec["tokenizer"]["vocab"][:3] == ["<pad>", "<unk>", "<null>"]
+    model = load_diffusion(text_ckpt)
+    assert model.tokenizer is not None and "seven" in model.tokenizer.vocab
+    y = model.tokenizer.encode_batch(["a seven", "a thick two"])
+    assert model.sample(2, steps=2, y=y, guidance=2.0).shape == (2, 1, 32, 32)
+
+
+def test_sample_prompt(text_ckpt, tmp_path, capsys):
+    npz = tmp_path / "p.npz"
+    assert main(["sample", str(text_ckpt), "--n", "3", "--steps", "2", "--prompt", "a thick seven",
+                 "--out", str(tmp_path / "p.png"), "--npz", str(npz)]) == 0
+    assert np.load(npz)["labels"].tolist() == [7, 7, 7]  # the digit the prompt names
+    # an unknown word, a label for a text model, a prompt for an unconditional model: one line each
+    for argv, needle in ((["--prompt", "a purple seven"], "unknown word 'purple'"), (["--label", "3"], "--prompt"),):
+        assert main(["sample", str(text_ckpt), "--n", "2", "--steps", "2", *argv, "--out", str(tmp_path / "x.png")]) == 2
+        assert needle in one_error_line(capsys.readouterr().err)
+
+
+def test_prompt_on_unconditional_model(ckpts, tmp_path, capsys):
+    assert main(["sample", str(ckpts.latent), "--n", "2", "--steps", "2", "--prompt", "a seven",
+                 "--out", str(tmp_path / "x.png")]) == 2
+    assert "unconditional" in one_error_line(capsys.readouterr().err)
+
+
+def test_demo_attention_maps(text_ckpt, tmp_path, capsys):
+    from minildm.__main__ import _demo_attention
+    from minildm.ldm import load_diffusion as load
+
+    args = SimpleNamespace(prompt="a thick seven", sampler="ddpm", steps=2, seed=0)
+    _demo_attention(load(text_ckpt), args, tmp_path)
+    assert (tmp_path / "attention.png").read_bytes()[:8] == PNG_MAGIC
