@@ -279,6 +279,9 @@ def to_model(preset: DiffusionPreset, unet, first_stage: AutoencoderKL | None = 
     model = DiffusionModel(unet.eval(), make_schedule(preset.schedule, preset.T), first_stage, preset.image_size,
                            preset.clip_x0, preset.name)
     model.guidance = float(preset.extra.get("guidance", 1.0))
+    spec = preset.extra.get("conditioning") or {}
+    if spec.get("tokenizer") is not None:  # a text model: prompts are encoded with the tokenizer it trained with
+        model.tokenizer = Tokenizer.from_dict(spec["tokenizer"])
     return model.eval()
 
 
