@@ -249,3 +249,11 @@ def test_demo_attention_maps(text_ckpt, tmp_path, capsys):
     args = SimpleNamespace(prompt="a thick seven", sampler="ddpm", steps=2, seed=0)
     _demo_attention(load(text_ckpt), args, tmp_path)
     assert (tmp_path / "attention.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_train_text_preset_writes_its_grid(tmp_path, monkeypatch, capsys):
+    """`train latent-mnist-text` end to end in smoke mode, final grid included (it once crashed there)."""
+    monkeypatch.setenv("MINILDM_RUNS", str(tmp_path))
+    assert main(["train", "latent-mnist-text", "--mode", "smoke", "--no-progress"]) == 0
+    assert (tmp_path / "smoke" / "latent_mnist_text_samples.png").read_bytes()[:8] == PNG_MAGIC
+    assert "digits 0–9 cycling" in capsys.readouterr().out
