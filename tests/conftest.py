@@ -25,3 +25,14 @@ def stop_after(step: int):
         if event["step"] >= step:
             raise StopRun
     return callback
+
+
+def randomise(model, std: float = 0.1, seed: int = 0):
+    """Fill a model's zero-initialised parameters (output convs, attention out-projections) with small random
+    values, so that they no longer hide the inputs: a fresh UNet predicts exactly 0 whatever it is given."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.any():
+                p.copy_(torch.randn(p.shape, generator=g) * std)
+    return model

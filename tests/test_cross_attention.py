@@ -11,23 +11,14 @@ from torch.testing import assert_close
 from minildm.attention import Attention, SpatialTransformer, TransformerBlock, attention
 from minildm.attention_maps import AttentionStore, attention_layers, capture_attention, probs_to_spatial
 from minildm.unet import UNet, UNetConfig
+from conftest import randomise
 
 TINY = dict(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, attn_levels=(1,), heads=2)
 
 
-def _randomise(model, std=0.1, seed=0):
-    """Give the zero-initialised parameters small random values, so every block does something."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if not p.any():
-                p.copy_(torch.randn(p.shape, generator=g) * std)
-    return model
-
-
 def _context_unet(M=3, context_dim=6, depth=1):
     cfg = UNetConfig(in_channels=2, context_dim=context_dim, transformer_depth=depth, **dict(TINY, attn_levels=(0, 1)))
-    return _randomise(UNet(cfg)).eval()
+    return randomise(UNet(cfg)).eval()
 
 
 # ------------------------------------------------------------------------------------------ attention itself
@@ -59,7 +50,7 @@ def test_transformer_block_and_spatial_transformer():
     st = SpatialTransformer(16, context_dim=6, heads=2, depth=2)
     x, context = torch.randn(2, 16, 4, 6), torch.randn(2, 3, 6)
     assert_close(st(x, context), x)  # zero proj_out: a fresh block is the identity
-    _randomise(st)
+    randomise(st)
     y = st(x, context)
     assert y.shape == x.shape and not torch.allclose(y, x)
     y2 = st(x, context + 1.0)  # the context now matters

@@ -6,18 +6,9 @@ from torch.testing import assert_close
 from minildm.objective import diffusion_loss
 from minildm.schedule import make_schedule
 from minildm.unet import UNet, UNetConfig, count_parameters, timestep_embedding
+from conftest import randomise
 
 TINY = dict(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, attn_levels=(1,), heads=2)
-
-
-def _randomise(model, std=0.1, seed=0):
-    """Fill the zero-initialised parameters with small random values, so they no longer hide the inputs."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if not p.any():
-                p.copy_(torch.randn(p.shape, generator=g) * std)
-    return model
 
 
 @pytest.mark.parametrize("C, H, W, cfg", [
@@ -28,7 +19,7 @@ def _randomise(model, std=0.1, seed=0):
     (3, 8, 8, dict(TINY, num_classes=10, num_res_blocks=2)),
 ])
 def test_output_shape_equals_input_shape(C, H, W, cfg):
-    model = _randomise(UNet(UNetConfig(in_channels=C, **cfg)))
+    model = randomise(UNet(UNetConfig(in_channels=C, **cfg)))
     x = torch.randn(2, C, H, W)
     y = torch.tensor([3, 7]) if cfg.get("num_classes") else None
     with torch.no_grad():
@@ -41,7 +32,7 @@ def test_out_channels():
 
 
 def test_channels_last_gives_the_same_output():
-    model = _randomise(UNet(UNetConfig(in_channels=1, **TINY))).eval()
+    model = randomise(UNet(UNetConfig(in_channels=1, **TINY))).eval()
     x, t = torch.randn(2, 1, 8, 16), torch.tensor([4, 90])
     with torch.no_grad():
         ref = model(x, t)
@@ -56,7 +47,7 @@ def test_fresh_model_predicts_zero():
 
 
 def test_time_changes_the_output():
-    model = _randomise(UNet(UNetConfig(in_channels=1, **TINY))).eval()
+    model = randomise(UNet(UNetConfig(in_channels=1, **TINY))).eval()
     x = torch.randn(1, 1, 8, 8).expand(2, -1, -1, -1)
     with torch.no_grad():
         same = model(x, torch.tensor([10, 10]))
@@ -68,7 +59,7 @@ def test_time_changes_the_output():
 
 
 def test_class_label_changes_the_output():
-    model = _randomise(UNet(UNetConfig(in_channels=1, num_classes=10, **TINY))).eval()
+    model = randomise(UNet(UNetConfig(in_channels=1, num_classes=10, **TINY))).eval()
     x = torch.randn(1, 1, 8, 8).expand(2, -1, -1, -1)
     with torch.no_grad():
         out = model(x, 3, y=torch.tensor([1, 2]))
@@ -128,7 +119,7 @@ def test_loss_of_zero_model_is_about_one():
 
 def test_loss_reproducible_with_generator_and_forwards_kwargs():
     alpha_bar = make_schedule("cosine", 50).alpha_bar
-    model = _randomise(UNet(UNetConfig(in_channels=1, num_classes=3, **TINY)))
+    model = randomise(UNet(UNetConfig(in_channels=1, num_classes=3, **TINY)))
     x0, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
     a = diffusion_loss(model, x0, alpha_bar, generator=torch.Generator().manual_seed(1), y=y)
     b = diffusion_loss(model, x0, alpha_bar, generator=torch.Generator().manual_seed(1), y=y)
