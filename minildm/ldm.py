@@ -210,7 +210,12 @@ def _first_stage_from(entry: dict | None, map_location) -> AutoencoderKL | None:
 def load_diffusion(path: str | Path, map_location="cpu", ema: bool = True) -> DiffusionModel:
     """Any diffusion checkpoint (a training one, resumable, or a release one from :func:`export_diffusion`) →
     a :class:`DiffusionModel` in eval mode. ``ema`` picks the EMA weights (what to sample with) if present."""
-    ckpt = load_checkpoint(path, kind=DIFFUSION_KINDS, map_location=map_location)
+    ckpt = load_checkpoint(path, map_location=map_location)
+    if ckpt.get("kind") not in DIFFUSION_KINDS:
+        raise CheckpointError(f"{path} holds a {ckpt.get('kind')!r} checkpoint, not a diffusion model "
+                              f"({', '.join(DIFFUSION_KINDS)}); sample a diffusion checkpoint such as "
+                              "runs/<mode>/latent_mnist.pt (python -m minildm train latent-mnist) or a shipped "
+                              "model by name (latent_mnist, latent_mnist_class, latent_mnist_text)")
     unet, tokenizer = UNet(UNetConfig.from_dict(ckpt["config"])), None
     if ckpt.get("conditioning") is not None:  # ε_θ with τ_θ (notebook 05): rebuild the encoder from its spec
         from .conditioning import ConditionalUNet, encoder_from_spec
