@@ -8,9 +8,7 @@ This script measures it on this machine for the course's own models:
   (only its input has the latent's 4 channels) — on z (B, 4, 32/F, 32/F), plus the decoder 𝒟 of
   ``autoencoder_mnist(mode, f=F)`` once per sample — notebook 04.
 
-Columns:
-
-Both columns come from :mod:`minildm.cost` (as notebook 04's table):
+Columns (the timings come from :mod:`minildm.cost`, as notebook 04's table):
 
 * ``train img/s``: one optimisation step = L_DM / L_LDM forward, backward and AdamW, on a batch of ``--batch``
   random inputs of the model's shape (speed does not depend on content, so random weights and inputs; the
@@ -77,10 +75,9 @@ def main(argv: list[str] | None = None) -> None:
         shape = model.sample_shape
         train = train_rate(model.unet, shape, a.batch, a.steps, a.warmup)
         c = sample_cost(model, a.sample_batch, a.sample_steps)
-        ddim, per_nfe, decode = c["ddim"], c["per_nfe"], c["decode"]
         rows.append(dict(name="pixel" if f == 1 else f"latent f={f}", grid="x".join(map(str, shape)),
-                         params=count_parameters(model.unet), train=train, ddim=ddim, ddpm=1000 * per_nfe + decode,
-                         decode=decode))
+                         params=count_parameters(model.unet), train=train, ddim=c["ddim"], ddpm=c["ddpm1000"],
+                         decode=c["decode"]))
         print(f"  measured {rows[-1]['name']}", file=sys.stderr, flush=True)
 
     cpu = platform.processor() or platform.machine()

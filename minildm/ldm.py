@@ -88,11 +88,13 @@ class DiffusionModel(nn.Module):
     """
 
     def __init__(self, unet: UNet, sched: NoiseSchedule, first_stage: AutoencoderKL | None = None,
-                 image_size: int = 32, clip_x0: float | None = 1.0, name: str = ""):
+                 image_size: int = 32, clip_x0: float | None = 1.0, name: str = "", tokenizer=None,
+                 guidance: float = 1.0):
         super().__init__()
         self.unet, self.sched, self.first_stage = unet, sched, first_stage
         self.image_size, self.clip_x0, self.name = image_size, clip_x0, name
-        self.tokenizer, self.guidance = None, 1.0  # set by load_diffusion for text models / from the preset
+        self.tokenizer = tokenizer  # a text model's Tokenizer: model.tokenizer.encode_batch([...]) → y
+        self.guidance = float(guidance)  # the guidance scale its preset recommends (the CLI's default)
         f = first_stage.cfg.f if first_stage is not None else 1
         if image_size % f:
             raise ValueError(f"image_size {image_size} is not divisible by the autoencoder's f = {f}")
@@ -223,17 +225,16 @@ def load_diffusion(path: str | Path, map_location="cpu", ema: bool = True) -> Di
         encoder, tokenizer = encoder_from_spec(ckpt["conditioning"])
         unet = ConditionalUNet(unet, encoder)
     weights = ckpt["ema"] if ema and "ema" in ckpt else ckpt.get("model", ckpt.get("ema"))
-    unet.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+    unet.load_state_dict(weights)  # copies into the float32 parameters: a float16 release is cast back
     info = ckpt.get("sampling") or _default_sampling(ckpt["kind"])
     if info.get("latent") and ckpt.get("first_stage") is None:
         raise CheckpointError(f"{path} is a latent diffusion checkpoint without its autoencoder, so its samples "
                               "cannot be decoded; re-train or re-export it with minildm.presets / export_diffusion")
     model = DiffusionModel(unet.to(map_location).eval(), make_schedule(info["schedule"], info["T"]),
                            _first_stage_from(ckpt.get("first_stage"), map_location), image_size=info["image_size"],
-                           clip_x0=info["clip_x0"], name=ckpt["kind"])
+                           clip_x0=info["clip_x0"], name=ckpt["kind"], tokenizer=tokenizer,
+                           guidance=info.get("guidance", 1.0))
     model.checkpoint_info = {k: ckpt[k] for k in ("step", "train_config", "release") if k in ckpt}
-    model.tokenizer = tokenizer  # for prompts: model.tokenizer.encode_batch([...]) → y
-    model.guidance = float(info.get("guidance", 1.0))  # the scale its preset recommends (CLI default)
     return model.eval()
 
 

@@ -276,13 +276,15 @@ def _kind(preset: DiffusionPreset) -> str:
 
 def to_model(preset: DiffusionPreset, unet, first_stage: AutoencoderKL | None = None) -> DiffusionModel:
     """The trained ε_θ (e.g. ``result.ema``) as a :class:`~minildm.ldm.DiffusionModel` that samples images."""
-    model = DiffusionModel(unet.eval(), make_schedule(preset.schedule, preset.T), first_stage, preset.image_size,
-                           preset.clip_x0, preset.name)
-    model.guidance = float(preset.extra.get("guidance", 1.0))
-    spec = preset.extra.get("conditioning") or {}
-    if spec.get("tokenizer") is not None:  # a text model: prompts are encoded with the tokenizer it trained with
-        model.tokenizer = Tokenizer.from_dict(spec["tokenizer"])
-    return model.eval()
+    tok = (preset.extra.get("conditioning") or {}).get("tokenizer")  # a text model's, written by text_conditions
+    return DiffusionModel(unet.eval(), make_schedule(preset.schedule, preset.T), first_stage, preset.image_size,
+                          preset.clip_x0, preset.name, tokenizer=None if tok is None else Tokenizer.from_dict(tok),
+                          guidance=preset.extra.get("guidance", 1.0)).eval()
+
+
+def _latents_cache(ae: AutoencoderKL, split: str, name: str | None = None, mode: Mode | None = None):
+    """Where :func:`latents` and :func:`train` cache the latents of MNIST ``split`` under ``ae``."""
+    return runs_dir(mode) / f"latents_{name or f'f{ae.cfg.f}'}_{split}.pt"
 
 
 def latents(ae: AutoencoderKL, split: str = "train", n: int | None = None, name: str | None = None,
@@ -292,8 +294,7 @@ def latents(ae: AutoencoderKL, split: str = "train", n: int | None = None, name:
     The cache is keyed by the autoencoder's weights, so retraining it re-encodes (:func:`minildm.ldm.encode_dataset`).
     """
     images, labels = mnist(split, size=32, n=n)
-    name = name or f"f{ae.cfg.f}"
-    return encode_dataset(ae, images, cache_path=runs_dir(mode) / f"latents_{name}_{split}.pt"), labels
+    return encode_dataset(ae, images, cache_path=_latents_cache(ae, split, name, mode)), labels
 
 
 def first_stage(preset: AutoencoderPreset | None = None, data=None, feature_net=None, ckpt_path=None,
@@ -342,17 +343,15 @@ def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = 
     if name == "autoencoder-mnist":
         ae, _, ckpt_path = first_stage(preset, ckpt_path=ckpt_path, progress=progress)
         return ae, ckpt_path
-    ae = None
+    images, labels = mnist("train", size=preset.image_size, n=preset.n_train)
+    ae, data = None, images
     if preset.f > 1:
         ae, _, _ = first_stage(autoencoder_mnist(mode, f=preset.f), progress=progress)
-        data, labels = latents(ae, "train", n=preset.n_train, mode=mode)
-    else:
-        data, labels = mnist("train", size=preset.image_size, n=preset.n_train)
+        data = encode_dataset(ae, images, cache_path=_latents_cache(ae, "train", mode=mode))
     spec, null = preset.extra.get("conditioning"), None
     if spec is None:
         labels = None
     elif spec["type"] == "text":  # captions measured on the same digits, in the same order as the latents
-        images, _ = mnist("train", size=preset.image_size, n=preset.n_train)
         _, tok, labels, preset = text_conditions(preset, images, labels)
         null = tok.null()
     result, _ = train_preset(preset, data, labels=labels, ckpt_path=ckpt_path, progress=progress, callback=callback,
