@@ -117,3 +117,43 @@ def _latent_shape(answer) -> bool:
     with torch.no_grad():
         shape = tuple(ae.encode(torch.zeros(1, 3, 64, 64)).mode().shape[1:])
     return tuple(int(a) for a in answer) == shape
+
+
+# --- notebook 05 ------------------------------------------------------------------------------------------
+
+@exercise("05.probs_shape", "one query per pixel of the 8×8 grid, one key per prompt token, one map per head.")
+def _probs_shape(answer) -> bool:
+    from .attention import SpatialTransformer
+    from .attention_maps import capture_attention
+
+    st = SpatialTransformer(32, context_dim=16, heads=4)
+    with capture_attention(st, which="cross") as store, torch.no_grad():
+        st(torch.zeros(1, 32, 8, 8), torch.zeros(1, 5, 16))
+    return tuple(int(a) for a in answer) == tuple(store.records[0].probs.shape[1:])
+
+
+@exercise("05.cfg", "ε̃ = ε_∅ + s·(ε_y − ε_∅): start from the unconditional prediction, move s times the difference.")
+def _cfg(fn) -> bool:
+    from .guidance import guided
+
+    g = torch.Generator().manual_seed(0)
+    table = torch.randn(3, 2, 4, 4, generator=g)  # a fake ε_θ: a fixed prediction per condition
+
+    def model(x_t, t, y):
+        return x_t + table[y]
+
+    x_t, y, null = torch.randn(2, 2, 4, 4, generator=g), torch.tensor([0, 1]), torch.tensor([2, 2])
+    for s in (0.0, 1.0, 2.5):
+        got = fn(model(x_t, 0, y), model(x_t, 0, null), s)
+        if got is None or not torch.allclose(torch.as_tensor(got), guided(model, s, y, null)(x_t, torch.zeros(2)),
+                                             atol=1e-5):
+            return False
+    return True
+
+
+@exercise("05.null_per_batch", "each example is dropped independently with probability p_uncond: the mean is p·B.")
+def _null_per_batch(answer) -> bool:
+    from .presets import latent_mnist_class
+
+    cfg = latent_mnist_class("cpu").train
+    return abs(float(answer) - cfg.p_uncond * cfg.batch_size) < 0.05

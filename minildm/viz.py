@@ -155,29 +155,28 @@ def chain(*callbacks):
     return call
 
 
-def show_attention(images: Tensor, maps: Tensor, words: Sequence[str], title: str | None = None, size: float = 1.4,
-                   alpha: float = 0.55):
-    """Per-token attention maps over the images they produced: row b is image b, then one column per word.
+def show_attention(images: Tensor, maps: Tensor, words: Sequence[str], title: str | None = None, size: float = 1.4):
+    """Per-token attention maps beside the images they produced: row b is image b, then one column per word.
 
     images (B, C, H, W) in [−1, 1]; maps (B, M, H, W) from :meth:`minildm.attention_maps.AttentionStore.token_maps`
-    (M ≥ len(words): the first len(words) tokens are shown); each map is scaled to its own maximum and drawn in
-    ``inferno`` over the grey digit. Returns the figure (notebook 05 and ``python -m minildm demo``).
+    (M ≥ len(words): the first len(words) tokens are shown). Each map is drawn in ``inferno`` scaled to its own
+    min..max (the differences between pixels are often a few per cent: read the numbers, not just the colours),
+    with the outline of the image's ink (its 0 level) in cyan. Returns the figure (notebook 05, ``minildm demo``).
     """
     B, n = images.shape[0], len(words)
     fig, axes = plt.subplots(B, n + 1, figsize=(size * (n + 1), size * B), squeeze=False)
     for b in range(B):
         img = to_numpy_grid(images[b:b + 1], 1, pad=0)
-        axes[b, 0].imshow(img, cmap="gray", vmin=0, vmax=1)
+        axes[b, 0].imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
+        grey = img if img.ndim == 2 else img.mean(-1)
         for j in range(n):
-            m = maps[b, j].float()
-            m = (m / m.max().clamp_min(1e-8)).cpu().numpy()
-            axes[b, j + 1].imshow(img, cmap="gray", vmin=0, vmax=1)
-            axes[b, j + 1].imshow(m, cmap="inferno", alpha=alpha, vmin=0, vmax=1)
+            axes[b, j + 1].imshow(maps[b, j].float().cpu().numpy(), cmap="inferno")
+            axes[b, j + 1].contour(grey, levels=[0.5], colors="cyan", linewidths=0.6)
     for ax in axes.flat:
         ax.set_axis_off()
     for j, w in enumerate(["sample", *words]):
         axes[0, j].set_title(w, fontsize=9)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
