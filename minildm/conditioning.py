@@ -10,11 +10,13 @@ code                   paper         meaning
 =====================  ============  ==============================================================================
 ``ClassEncoder``       τ_θ (class)   y (B,) class ids → (B, 1, dim): one learned token per class (+ the null class)
 ``TextEncoder``        τ_θ (text)    y (B, L) token ids → (B, L, dim): a small transformer (LDM §4.3 uses BERT-like)
+``AttributeEncoder``   τ_θ (attrs)   y (B, M) values in {0, 1, ∅} → (B, M, dim): one token per attribute (notebook 06)
 ``null_condition``     ∅             the input meaning "no condition", for classifier-free guidance
 ``ConditionalUNet``    ε_θ(·, t, τ)  UNet + τ_θ as one module, so both train together and sample together
 =====================  ============  ==============================================================================
 
-Both encoders have a null input: the class ``num_classes`` and the <null> prompt (``Tokenizer.encode("")``).
+Every encoder has a null input: the class ``num_classes``, the <null> prompt (``Tokenizer.encode("")``), and the
+all-∅ attribute vector (every value ``AttributeEncoder.NULL`` = 2).
 Training replaces y by it with probability p_uncond (:func:`minildm.guidance.condition_dropout`), so the same
 network also learns ε_θ(z_t, t, τ_θ(∅)), the unconditional model that guidance needs.
 """
@@ -108,11 +110,56 @@ class TextEncoder(nn.Module):
         return ids
 
 
+class AttributeEncoder(nn.Module):
+    """τ_θ for binary attributes (notebook 06, CelebA's 40 or a subset): y (B, M) → M tokens (B, M, dim).
+
+    token_m = LayerNorm(a_m + v_{y_m}):  a_m a learned vector per attribute (*which* attribute: Smiling,
+    Eyeglasses, …), v a learned vector per value (0 absent, 1 present, 2 = ∅ unspecified), shared by all
+    attributes. One token per attribute and no mixing between tokens, so token m carries attribute m and nothing
+    else: the cross-attention map of token m shows where the UNet reads attribute m (where does "Eyeglasses"
+    look?). The LayerNorm makes the step from v_0 to v_1 differ between attributes (a plain sum would shift
+    every token's keys and values by the same v_1 − v_0). The null condition ∅ is all-2s.
+    """
+
+    NULL = 2  # the value meaning "not specified"; all-NULL is the unconditional input of classifier-free guidance
+
+    def __init__(self, names, dim: int):
+        super().__init__()
+        self.names, self.dim = tuple(names), dim
+        if not self.names or len(set(self.names)) != len(self.names):
+            raise ValueError(f"AttributeEncoder needs distinct attribute names, got {list(self.names)}")
+        self.attr_embed = nn.Embedding(len(self.names), dim)  # a_m, one row per attribute
+        self.value_embed = nn.Embedding(3, dim)  # v_0, v_1, v_∅
+        self.norm = nn.LayerNorm(dim)
+
+    @property
+    def num_attributes(self) -> int:
+        return len(self.names)
+
+    def forward(self, y: Tensor) -> Tensor:
+        M = self.num_attributes
+        if y.ndim != 2 or y.shape[1] != M:
+            raise ValueError(f"AttributeEncoder takes attribute vectors (B, {M}), one value per attribute in the "
+                             f"order of .names ({', '.join(self.names[:4])}, …), got shape {tuple(y.shape)}; "
+                             "from CelebA's (N, 40) columns pick them with minildm.faces.select_attributes")
+        if y.numel() and not (0 <= int(y.min()) and int(y.max()) <= self.NULL):
+            raise ValueError(f"attribute values must be 0 (absent), 1 (present) or {self.NULL} (∅, unspecified), got "
+                             f"values in {int(y.min())}..{int(y.max())}; CelebA's −1/1 become 0/1 as (a + 1) // 2")
+        a = self.attr_embed.weight  # (M, dim)
+        # token_m = LN(a_m + v_{y_m})
+        return self.norm(a[None] + self.value_embed(y.long()))  # (B, M, dim)
+
+    def null_condition(self, batch: int, device=None) -> Tensor:
+        """∅ for a batch: every attribute unspecified, (batch, M) long filled with NULL."""
+        return torch.full((batch, self.num_attributes), self.NULL, dtype=torch.long, device=device)
+
+
 class ConditionalUNet(nn.Module):
     """ε_θ(x_t, t, τ_θ(y)): a cross-attention UNet and its encoder τ_θ, one module trained jointly (LDM Eq. 3).
 
     Called like a class-conditional UNet, ``model(x_t, t, y=cond)``, so :func:`minildm.train.train_diffusion`'s
-    ``labels`` (class ids (N,) or token ids (N, L)) and the samplers' ``model_kwargs`` flow in unchanged.
+    ``labels`` (class ids (N,), token ids (N, L) or attribute vectors (N, M)) and the samplers' ``model_kwargs``
+    flow in unchanged.
     """
 
     def __init__(self, unet: nn.Module, encoder: nn.Module):
@@ -128,7 +175,8 @@ class ConditionalUNet(nn.Module):
         return self.unet.cfg
 
     def forward(self, x: Tensor, t: Tensor | int, y: Optional[Tensor] = None, cond: Optional[Tensor] = None) -> Tensor:
-        """x (B, C, H, W), t (B,), y the condition: (B,) class ids or (B, L) token ids → ε_θ (B, C, H, W).
+        """x (B, C, H, W), t (B,), y the condition → ε_θ (B, C, H, W); y: (B,) class ids, (B, L) token ids or
+        (B, M) attribute values.
 
         ``cond`` is another name for ``y`` (``y=`` is what the training loop and the samplers pass).
         """
@@ -148,7 +196,8 @@ def encoder_from_spec(spec: dict) -> tuple[nn.Module, "Tokenizer | None"]:
     """τ_θ from the plain dict a checkpoint stores (``DiffusionPreset.extra["conditioning"]``), and its tokenizer.
 
     ``{"type": "class", "num_classes": 10, "dim": 64}`` → :class:`ClassEncoder`;
-    ``{"type": "text", "dim": 64, "depth": 2, "heads": 4, "tokenizer": Tokenizer.to_dict()}`` → :class:`TextEncoder`.
+    ``{"type": "text", "dim": 64, "depth": 2, "heads": 4, "tokenizer": Tokenizer.to_dict()}`` → :class:`TextEncoder`;
+    ``{"type": "attributes", "names": ["Smiling", …], "dim": 64}`` → :class:`AttributeEncoder` (names in token order).
     """
     from .text import Tokenizer
 
@@ -160,4 +209,8 @@ def encoder_from_spec(spec: dict) -> tuple[nn.Module, "Tokenizer | None"]:
             raise ValueError("a text conditioning spec needs its tokenizer (Tokenizer.to_dict()) under 'tokenizer'")
         tok = Tokenizer.from_dict(spec["tokenizer"])
         return TextEncoder.for_tokenizer(tok, int(spec["dim"]), int(spec.get("depth", 2)), int(spec.get("heads", 4))), tok
-    raise ValueError(f"unknown conditioning type {kind!r}; expected 'class' or 'text'")
+    if kind == "attributes":
+        if not spec.get("names"):
+            raise ValueError("an attributes conditioning spec needs its attribute names (in token order) under 'names'")
+        return AttributeEncoder(list(spec["names"]), int(spec["dim"])), None
+    raise ValueError(f"unknown conditioning type {kind!r}; expected 'class', 'text' or 'attributes'")

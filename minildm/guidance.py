@@ -37,6 +37,17 @@ def condition_dropout(y: Tensor, null: Tensor | int, p: float, generator: Option
     return torch.where(drop, torch.as_tensor(null, dtype=y.dtype, device=y.device), y)
 
 
+def attribute_dropout(y: Tensor, null: Tensor, p: float, generator: Optional[torch.Generator] = None) -> Tensor:
+    """Replace each *entry* of attribute vectors y (B, M) by its ∅ value (null (M,)) with probability ``p``.
+
+    :func:`condition_dropout` teaches the model "no condition at all"; this teaches it "these attributes are not
+    specified" (:class:`~minildm.conditioning.AttributeEncoder`'s value 2), so a request may name only some of them
+    ("Smiling = 1", the rest ∅). One uniform per entry from ``generator`` (on the CPU). Not for token ids.
+    """
+    drop = (torch.rand(y.shape, generator=generator) < p).to(y.device)  # (B, M) bool: True → ∅
+    return torch.where(drop, torch.as_tensor(null, dtype=y.dtype, device=y.device).expand_as(y), y)
+
+
 def guided(model, scale: float, cond: Tensor, null: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
     """An ε-function for the samplers, ``eps(x_t, t)``, that applies classifier-free guidance with scale s.
 

@@ -26,7 +26,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .guidance import condition_dropout
+from .guidance import attribute_dropout, condition_dropout
 from .losses import AutoencoderLossConfig, PerceptualLoss, adaptive_weight, hinge_d_loss, hinge_g_loss, l1
 from .objective import diffusion_loss
 from .schedule import NoiseSchedule
@@ -49,6 +49,7 @@ class TrainConfig:
     ckpt_every: int = 500      # steps between checkpoints (one more is always written at the end)
     seed: int = 0              # seeds the generator for batches, t, ε and condition dropout
     p_uncond: float = 0.0      # condition dropout for classifier-free guidance (notebook 05): P(y → null condition)
+    p_unspecified: float = 0.0 # attribute vectors only (notebook 06): P(one attribute → ∅), each entry on its own
     max_seconds: float = 0.0   # also stop once training has taken this long (0 = no limit): equal-time comparisons
 
     def to_dict(self) -> dict:
@@ -108,9 +109,10 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
     """Train ε_θ on ``data`` (N, C, H, W) with the ε-prediction loss (LDM Eq. 1/2); returns a :class:`TrainResult`.
 
     ``labels`` (N, …) optional conditions, passed as ``model(x_t, t, y=labels[idx])``: class ids (N,), or token
-    ids (N, L) for a :class:`~minildm.conditioning.ConditionalUNet` with a text encoder. With ``cfg.p_uncond > 0``
-    each example's condition is replaced, with that probability, by the null condition — classifier-free
-    guidance's training (notebook 05, :func:`~minildm.guidance.condition_dropout`). ``null_condition`` is one
+    ids (N, L) / attribute vectors (N, M) for a :class:`~minildm.conditioning.ConditionalUNet` with a text /
+    attribute encoder. With ``cfg.p_uncond > 0`` each example's condition is replaced, with that probability, by
+    the null condition — classifier-free guidance's training (notebook 05, :func:`~minildm.guidance.condition_dropout`);
+    ``cfg.p_unspecified`` first replaces single attributes by ∅ (:func:`~minildm.guidance.attribute_dropout`). ``null_condition`` is one
     example's ∅ (e.g. the <null> prompt (L,)); by default it is the null label ``num_classes`` (so the model needs
     num_classes + 1 label embeddings), with ``num_classes`` defaulting to ``model_config["num_classes"]``, else
     ``labels.max() + 1``.
@@ -128,9 +130,10 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
     if labels is not None and labels.shape[0] != N:
         raise ValueError(f"labels has {labels.shape[0]} entries but data has {N} examples; they must pair up")
     if labels is not None and null_condition is None:
-        if labels.ndim > 1 and cfg.p_uncond > 0:
+        if labels.ndim > 1 and (cfg.p_uncond > 0 or cfg.p_unspecified > 0):
             raise ValueError(f"labels of shape {tuple(labels.shape)} are not class ids: condition dropout needs their "
-                             "null condition, e.g. null_condition=tokenizer.null() for prompts")
+                             "null condition, e.g. null_condition=tokenizer.null() for prompts, or the all-∅ vector "
+                             "torch.full((M,), 2) for attribute vectors")
         if num_classes is None:
             nc = model_config.get("num_classes")
             num_classes = int(nc) if nc is not None else int(labels.max()) + 1
@@ -167,7 +170,9 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
         x0 = data[idx].to(device)  # (B, C, H, W)
         kw = {}
         if labels is not None:
-            y = labels[idx]  # (B,) or (B, L)
+            y = labels[idx]  # (B,), (B, L) or (B, M)
+            if cfg.p_unspecified > 0:
+                y = attribute_dropout(y, null_condition, cfg.p_unspecified, generator=g)  # a_m → ∅ w.p. p
             if cfg.p_uncond > 0:
                 y = condition_dropout(y, null_condition, cfg.p_uncond, generator=g)  # y → ∅ with prob. p_uncond
             kw["y"] = y.to(device)
