@@ -167,18 +167,22 @@ class TransformerBlock(nn.Module):
         x ← x + FF(LN(x))                       position-wise GEGLU MLP
 
     ``context_dim`` None makes the second layer self-attention too (LDM does the same when context is None).
+    ``self_attn=False`` drops the first layer (``attn1`` is None): on a fine grid self-attention costs (H·W)² per
+    head, cross-attention only H·W·M, so a cross-attention-only block gives fine attention maps cheaply (notebook 06).
     """
 
     def __init__(self, dim: int, context_dim: Optional[int], heads: int = 4, dim_head: Optional[int] = None,
-                 ff_mult: int = 4, glu: bool = True):
+                 ff_mult: int = 4, glu: bool = True, self_attn: bool = True):
         super().__init__()
-        self.norm1, self.attn1 = nn.LayerNorm(dim), Attention(dim, heads=heads, dim_head=dim_head)
+        self.norm1 = nn.LayerNorm(dim) if self_attn else None
+        self.attn1 = Attention(dim, heads=heads, dim_head=dim_head) if self_attn else None
         self.norm2, self.attn2 = nn.LayerNorm(dim), Attention(dim, context_dim, heads=heads, dim_head=dim_head)
         self.norm3, self.ff = nn.LayerNorm(dim), FeedForward(dim, ff_mult, glu)
 
     def forward(self, x: Tensor, context: Optional[Tensor] = None) -> Tensor:
         """x (B, N, dim), context (B, M, context_dim) → (B, N, dim)."""
-        x = x + self.attn1(self.norm1(x))  # self-attention
+        if self.attn1 is not None:
+            x = x + self.attn1(self.norm1(x))  # self-attention
         x = x + self.attn2(self.norm2(x), context)  # cross-attention: Q from x, K and V from τ_θ(y)
         return x + self.ff(self.norm3(x))  # (B, N, dim)
 
@@ -192,11 +196,12 @@ class SpatialTransformer(nn.Module):
     """
 
     def __init__(self, channels: int, context_dim: Optional[int], heads: int = 4, depth: int = 1,
-                 dim_head: Optional[int] = None, norm: Optional[nn.Module] = None):
+                 dim_head: Optional[int] = None, norm: Optional[nn.Module] = None, self_attn: bool = True):
         super().__init__()
         self.norm = norm if norm is not None else nn.GroupNorm(_groups(channels), channels)
         self.proj_in = nn.Conv2d(channels, channels, 1)
-        self.blocks = nn.ModuleList(TransformerBlock(channels, context_dim, heads, dim_head) for _ in range(depth))
+        self.blocks = nn.ModuleList(TransformerBlock(channels, context_dim, heads, dim_head, self_attn=self_attn)
+                                    for _ in range(depth))
         self.proj_out = nn.Conv2d(channels, channels, 1)
         nn.init.zeros_(self.proj_out.weight)
         nn.init.zeros_(self.proj_out.bias)
@@ -207,7 +212,9 @@ class SpatialTransformer(nn.Module):
         h = self.proj_in(self.norm(x))  # (B, C, H, W)
         h = rearrange(h, "b c h w -> b (h w) c")  # (B, H·W, C): pixel (r, c) is token r·W + c
         for block in self.blocks:
-            block.attn1.spatial_size = block.attn2.spatial_size = (H, W)  # for attention_maps
+            for attn in (block.attn1, block.attn2):
+                if attn is not None:
+                    attn.spatial_size = (H, W)  # for attention_maps
             h = block(h, context)  # (B, H·W, C)
         h = rearrange(h, "b (h w) c -> b c h w", h=H, w=W)  # (B, C, H, W)
         return x + self.proj_out(h)

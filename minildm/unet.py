@@ -69,10 +69,15 @@ class UNetConfig(DictConfig):
     time_emb_mult: int = 4  # emb_dim = base_channels · time_emb_mult (DDPM/LDM use 4)
     context_dim: Optional[int] = None  # if set, attention blocks become SpatialTransformers attending to τ_θ(y)
     transformer_depth: int = 1  # TransformerBlocks per SpatialTransformer (used only with context_dim)
+    # with context_dim: the attn_levels whose SpatialTransformers keep self-attention (None: all of them, and the
+    # middle always does); the others attend to the context only, (H·W)·M instead of (H·W)² work (notebook 06)
+    self_attn_levels: Optional[tuple[int, ...]] = None
 
     def __post_init__(self):
         self.channel_mult, self.attn_levels = tuple(self.channel_mult), tuple(self.attn_levels)
-        bad = [i for i in self.attn_levels if not 0 <= i < len(self.channel_mult)]
+        if self.self_attn_levels is not None:
+            self.self_attn_levels = tuple(self.self_attn_levels)
+        bad = [i for i in self.attn_levels + (self.self_attn_levels or ()) if not 0 <= i < len(self.channel_mult)]
         if bad:
             raise ValueError(f"attn_levels {bad} are not level indices; channel_mult={self.channel_mult} "
                              f"has levels 0..{len(self.channel_mult) - 1}")
@@ -178,10 +183,11 @@ class UNet(nn.Module):
         def res(i: int, o: int) -> ResBlock:
             return ResBlock(i, o, emb_dim, cfg.dropout)
 
-        def attn(c: int) -> nn.Module:
+        def attn(c: int, level: int | None = None) -> nn.Module:
             if cfg.context_dim is not None:  # self- + cross-attention + feed-forward (LDM §3.3)
+                keep_self = level is None or cfg.self_attn_levels is None or level in cfg.self_attn_levels
                 return SpatialTransformer(c, cfg.context_dim, heads=cfg.heads, depth=cfg.transformer_depth,
-                                          norm=norm(c))
+                                          norm=norm(c), self_attn=keep_self)
             return SelfAttention2d(c, heads=cfg.heads, norm=norm(c))
 
         # encoder: remember every block's output channels, the decoder concatenates them back
@@ -193,7 +199,7 @@ class UNet(nn.Module):
                 layers = [res(ch, cfg.base_channels * mult)]
                 ch = cfg.base_channels * mult
                 if level in cfg.attn_levels:
-                    layers.append(attn(ch))
+                    layers.append(attn(ch, level))
                 self.down.append(EmbedSequential(*layers))
                 skip_chs.append(ch)
             if level != len(cfg.channel_mult) - 1:
@@ -209,7 +215,7 @@ class UNet(nn.Module):
                 layers = [res(ch + skip_chs.pop(), cfg.base_channels * mult)]
                 ch = cfg.base_channels * mult
                 if level in cfg.attn_levels:
-                    layers.append(attn(ch))
+                    layers.append(attn(ch, level))
                 if level != 0 and j == cfg.num_res_blocks:
                     layers.append(Upsample(ch))
                 self.up.append(EmbedSequential(*layers))
