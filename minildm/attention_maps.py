@@ -178,3 +178,30 @@ def capture_attention(model: nn.Module, which: str = "cross", store: Optional[At
     finally:
         for name, m in layers.items():
             m.probs_hook = previous[name]
+
+
+def region_share(maps: Tensor, regions: Tensor) -> tuple[Tensor, Tensor]:
+    """How much of each token's attention falls inside its region, and how much would by chance. Notebook 06.
+
+    ``maps`` (B, M, H, W) from :meth:`AttentionStore.token_maps`; ``regions`` (M, H, W) bool, token m's region
+    R_m (e.g. the pixels where the attribute is drawn, :func:`minildm.toyfaces.attribute_regions`). Returns
+    (share, chance), each (M,):
+
+        share_m  = Σ_b Σ_{p ∈ R_m} map[b, m, p] / Σ_b Σ_p map[b, m, p]     token m's attention mass inside R_m
+        chance_m = |R_m| / (H·W)                                            the share if it attended uniformly
+
+    share_m ≫ chance_m: token m is read where its attribute is. An empty region gives NaN for both.
+    """
+    if maps.ndim != 4:
+        raise ValueError(f"maps must be (B, M, H, W) (AttentionStore.token_maps), got {tuple(maps.shape)}")
+    B, M, H, W = maps.shape
+    if regions.shape != (M, H, W):
+        raise ValueError(f"regions must be one (H, W) mask per token, (M, H, W) = {(M, H, W)}, got "
+                         f"{tuple(regions.shape)}; for masks at another size pass token_maps(size=mask size)")
+    r = regions.to(maps.device, torch.bool)  # (M, H, W)
+    mass = maps.float().sum(dim=(0, 2, 3))  # (M,) Σ_b Σ_p
+    inside = (maps.float() * r[None]).sum(dim=(0, 2, 3))  # (M,) Σ_b Σ_{p ∈ R_m}
+    area = r.float().mean(dim=(1, 2))  # (M,) |R_m| / (H·W)
+    empty = area == 0
+    share = torch.where(empty, torch.nan, inside / mass.clamp_min(1e-12))
+    return share, torch.where(empty, torch.nan, area)

@@ -34,7 +34,7 @@ from .unet import UNet, UNetConfig
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"  # the shipped checkpoints (minildm/weights/README.md)
 
 # the checkpoint kinds this module reads: the diffusion presets' names (minildm.presets), plus train_diffusion's default
-DIFFUSION_KINDS = ("pixel_mnist", "latent_mnist", "pixel_ddpm")
+DIFFUSION_KINDS = ("pixel_mnist", "latent_mnist", "latent_faces", "pixel_ddpm")
 
 
 # ------------------------------------------------------------------------------------------ the data set, encoded
@@ -52,6 +52,9 @@ def encode_dataset(ae: AutoencoderKL, images: Tensor, batch_size: int = 500,
                    cache_path: str | Path | None = None) -> Tensor:
     """z = s·ℰ(x) (posterior means) for every image in ``images`` (N, C, H, W) → (N, z_channels, H/f, W/f), on CPU.
 
+    ``images`` float in [−1, 1], or uint8 in [0, 255] (scaled to [−1, 1] a batch at a time, so a large face data
+    set need not be held in memory as float: 20,000 RGB 64×64 images are 0.25 GB as uint8, 1 GB as float).
+
     With ``cache_path`` the latents are saved there (atomically) with the autoencoder's :func:`fingerprint` and a
     hash of the images, and later calls load them instead of encoding again — unless the autoencoder or the
     images changed, in which case they are recomputed (a damaged cache file is recomputed too).
@@ -68,7 +71,11 @@ def encode_dataset(ae: AutoencoderKL, images: Tensor, batch_size: int = 500,
     was_training = ae.training
     ae.eval()
     device = ae.scale_factor.device
-    out = [ae.encode_latents(images[i:i + batch_size].to(device)).cpu() for i in range(0, images.shape[0], batch_size)]
+    def batch(i: int) -> Tensor:
+        x = images[i:i + batch_size].to(device)
+        return x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x  # uint8 [0, 255] → [−1, 1]
+
+    out = [ae.encode_latents(batch(i)).cpu() for i in range(0, images.shape[0], batch_size)]
     ae.train(was_training)
     latents = torch.cat(out)  # (N, z_channels, h, w)
     if cache_path is not None:
@@ -113,6 +120,11 @@ class DiffusionModel(nn.Module):
         return self.unet.cfg.num_classes
 
     @property
+    def attributes(self) -> tuple[str, ...] | None:
+        """An attribute-conditional ε_θ's attribute names, in the order of y's columns (notebook 06); else None."""
+        return getattr(getattr(self.unet, "encoder", None), "names", None)
+
+    @property
     def is_conditional(self) -> bool:
         """ε_θ needs a condition y: class labels (UNetConfig.num_classes), or a ConditionalUNet's ids."""
         return self.num_classes is not None or hasattr(self.unet, "null_condition")
@@ -127,7 +139,7 @@ class DiffusionModel(nn.Module):
     def sample(self, n: int, *, sampler: str = "ddim", steps: int | None = None, eta: float | None = None,
                seed: int | None = 0, generator: torch.Generator | None = None, y: Tensor | None = None,
                guidance: float = 1.0, batch_size: int = 256, callback: Optional[Callable[[dict], None]] = None,
-               return_latents: bool = False):
+               return_latents: bool = False, x_T: Tensor | None = None):
         """Draw ``n`` images (n, C, H, W) in [−1, 1]; with ``return_latents`` also ε_θ's final x_0 / z_0.
 
         ``sampler`` "ddim" (``steps`` steps, η = ``eta`` or 0) or "ddpm" (all T steps; with ``steps`` < T,
@@ -139,6 +151,9 @@ class DiffusionModel(nn.Module):
         ConditionalUNet. ``guidance`` s ≠ 1 samples with classifier-free guidance, ε̃ = ε_∅ + s·(ε_y − ε_∅)
         (:func:`~minildm.guidance.guided`; needs ε_θ with ``null_condition``, i.e. a ConditionalUNet).
         ``callback`` as the samplers' (per step, per batch).
+        ``x_T`` (n, *sample_shape): the starting noise, instead of drawing it from the seed: the same x_T with two
+        conditions isolates what the condition does (attribute editing, notebook 06), and an interpolation of two
+        x_T walks between two samples. The seed still draws the stochastic samplers' per-step noise.
         """
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
@@ -152,7 +167,11 @@ class DiffusionModel(nn.Module):
             raise ValueError(f"this model is {what}: pass labels y (its conditions, one per sample)")
         if y is not None:
             y = torch.as_tensor(y, dtype=torch.long)
-            y = y.reshape(-1) if y.ndim <= 1 else y  # class ids (n,), or token ids (n, L)
+            if self.attributes is not None and y.ndim != 2:
+                raise ValueError(f"this model is conditioned on {len(self.attributes)} attributes: pass y of shape "
+                                 f"(n, {len(self.attributes)}), one attribute vector per sample in the order of "
+                                 f"model.attributes (one vector for all: y.expand(n, -1)), got {tuple(y.shape)}")
+            y = y.reshape(-1) if y.ndim <= 1 else y  # class ids (n,), or token ids (n, L) / attributes (n, M)
             if y.shape[0] != n:
                 raise ValueError(f"y has {y.shape[0]} labels for n = {n} samples")
         if guidance != 1.0 and (y is None or not hasattr(self.unet, "null_condition")):
@@ -168,7 +187,12 @@ class DiffusionModel(nn.Module):
             kw.update(eta=1.0 if eta is None else eta)
             if steps < self.sched.T:  # ancestral sampling on a respaced chain: DDIM's update with η = 1
                 sampler, kw["steps"] = "ddim", steps
-        x_T = torch.randn((n, *self.sample_shape), generator=generator).to(device)  # all noise first: batch-independent
+        if x_T is None:
+            x_T = torch.randn((n, *self.sample_shape), generator=generator)  # all noise first: batch-independent
+        elif tuple(x_T.shape) != (n, *self.sample_shape):
+            raise ValueError(f"x_T must be the starting noise of n = {n} samples in ε_θ's space, (n, C, h, w) = "
+                             f"{(n, *self.sample_shape)}, got {tuple(x_T.shape)}")
+        x_T = x_T.to(device, torch.float32)
         self.eval()
         zs = []
         for i in range(0, n, batch_size):
