@@ -2,7 +2,8 @@
 
 Commands (``python -m minildm COMMAND --help`` for each):
   demo              sample digits from the shipped weights in seconds (``--train``: retrain them first, cpu mode)
-  train PRESET      train a preset (autoencoder-mnist, pixel-mnist, latent-mnist, latent-mnist-class); resumes
+  train PRESET      train a preset (autoencoder-mnist, pixel-mnist, latent-mnist, latent-mnist-class, …,
+                    autoencoder-faces, latent-faces); resumes
   sample CKPT       sample a diffusion checkpoint (or a shipped model's name) into a PNG grid and an .npz
   export SRC DST    a small release checkpoint (EMA weights + first stage, no optimizer) from a training one
   notebook NN       execute notebook NN headless (cpu mode by default) and write its figures as PNG files
@@ -81,20 +82,51 @@ def _write_samples(images, labels, out: str | None, npz: str | None, nrow: int |
         print(f"wrote {npz}: " + ", ".join(f"{k} {v.shape} {v.dtype}" for k, v in arrays.items()))
 
 
-def _labels_for(model, n: int, label: int | None, prompt: str | None = None):
-    """The conditions y for n samples, and the digit labels to store beside them (None for unconditional models).
+def _parse_attributes(text: str) -> dict[str, int]:
+    """ "Smiling=1,Eyeglasses=0" → {"Smiling": 1, "Eyeglasses": 0}."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        if value.strip() not in ("0", "1"):
+            raise CLIError(f"--attributes takes NAME=0 or NAME=1 separated by commas, e.g. Smiling=1,Eyeglasses=0; "
+                           f"got {part!r}")
+        out[name.strip()] = int(value)
+    return out
+
+
+def _labels_for(model, n: int, label: int | None, prompt: str | None = None, attributes: str | None = None,
+                seed: int = 0):
+    """The conditions y for n samples, and the labels to store beside them (None for unconditional models).
 
     Class models: ``label`` for all, or 0..9 cycling. Text models: ``prompt`` for all (its words must be in the
     model's vocabulary), or "a zero", "a one", … cycling; the stored label is the digit the prompt names.
+    Attribute models (faces): n plausible attribute vectors (:func:`minildm.faces.random_attributes`), with the
+    values of ``attributes`` ("Smiling=1,Eyeglasses=0") set in all of them; stored as (n, M).
     """
     import torch
 
     from minildm.captions import DIGITS
 
     if not model.is_conditional:
-        if label is not None or prompt is not None:
-            raise CLIError(f"--{'label' if label is not None else 'prompt'} given, but {model.name} is unconditional")
+        if label is not None or prompt is not None or attributes is not None:
+            flag = "label" if label is not None else "prompt" if prompt is not None else "attributes"
+            raise CLIError(f"--{flag} given, but {model.name} is unconditional")
         return None, None
+    if model.attributes is not None:  # an attribute-conditional face model
+        from minildm.faces import attribute_vector, random_attributes
+
+        if label is not None or prompt is not None:
+            raise CLIError(f"{model.name} is conditioned on attributes: use --attributes Smiling=1,Eyeglasses=0 "
+                           f"(names: {', '.join(model.attributes)})")
+        y = random_attributes(n, model.attributes, seed=seed)
+        try:
+            chosen = attribute_vector(model.attributes, **_parse_attributes(attributes or ""))
+        except ValueError as e:
+            raise CLIError(str(e)) from None
+        y = torch.where(chosen != 2, chosen, y)  # (n, M): the named values everywhere, the rest as drawn
+        return y, y
+    if attributes is not None:
+        raise CLIError(f"--attributes is for face models; {model.name} takes --label or --prompt")
     if model.tokenizer is not None:  # a text-conditional model
         if label is not None:
             raise CLIError(f"{model.name} takes prompts, not labels: use --prompt \"a thick seven\"")
@@ -126,7 +158,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     if args.info:
         print(f"{model.name}: {'latent' if model.is_latent else 'pixel'} diffusion, ε_θ on {model.sample_shape}, "
               f"{sum(p.numel() for p in model.unet.parameters()):,} UNet parameters; {model.checkpoint_info}")
-    y, labels = _labels_for(model, args.n, args.label, args.prompt)
+    y, labels = _labels_for(model, args.n, args.label, args.prompt, args.attributes, args.seed)
     guidance = args.guidance if args.guidance is not None else model.guidance
     if y is None and args.guidance is not None and args.guidance != 1.0:
         raise CLIError(f"--guidance needs a conditional model; {model.name} is unconditional")
@@ -152,7 +184,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     model, ckpt = presets.train(args.preset, args.mode, ckpt_path=args.out, progress=not args.no_progress)
     print(f"{args.preset} ({args.mode} mode): checkpoint {ckpt} ({time.perf_counter() - t0:.0f} s in this call)")
     grid = Path(ckpt).with_name(Path(ckpt).stem + "_samples.png")
-    if args.preset == "autoencoder-mnist":
+    if args.preset == "autoencoder-faces":
+        from minildm.faces import load_faces
+
+        x = load_faces("test", n=32, mode=args.mode, verbose=False).float()
+        with __import__("torch").no_grad():
+            rec = model(x.to(model.scale_factor.device), sample_posterior=False)[0].clamp(-1, 1).cpu()
+        path = save_grid(__import__("torch").cat([x, rec]), grid, nrow=16)
+        print(f"wrote {path} (test faces, then reconstructions)")
+    elif args.preset == "autoencoder-mnist":
         from minildm.data import mnist
 
         x, _ = mnist("test", size=32, n=32)
@@ -163,8 +203,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         y, _ = _labels_for(model, 64, None)
         guidance = model.guidance if y is not None else 1.0
         images = model.sample(64, sampler="ddpm", steps=50, seed=0, y=y, guidance=guidance)
+        what = "random attribute vectors" if model.attributes is not None else "digits 0–9 cycling"
         print(f"wrote {save_grid(images, grid, nrow=8)} (64 samples, 50 ancestral steps, seed 0"
-              + (f", digits 0–9 cycling, guidance {guidance:g})" if y is not None else ")"))
+              + (f", {what}, guidance {guidance:g})" if y is not None else ")"))
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -269,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("preset", help=f"one of: {', '.join(PRESETS)}")
     t.add_argument("--mode", default=os.environ.get("MINILDM_MODE") or ("smoke" if os.environ.get("CI") else "cpu"),
                    choices=["smoke", "cpu", "gpu"], help="run mode: the preset's size (default cpu, smoke under CI)")
-    t.add_argument("--out", default=None, help="checkpoint path (default runs/<mode>/<preset>.pt)")
+    t.add_argument("--out", default=None, help="checkpoint path (default runs/<mode>/<preset>.pt; the face presets "
+                                               "add _toy or _celeba to the name)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
@@ -287,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--label", type=int, default=None, help="class for a class-conditional model (default: 0..9 cycling)")
     s.add_argument("--prompt", default=None,
                    help='prompt for a text-conditional model, e.g. "a thick seven" (default: "a zero", "a one", … cycling)')
+    s.add_argument("--attributes", default=None,
+                   help="attribute values for a face model, e.g. Smiling=1,Eyeglasses=0 (the others: plausible "
+                        "random values)")
     s.add_argument("--guidance", type=float, default=None,
                    help="classifier-free guidance scale s for a conditional model (default: its preset's, e.g. 3; "
                         "1 = the conditional model alone)")

@@ -25,6 +25,7 @@ from .conditioning import ConditionalUNet, encoder_from_spec
 from .ldm import DiffusionModel, encode_dataset, first_stage_payload, sampling_payload
 from .schedule import make_schedule
 from .text import Tokenizer
+from .toyfaces import RENDERED_ATTRIBUTES
 from .train import TrainConfig, train_autoencoder, train_diffusion
 from .unet import UNet, UNetConfig
 
@@ -206,6 +207,80 @@ def autoencoder_mnist(mode: Mode | None = None, f: int = 4, variant: str = "full
                              n_train=pick(smoke=256, cpu=None, gpu=None, mode=mode))
 
 
+# ------------------------------------------------------------------------------ faces (notebook 06)
+FACE_SIZE = 64  # CelebA's aligned crops, centre-cropped and resized (minildm.celeba), or the toy faces
+
+
+def autoencoder_faces(mode: Mode | None = None) -> AutoencoderPreset:
+    """Notebook 06: the RGB KL autoencoder for 64×64 faces, f = 4 → z (3, 16, 16) (LDM's KL-f4 has c = 3 too).
+
+    notebook 03's recipe (L1 + perceptual + KL 1e-6 + patch-GAN from halfway), with the perceptual features of
+    the course's attribute classifier (:mod:`minildm.face_classifier`) instead of the MNIST classifier's.
+    cpu budget: ~7 min on 2 cores (AE_FACES_CPU_STEPS, measured step times beside it).
+    """
+    mode = mode or get_mode()
+    ae = AutoencoderConfig(in_channels=3, base_channels=pick(smoke=8, cpu=AE_FACES_CPU_WIDTH, gpu=64, mode=mode),
+                           channel_mult=(1, 2, 2), num_res_blocks=1, z_channels=3)
+    steps = pick(smoke=12, cpu=AE_FACES_CPU_STEPS, gpu=20000, mode=mode)
+    train = TrainConfig(steps=steps, batch_size=pick(smoke=8, cpu=AE_FACES_CPU_BATCH, gpu=64, mode=mode),
+                        lr=pick(smoke=1e-3, cpu=1e-3, gpu=4.5e-4, mode=mode),
+                        warmup=pick(smoke=2, cpu=50, gpu=500, mode=mode), ema_decay=0.999, grad_clip=1.0,
+                        log_every=pick(smoke=4, cpu=50, gpu=200, mode=mode), ckpt_every=pick(smoke=12, cpu=250,
+                                                                                             gpu=1000, mode=mode))
+    loss = AutoencoderLossConfig(l1_weight=1.0, perceptual_weight=1.0, kl_weight=1e-6, disc_weight=0.5,
+                                 disc_start=steps // 2)
+    # PatchGAN with 2 stride-2 layers: 64 → 32 → 16 → 15 → 14, a 14×14 grid of patch logits
+    return AutoencoderPreset(name="autoencoder_faces", mode=mode, ae=ae, loss=loss, train=train,
+                             disc_base=pick(smoke=8, cpu=32, gpu=64, mode=mode), disc_layers=2,
+                             image_size=FACE_SIZE, n_train=pick(smoke=256, cpu=5000, gpu=None, mode=mode))
+
+
+# cpu budgets, from step times measured on one core of the 2-core machine (÷ 1.8 for two cores, the ratio measured on
+# autoencoder_mnist): the autoencoder at width 24, batch 16, 0.76 s/step without the GAN, 1.06 with it → ~0.5 s/step
+# on 2 cores, 800 steps ≈ 7 min (width 24 beat 16 and 32 in PSNR at equal time); the LDM at batch 64, 0.74 s/step →
+# ~0.41 on 2 cores, 1,800 steps ≈ 12 min.
+AE_FACES_CPU_WIDTH, AE_FACES_CPU_BATCH, AE_FACES_CPU_STEPS = 24, 16, 800
+LATENT_FACES_CPU_STEPS = 1800
+
+
+def latent_faces(mode: Mode | None = None, attributes=None) -> DiffusionPreset:
+    """Notebook 06: attribute-conditional latent diffusion on 64×64 faces: ε_θ(z_t, t, τ_θ(a)) on z (3, 16, 16).
+
+    τ_θ is an :class:`~minildm.conditioning.AttributeEncoder`: one token per attribute of ``attributes`` (default
+    :data:`minildm.faces.FACE_ATTRIBUTES`, the 16 that the toy faces draw, all CelebA attributes), read by
+    cross-attention at 16×16 and 8×8 (and the 4×4 middle), so each attribute token gets an attention map fine
+    enough to show where it looks. In cpu mode the 16×16 blocks have no self-attention (``self_attn_levels``):
+    (16·16)² per head made a step 1.9× dearer, while cross-attention to 16 tokens costs 16·16·16.
+    Condition dropout p_uncond = 0.1 for classifier-free guidance, and each attribute alone → ∅ with
+    p_unspecified = 0.05, so that a request may leave attributes unspecified. The guidance default, 2, is
+    notebook 05's; it is not yet measured on faces.
+    """
+    mode = mode or get_mode()
+    names = list(attributes or RENDERED_ATTRIBUTES)
+    unet = pick(
+        smoke=UNetConfig(in_channels=3, base_channels=8, channel_mult=(1, 2), attn_levels=(0, 1), heads=2,
+                         context_dim=CONTEXT_DIM, self_attn_levels=(1,)),
+        # 1.48 M parameters, 0.74 s/step at batch 64 on one core (~12 min for the 1,800 steps on 2 cores)
+        cpu=UNetConfig(in_channels=3, base_channels=32, channel_mult=(1, 2, 2), attn_levels=(0, 1), heads=4,
+                       context_dim=CONTEXT_DIM, self_attn_levels=(1,)),
+        gpu=UNetConfig(in_channels=3, base_channels=128, channel_mult=(1, 2, 2), num_res_blocks=2, attn_levels=(0, 1),
+                       heads=8, context_dim=CONTEXT_DIM, dropout=0.1),
+        mode=mode)
+    train = pick(
+        smoke=TrainConfig(steps=20, batch_size=16, lr=1e-3, warmup=5, ema_decay=0.9, log_every=10, ckpt_every=20,
+                          p_uncond=0.1, p_unspecified=0.05),
+        cpu=TrainConfig(steps=LATENT_FACES_CPU_STEPS, batch_size=64, lr=1e-3, warmup=200, ema_decay=0.998,
+                        log_every=100, sample_every=1000, ckpt_every=500, p_uncond=0.1, p_unspecified=0.05),
+        gpu=TrainConfig(steps=40000, batch_size=128, lr=2e-4, warmup=1000, ema_decay=0.9995, log_every=200,
+                        sample_every=5000, ckpt_every=2000, p_uncond=0.1, p_unspecified=0.05),
+        mode=mode)
+    return DiffusionPreset(name="latent_faces", mode=mode, unet=unet, train=train, image_size=FACE_SIZE,
+                           n_samples=pick(smoke=8, cpu=64, gpu=64, mode=mode), ddim_steps=pick(smoke=10, cpu=50,
+                                                                                              gpu=50, mode=mode),
+                           clip_x0=None, f=4, extra=dict(kind="latent_faces", guidance=2.0, conditioning=dict(
+                               type="attributes", names=names, dim=CONTEXT_DIM)))
+
+
 def train_autoencoder_preset(preset: AutoencoderPreset, data, feature_net=None, ckpt_path=None, callback=None,
                              progress: bool = True, device=None):
     """Build the preset's autoencoder (and PatchGAN) and train it; resumable, and a finished run just loads."""
@@ -247,9 +322,9 @@ def train_preset(preset: DiffusionPreset, data, labels=None, ckpt_path=None, cal
     :func:`minildm.ldm.encode_dataset`, with the frozen autoencoder as ``first_stage`` (stored in the checkpoint,
     so that :func:`minildm.ldm.load_diffusion` can decode the samples).
     With ``ckpt_path`` the run is resumable: re-running it after it finished just loads the result. The
-    checkpoint's kind is ``latent_mnist`` or ``pixel_mnist`` (``kind`` overrides), whatever the preset's name.
-    ``labels`` are the conditions of a conditional preset: class ids (N,), or token ids (N, L) with their
-    ``null_condition`` (the tokenizer's <null> prompt) for condition dropout.
+    checkpoint's kind is ``extra["kind"]`` (``latent_faces``), else ``latent_mnist`` or ``pixel_mnist`` (``kind``
+    overrides). ``labels`` are the conditions of a conditional preset: class ids (N,), or token ids (N, L) / attribute
+    vectors (N, M) with their ``null_condition`` (the <null> prompt, the all-∅ vector) for condition dropout.
     Returns ``(TrainResult, NoiseSchedule)``.
     """
     if preset.f > 1 and first_stage is None:
@@ -270,8 +345,9 @@ def train_preset(preset: DiffusionPreset, data, labels=None, ckpt_path=None, cal
 
 
 def _kind(preset: DiffusionPreset) -> str:
-    """The checkpoint kind (what :func:`minildm.ldm.load_diffusion` reads): the preset's name says which one."""
-    return "latent_mnist" if preset.f > 1 else "pixel_mnist"
+    """The checkpoint kind (what :func:`minildm.ldm.load_diffusion` reads): ``extra["kind"]`` if the preset names
+    one (``latent_faces``), else ``latent_mnist`` or ``pixel_mnist``."""
+    return preset.extra.get("kind") or ("latent_mnist" if preset.f > 1 else "pixel_mnist")
 
 
 def to_model(preset: DiffusionPreset, unet, first_stage: AutoencoderKL | None = None) -> DiffusionModel:
@@ -325,19 +401,28 @@ def first_stage(preset: AutoencoderPreset | None = None, data=None, feature_net=
 
 # ------------------------------------------------------------------------------ the command line's presets
 PRESETS = {"autoencoder-mnist": autoencoder_mnist, "pixel-mnist": pixel_mnist, "latent-mnist": latent_mnist,
-           "latent-mnist-class": latent_mnist_class, "latent-mnist-text": latent_mnist_text}
+           "latent-mnist-class": latent_mnist_class, "latent-mnist-text": latent_mnist_text,
+           "autoencoder-faces": autoencoder_faces, "latent-faces": latent_faces}
 
 
 def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = True, callback=None):
     """Train (or resume, or load if finished) the preset called ``name`` (a key of :data:`PRESETS`), end to end:
     data, first stage for latent presets, training; what ``python -m minildm train NAME`` runs.
 
-    Returns ``(model, ckpt_path)``: the :class:`~minildm.autoencoder.AutoencoderKL` for ``autoencoder-mnist``,
-    else a :class:`~minildm.ldm.DiffusionModel` with the EMA weights.
+    Returns ``(model, ckpt_path)``: the :class:`~minildm.autoencoder.AutoencoderKL` for ``autoencoder-mnist`` and
+    ``autoencoder-faces``, else a :class:`~minildm.ldm.DiffusionModel` with the EMA weights. The face presets run
+    :func:`minildm.faces.train_faces` (faces → attribute classifier → autoencoder → latents → LDM).
     """
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     mode = mode or get_mode()
+    if name in ("autoencoder-faces", "latent-faces"):
+        from .faces import train_faces  # imported here: minildm.faces builds on this module
+
+        ae_only = name == "autoencoder-faces"
+        run = train_faces(mode, stop_after="autoencoder" if ae_only else "ldm", ckpt_path=ckpt_path,
+                          progress=progress, callback=callback)
+        return (run.ae, run.ae_ckpt) if ae_only else (run.model, run.ckpt)
     preset = PRESETS[name](mode)
     ckpt_path = ckpt_path or runs_dir(mode) / f"{preset.name}.pt"
     if name == "autoencoder-mnist":
