@@ -111,8 +111,9 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
     ``labels`` (N, …) optional conditions, passed as ``model(x_t, t, y=labels[idx])``: class ids (N,), or token
     ids (N, L) / attribute vectors (N, M) for a :class:`~minildm.conditioning.ConditionalUNet` with a text /
     attribute encoder. With ``cfg.p_uncond > 0`` each example's condition is replaced, with that probability, by
-    the null condition — classifier-free guidance's training (notebook 05, :func:`~minildm.guidance.condition_dropout`);
-    ``cfg.p_unspecified`` first replaces single attributes by ∅ (:func:`~minildm.guidance.attribute_dropout`). ``null_condition`` is one
+    the null condition — classifier-free guidance's training (notebook 05,
+    :func:`~minildm.guidance.condition_dropout`); ``cfg.p_unspecified`` first replaces single attributes by ∅
+    (:func:`~minildm.guidance.attribute_dropout`). ``null_condition`` is one
     example's ∅ (e.g. the <null> prompt (L,)); by default it is the null label ``num_classes`` (so the model needs
     num_classes + 1 label embeddings), with ``num_classes`` defaulting to ``model_config["num_classes"]``, else
     ``labels.max() + 1``.
