@@ -164,7 +164,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         raise CLIError(f"--guidance needs a conditional model; {model.name} is unconditional")
     if y is None:
         guidance = 1.0
-    steps = args.steps or (50 if args.sampler == "ddim" else model.sched.T)
+    steps = args.steps or 50
     t0 = time.perf_counter()
     images = model.sample(args.n, sampler=args.sampler, steps=steps, seed=args.seed, y=y, eta=args.eta,
                           guidance=guidance)
@@ -181,13 +181,16 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise CLIError(f"unknown preset {args.preset!r}; choose one of: {', '.join(presets.PRESETS)}")
     os.environ["MINILDM_MODE"] = args.mode
     t0 = time.perf_counter()
-    model, ckpt = presets.train(args.preset, args.mode, ckpt_path=args.out, progress=not args.no_progress)
+    if args.faces != "auto" and "faces" not in args.preset:
+        raise CLIError(f"--faces chooses the data of the face presets; {args.preset} trains on MNIST")
+    model, ckpt = presets.train(args.preset, args.mode, ckpt_path=args.out, progress=not args.no_progress,
+                                faces=args.faces)
     print(f"{args.preset} ({args.mode} mode): checkpoint {ckpt} ({time.perf_counter() - t0:.0f} s in this call)")
     grid = Path(ckpt).with_name(Path(ckpt).stem + "_samples.png")
     if args.preset == "autoencoder-faces":
         from minildm.faces import load_faces
 
-        x = load_faces("test", n=32, mode=args.mode, verbose=False).float()
+        x = load_faces("test", n=32, source=args.faces, mode=args.mode, verbose=False).float()
         with __import__("torch").no_grad():
             rec = model(x.to(model.scale_factor.device), sample_posterior=False)[0].clamp(-1, 1).cpu()
         path = save_grid(__import__("torch").cat([x, rec]), grid, nrow=16)
@@ -312,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["smoke", "cpu", "gpu"], help="run mode: the preset's size (default cpu, smoke under CI)")
     t.add_argument("--out", default=None, help="checkpoint path (default runs/<mode>/<preset>.pt; the face presets "
                                                "add _toy or _celeba to the name)")
+    t.add_argument("--faces", default="auto", choices=["auto", "celeba", "toy"],
+                   help="face presets' data: CelebA if it is under data/celeba, else the toy faces (auto); or insist "
+                        "on one (celeba: an error that says where to put the files when it is missing)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
@@ -320,10 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "latent_mnist). The .npz holds images (N, C, H, W) float32 in [0, 1], and "
                                    "labels (N,) for a class-conditional model.")
     s.add_argument("checkpoint", help="a checkpoint path, or the name of a shipped model (latent_mnist, "
-                                      "latent_mnist_class)")
+                                      "latent_mnist_class, latent_mnist_text, latent_faces_toy)")
     s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
-    s.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
-    s.add_argument("--steps", type=int, default=None, help="sampling steps (default: 50 for ddim, T for ddpm)")
+    s.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddpm",
+                   help="ddpm (default): ancestral sampling (η = 1), on --steps evenly spaced steps: the better "
+                        "sampler for the course's small models (notebooks 04 and 06); ddim: deterministic (η = 0)")
+    s.add_argument("--steps", type=int, default=None,
+                   help="sampling steps (default 50; --steps 1000 with ddpm is DDPM's full chain)")
     s.add_argument("--eta", type=float, default=None, help="DDIM η (default 0; ddpm: 1)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--label", type=int, default=None, help="class for a class-conditional model (default: 0..9 cycling)")
@@ -354,13 +363,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from minildm.celeba import CelebADataMissing
     from minildm.checkpoint import CheckpointError
     from minildm.data import MNISTDataMissing
 
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (CLIError, CheckpointError, MNISTDataMissing) as e:
+    except (CLIError, CheckpointError, MNISTDataMissing, CelebADataMissing) as e:
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
     except ValueError as e:  # bad arguments caught by the library (an image size, a label, a sampler …)

@@ -157,3 +157,22 @@ def _null_per_batch(answer) -> bool:
 
     cfg = latent_mnist_class("cpu").train
     return abs(float(answer) - cfg.p_uncond * cfg.batch_size) < 0.05
+
+
+# --- notebook 06 ------------------------------------------------------------------------------------------
+
+@exercise("06.attribute_vector", "faces.attribute_vector(names, Smiling=1, Eyeglasses=1): the rest stay 2 (∅).")
+def _attribute_vector(answer) -> bool:
+    from .faces import FACE_ATTRIBUTES, attribute_vector
+
+    want = attribute_vector(FACE_ATTRIBUTES, Smiling=1, Eyeglasses=1)
+    got = torch.as_tensor(answer)
+    return got.shape == want.shape and bool((got.long() == want).all())
+
+
+@exercise("06.chance_share", "attending evenly, the share inside a region is its area: toyfaces.attribute_regions(64)"
+                             "['Eyeglasses'].float().mean().")
+def _chance_share(answer) -> bool:
+    from .toyfaces import attribute_regions
+
+    return abs(float(answer) - attribute_regions(64)["Eyeglasses"].float().mean().item()) < 1e-3

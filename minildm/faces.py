@@ -147,14 +147,16 @@ def random_attributes(n: int, names=FACE_ATTRIBUTES, seed: int = 0) -> Tensor:
 # ------------------------------------------------------------------------------------------ editing
 @torch.no_grad()
 def edit_attribute(model: DiffusionModel, attrs: Tensor, name: str, values=(0, 1), *, seed: int = 0,
-                   guidance: float | None = None, sampler: str = "ddim", steps: int = 50,
+                   guidance: float | None = None, sampler: str = "ddpm", steps: int = 50,
                    eta: float | None = None) -> Tensor:
     """The same faces once per value of attribute ``name``: (len(values), B, 3, H, W) in [−1, 1].
 
     ``attrs`` (B, M) or (M,): the attribute vectors to start from; in copy k, column ``name`` is set to
     ``values[k]`` and nothing else changes. Every copy starts from the same z_T (drawn once from ``seed``) and
     samples with the same seed, so any per-step noise (η > 0, "ddpm") is the same too: the attribute vector is
-    the only difference. ``guidance`` defaults to the model's recommended scale.
+    the only difference. ``guidance`` defaults to the model's recommended scale. The default sampler is 50
+    ancestral steps: deterministic DDIM (η = 0) drifts off the latent distribution with the cpu-budget face model
+    (notebook 06, §7).
     """
     if model.attributes is None:
         raise ValueError("edit_attribute needs an attribute-conditional model (latent_faces); this one has no "

@@ -405,13 +405,15 @@ PRESETS = {"autoencoder-mnist": autoencoder_mnist, "pixel-mnist": pixel_mnist, "
            "autoencoder-faces": autoencoder_faces, "latent-faces": latent_faces}
 
 
-def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = True, callback=None):
+def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = True, callback=None,
+          faces: str = "auto"):
     """Train (or resume, or load if finished) the preset called ``name`` (a key of :data:`PRESETS`), end to end:
     data, first stage for latent presets, training; what ``python -m minildm train NAME`` runs.
 
     Returns ``(model, ckpt_path)``: the :class:`~minildm.autoencoder.AutoencoderKL` for ``autoencoder-mnist`` and
     ``autoencoder-faces``, else a :class:`~minildm.ldm.DiffusionModel` with the EMA weights. The face presets run
-    :func:`minildm.faces.train_faces` (faces → attribute classifier → autoencoder → latents → LDM).
+    :func:`minildm.faces.train_faces` (faces → attribute classifier → autoencoder → latents → LDM) on ``faces``:
+    "auto" (CelebA if it is on disk, else the toy faces), "celeba" or "toy".
     """
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
@@ -420,7 +422,7 @@ def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = 
         from .faces import train_faces  # imported here: minildm.faces builds on this module
 
         ae_only = name == "autoencoder-faces"
-        run = train_faces(mode, stop_after="autoencoder" if ae_only else "ldm", ckpt_path=ckpt_path,
+        run = train_faces(mode, stop_after="autoencoder" if ae_only else "ldm", source=faces, ckpt_path=ckpt_path,
                           progress=progress, callback=callback)
         return (run.ae, run.ae_ckpt) if ae_only else (run.model, run.ckpt)
     preset = PRESETS[name](mode)

@@ -95,7 +95,7 @@ def test_sample_latent_checkpoint(ckpts, tmp_path, capsys):
     assert images.shape == (6, 1, 32, 32) and images.dtype == np.float32
     assert images.min() >= 0 and images.max() <= 1
     # exactly the model's samples for the default seed 0, mapped [−1, 1] → [0, 1]
-    want = (load_diffusion(ckpts.latent).sample(6, steps=3, seed=0) + 1) / 2
+    want = (load_diffusion(ckpts.latent).sample(6, sampler="ddpm", steps=3, seed=0) + 1) / 2  # the CLI default
     assert_close(torch.from_numpy(images), want, atol=1e-5, rtol=0)
 
 
@@ -116,7 +116,7 @@ def test_sample_class_conditional_checkpoint(ckpts, tmp_path, capsys):
 
 
 def test_sample_ddpm_with_few_steps(ckpts, tmp_path, capsys):
-    """``--sampler ddpm --steps 3``: the help says "sampling steps (default: 50 for ddim, T for ddpm)"."""
+    """``--sampler ddpm --steps 3``: ancestral sampling on 3 respaced steps."""
     npz = tmp_path / "d.npz"
     rc = main(["sample", str(ckpts.latent), "--sampler", "ddpm", "--steps", "3", "--n", "2",
                "--out", str(tmp_path / "d.png"), "--npz", str(npz)])
@@ -257,3 +257,13 @@ def test_train_text_preset_writes_its_grid(tmp_path, monkeypatch, capsys):
     assert main(["train", "latent-mnist-text", "--mode", "smoke", "--no-progress"]) == 0
     assert (tmp_path / "smoke" / "latent_mnist_text_samples.png").read_bytes()[:8] == PNG_MAGIC
     assert "digits 0–9 cycling" in capsys.readouterr().out
+
+
+def test_train_faces_data_choice(tmp_path, monkeypatch, capsys):
+    """--faces celeba without CelebA on disk: one line saying where the files go; --faces on an MNIST preset: refused."""
+    monkeypatch.setenv("MINILDM_DATA", str(tmp_path))  # an empty data root: no CelebA here
+    assert main(["train", "latent-faces", "--mode", "smoke", "--faces", "celeba", "--no-progress"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "celeba" in line.lower() and "list_attr_celeba.txt" in line
+    assert main(["train", "latent-mnist", "--mode", "smoke", "--faces", "toy"]) == 2
+    assert "MNIST" in one_error_line(capsys.readouterr().err)

@@ -36,6 +36,8 @@ ANSWERS = {
     "05.probs_shape": ((4, 64, 5), (64, 4, 5)),
     "05.cfg": (_cfg, lambda c, u, s: c + s * (c - u)),
     "05.null_per_batch": (12.8, 0.1),
+    "06.attribute_vector": (None, torch.zeros(16, dtype=torch.long)),  # filled in below
+    "06.chance_share": (None, 0.5),
 }
 
 
@@ -43,6 +45,16 @@ def _right(name):
     if name == "02.posterior_variance":  # β̃_10 = (1 − ᾱ_9)/(1 − ᾱ_10)·β_10 (DDPM Eq. 7)
         s = schedule.make_schedule("linear", 1000)
         return ((1 - s.alpha_bar[9]) / (1 - s.alpha_bar[10]) * s.betas[10]).item()
+    if name == "06.attribute_vector":  # Smiling and Eyeglasses present, every other attribute ∅ (2)
+        from minildm.faces import FACE_ATTRIBUTES
+
+        y = torch.full((len(FACE_ATTRIBUTES),), 2)
+        y[FACE_ATTRIBUTES.index("Smiling")] = y[FACE_ATTRIBUTES.index("Eyeglasses")] = 1
+        return y
+    if name == "06.chance_share":  # the region's area over the image's
+        from minildm.toyfaces import attribute_regions
+
+        return attribute_regions(64)["Eyeglasses"].sum().item() / 64 ** 2
     return ANSWERS[name][0]
 
 
