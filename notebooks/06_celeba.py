@@ -266,6 +266,11 @@ for ax, n in zip(axes, edits):
 fig.tight_layout()
 
 # %% [markdown]
+# Glasses, a hat and blond hair appear where they should and little else moves; the smile and the bangs are
+# small at 64 × 64 and change less visibly. Not every starting noise gives a clean face with a model trained for
+# 16 minutes: some columns above are smeared in both rows, and toggling an attribute does not repair them.
+
+# %% [markdown]
 # ## 7 · Walking between two faces, and why not DDIM here
 #
 # Notebook 04 found deterministic DDIM (η = 0) weaker than ancestral sampling for its small models. For this
