@@ -200,7 +200,8 @@ def test_attribute_rates_known_case():
     # the report: generated = these images; real = the same images with what the oracle sees as their labels
     seen = predict_attributes(clf, images)
     report = attribute_report(clf, images, asked, images, seen)
-    assert_close(report["rate"][:2], rates[:2]) and assert_close(report["reference"], torch.ones(3))
+    assert_close(report["rate"][:2], rates[:2])
+    assert_close(report["reference"], torch.ones(3))
     assert_close(report["chance"][:2], chance_rates(asked, seen.float().mean(0))[:2])
 
 
@@ -215,7 +216,8 @@ def test_classifier_trains_saves_and_serves_perceptual_features(toy_root, tmp_pa
     loaded = load_attribute_classifier(path)
     assert loaded.names == FACE_ATTRIBUTES and torch.equal(loaded.test_accuracy, acc)
     x = test.float(4)
-    assert_close(loaded(x), clf(x)) and assert_close(loaded(test.images[:4]), clf(x))  # uint8 works as well
+    assert_close(loaded(x), clf(x))
+    assert_close(loaded(test.images[:4]), clf(x))  # uint8 works as well
     again, acc2 = train_attribute_classifier(data.names, data.images, data.attrs, test.images, test.attrs, steps=15,
                                              ckpt_path=path, progress=False)  # loads, no training
     assert torch.equal(acc2, acc)
@@ -256,7 +258,8 @@ def test_attention_localisation_uses_the_toy_regions():
     regions = attribute_regions(16)
     inside = torch.stack([regions["Eyeglasses"].float(), torch.ones(16, 16), regions["Smiling"].float()])[None]
     share, chance = attention_localisation(inside, names)
-    assert_close(share[[0, 2]], torch.ones(2)) and torch.isnan(share[1])
+    assert_close(share[[0, 2]], torch.ones(2))
+    assert torch.isnan(share[1])
     assert_close(chance[0], regions["Eyeglasses"].float().mean())
     with pytest.raises(ValueError, match="one square map per attribute"):
         attention_localisation(inside, names[:2])
@@ -265,7 +268,8 @@ def test_attention_localisation_uses_the_toy_regions():
 def test_slerp():
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(3, 4, 8, 8, generator=g), torch.randn(3, 4, 8, 8, generator=g)
-    assert_close(slerp(a, b, 0.0), a) and assert_close(slerp(a, b, 1.0), b)
+    assert_close(slerp(a, b, 0.0), a)
+    assert_close(slerp(a, b, 1.0), b)
     mid = slerp(a, b, 0.5)
     # nearly orthogonal noises of norm ≈ √D: the midpoint keeps the norm, a straight line would shrink it by √2
     ratio = mid.flatten(1).norm(dim=1) / a.flatten(1).norm(dim=1)
