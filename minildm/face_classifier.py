@@ -19,7 +19,6 @@ attribute and trained multi-label: L = Σ_m BCE(logit_m, a_m), one independent y
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointNotFoundError, load_checkpoint, save_checkpoint
-from .classifier import ClassifierConfig, MNISTClassifier
+from .classifier import ClassifierConfig, MNISTClassifier, warmup_cosine_lr
 
 KIND = "face_classifier"
 
@@ -138,15 +137,13 @@ def train_attribute_classifier(names, images: Tensor, attrs: Tensor, test_images
     model.to(device).train()
     g = torch.Generator().manual_seed(seed)  # CPU: batches and flips
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-    warmup = max(1, steps // 10)
     for step in tqdm(range(steps), disable=not progress, desc=KIND, dynamic_ncols=True):
         idx = torch.randint(images.shape[0], (batch_size,), generator=g)  # (B,)
         x, a = _as_float(images[idx]), attrs[idx].to(device).float()  # (B, 3, 64, 64), (B, M)
         flip = (torch.rand(batch_size, generator=g) < 0.5).to(device)
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        # lr_k = lr · min(1, (k + 1) / W) · ½(1 + cos(π k / K))
         for group in opt.param_groups:
-            group["lr"] = lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
+            group["lr"] = warmup_cosine_lr(step, steps, lr)  # the MNIST classifier's schedule
         loss = F.binary_cross_entropy_with_logits(model(x), a)  # mean over B and M
         opt.zero_grad(set_to_none=True)
         loss.backward()
