@@ -113,7 +113,7 @@ def _labels_for(model, n: int, label: int | None, prompt: str | None = None, att
             raise CLIError(f"--{flag} given, but {model.name} is unconditional")
         return None, None
     if model.attributes is not None:  # an attribute-conditional face model
-        from minildm.faces import attribute_vector, random_attributes
+        from minildm.faces import NULL, attribute_vector, random_attributes
 
         if label is not None or prompt is not None:
             raise CLIError(f"{model.name} is conditioned on attributes: use --attributes Smiling=1,Eyeglasses=0 "
@@ -123,7 +123,7 @@ def _labels_for(model, n: int, label: int | None, prompt: str | None = None, att
             chosen = attribute_vector(model.attributes, **_parse_attributes(attributes or ""))
         except ValueError as e:
             raise CLIError(str(e)) from None
-        y = torch.where(chosen != 2, chosen, y)  # (n, M): the named values everywhere, the rest as drawn
+        y = torch.where(chosen != NULL, chosen, y)  # (n, M): the named values everywhere, the rest as drawn
         return y, y
     if attributes is not None:
         raise CLIError(f"--attributes is for face models; {model.name} takes --label or --prompt")
@@ -187,21 +187,20 @@ def cmd_train(args: argparse.Namespace) -> None:
                                 faces=args.faces)
     print(f"{args.preset} ({args.mode} mode): checkpoint {ckpt} ({time.perf_counter() - t0:.0f} s in this call)")
     grid = Path(ckpt).with_name(Path(ckpt).stem + "_samples.png")
-    if args.preset == "autoencoder-faces":
-        from minildm.faces import load_faces
+    if args.preset.startswith("autoencoder-"):  # 32 test images, then their reconstructions
+        import torch
 
-        x = load_faces("test", n=32, source=args.faces, mode=args.mode, verbose=False).float()
-        with __import__("torch").no_grad():
-            rec = model(x.to(model.scale_factor.device), sample_posterior=False)[0].clamp(-1, 1).cpu()
-        path = save_grid(__import__("torch").cat([x, rec]), grid, nrow=16)
-        print(f"wrote {path} (test faces, then reconstructions)")
-    elif args.preset == "autoencoder-mnist":
-        from minildm.data import mnist
+        if args.preset == "autoencoder-faces":
+            from minildm.faces import load_faces
 
-        x, _ = mnist("test", size=32, n=32)
-        with __import__("torch").no_grad():
+            x, what = load_faces("test", n=32, source=args.faces, mode=args.mode, verbose=False).float(), "faces"
+        else:
+            from minildm.data import mnist
+
+            x, what = mnist("test", size=32, n=32)[0], "digits"
+        with torch.no_grad():
             rec = model(x.to(model.scale_factor.device), sample_posterior=False)[0].clamp(-1, 1).cpu()
-        print(f"wrote {save_grid(__import__('torch').cat([x, rec]), grid, nrow=16)} (test digits, then reconstructions)")
+        print(f"wrote {save_grid(torch.cat([x, rec]), grid, nrow=16)} (test {what}, then reconstructions)")
     else:
         y, _ = _labels_for(model, 64, None)
         guidance = model.guidance if y is not None else 1.0
