@@ -228,6 +228,15 @@ def face_classifier(data: FaceData, test: FaceData, mode: Mode | None = None, ck
 CLASSIFIER_CPU_STEPS = 400  # 161 s on one core (~1.5 min on 2), 98.4% mean test accuracy on the 20,000 toy faces
 
 
+def face_autoencoder(data: FaceData, classifier: AttributeClassifier, mode: Mode | None = None, ckpt_path=None,
+                     progress: bool = True):
+    """The RGB first stage for ``data`` (:func:`minildm.presets.autoencoder_faces`), trained, resumed or loaded,
+    with the perceptual loss through ``classifier``'s features and its scale factor set: (ae, history, ckpt_path)."""
+    preset = presets.autoencoder_faces(mode)
+    return presets.first_stage(preset, data=data.float(preset.n_train), feature_net=classifier,
+                               ckpt_path=ckpt_path or checkpoint_path(preset.name, data, mode), progress=progress)
+
+
 @dataclass
 class FacesRun:
     """Everything :func:`train_faces` made, for the notebook to show."""
@@ -258,11 +267,8 @@ def train_faces(mode: Mode | None = None, stop_after: str = "ldm", source: str =
     data = load_faces("train", source=source, root=root, mode=mode, verbose=progress)
     test = load_faces("test", source=source, root=root, mode=mode, verbose=progress)
     clf, acc = face_classifier(data, test, mode, progress=progress)
-    ae_preset = presets.autoencoder_faces(mode)
-    ae, ae_history, ae_ckpt = presets.first_stage(ae_preset, data=data.float(ae_preset.n_train), feature_net=clf,
-                                                  ckpt_path=(ckpt_path if stop_after == "autoencoder" else None)
-                                                  or checkpoint_path(ae_preset.name, data, mode),
-                                                  progress=progress)
+    ae, ae_history, ae_ckpt = face_autoencoder(data, clf, mode, ckpt_path if stop_after == "autoencoder" else None,
+                                               progress)
     run = FacesRun(data, test, clf, acc, ae, ae_history, ae_ckpt)
     if stop_after == "autoencoder":
         return run

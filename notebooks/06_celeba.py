@@ -168,8 +168,7 @@ print(f"features of 32 faces at 64×64: ours {timing['attribute classifier (ours
 del vgg
 
 # %%
-ae, ae_history, ae_ckpt = presets.first_stage(ae_preset, data=data.float(ae_preset.n_train), feature_net=clf,
-                                              ckpt_path=faces.checkpoint_path(ae_preset.name, data))
+ae, ae_history, ae_ckpt = faces.face_autoencoder(data, clf)  # notebook 03's presets.first_stage, for faces
 ae = ae.to(device).eval().requires_grad_(False)
 print(f"{ae_ckpt.name}: {ae_history[-1][0]} steps in {ae_history[-1][-1] / 60:.1f} min; scale factor s = "
       f"{ae.scale_factor.item():.3f}")
