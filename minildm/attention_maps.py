@@ -181,27 +181,29 @@ def capture_attention(model: nn.Module, which: str = "cross", store: Optional[At
 
 
 def region_share(maps: Tensor, regions: Tensor) -> tuple[Tensor, Tensor]:
-    """How much of each token's attention falls inside its region, and how much would by chance. Notebook 06.
+    """How much of each token's attention falls inside its region, and how much would by chance. Notebooks 05, 06.
 
-    ``maps`` (B, M, H, W) from :meth:`AttentionStore.token_maps`; ``regions`` (M, H, W) bool, token m's region
-    R_m (e.g. the pixels where the attribute is drawn, :func:`minildm.toyfaces.attribute_regions`). Returns
-    (share, chance), each (M,):
+    ``maps`` (B, M, H, W) from :meth:`AttentionStore.token_maps`; ``regions`` bool, token m's region R_m: (M, H, W),
+    the same for every image (where a toy-face attribute is drawn, :func:`minildm.toyfaces.attribute_regions`), or
+    per image (B, M, H, W) or (B, 1, H, W) (each digit's own ink, notebook 05). Returns (share, chance), each (M,):
 
-        share_m  = Σ_b Σ_{p ∈ R_m} map[b, m, p] / Σ_b Σ_p map[b, m, p]     token m's attention mass inside R_m
-        chance_m = |R_m| / (H·W)                                            the share if it attended uniformly
+        share_m  = Σ_b Σ_{p ∈ R_bm} map[b, m, p] / Σ_b Σ_p map[b, m, p]   token m's attention mass inside its region
+        chance_m = (1/B) Σ_b |R_bm| / (H·W)                                the share if it attended uniformly
 
-    share_m ≫ chance_m: token m is read where its attribute is. An empty region gives NaN for both.
+    share_m ≫ chance_m: token m is read where its region is. An empty region gives NaN for both.
     """
     if maps.ndim != 4:
         raise ValueError(f"maps must be (B, M, H, W) (AttentionStore.token_maps), got {tuple(maps.shape)}")
     B, M, H, W = maps.shape
-    if regions.shape != (M, H, W):
-        raise ValueError(f"regions must be one (H, W) mask per token, (M, H, W) = {(M, H, W)}, got "
-                         f"{tuple(regions.shape)}; for masks at another size pass token_maps(size=mask size)")
-    r = regions.to(maps.device, torch.bool)  # (M, H, W)
+    r = regions[None] if regions.ndim == 3 else regions  # (1 or B, M or 1, H, W)
+    if r.ndim != 4 or r.shape[0] not in (1, B) or r.shape[1] not in (1, M) or tuple(r.shape[2:]) != (H, W):
+        raise ValueError(f"regions must be one (H, W) mask per token, (M, H, W) = {(M, H, W)}, or per image "
+                         f"({B}, {M} or 1, {H}, {W}), got {tuple(regions.shape)}; for masks at another size pass "
+                         "token_maps(size=mask size)")
+    r = r.to(maps.device, torch.bool).expand(B, M, H, W)
     mass = maps.float().sum(dim=(0, 2, 3))  # (M,) Σ_b Σ_p
-    inside = (maps.float() * r[None]).sum(dim=(0, 2, 3))  # (M,) Σ_b Σ_{p ∈ R_m}
-    area = r.float().mean(dim=(1, 2))  # (M,) |R_m| / (H·W)
+    inside = (maps.float() * r).sum(dim=(0, 2, 3))  # (M,) Σ_b Σ_{p ∈ R_bm}
+    area = r.float().mean(dim=(0, 2, 3))  # (M,) mean over b of |R_bm| / (H·W)
     empty = area == 0
     share = torch.where(empty, torch.nan, inside / mass.clamp_min(1e-12))
     return share, torch.where(empty, torch.nan, area)

@@ -241,7 +241,7 @@ def load_diffusion(path: str | Path, map_location="cpu", ema: bool = True) -> Di
         raise CheckpointError(f"{path} holds a {ckpt.get('kind')!r} checkpoint, not a diffusion model "
                               f"({', '.join(DIFFUSION_KINDS)}); sample a diffusion checkpoint such as "
                               "runs/<mode>/latent_mnist.pt (python -m minildm train latent-mnist) or a shipped "
-                              "model by name (latent_mnist, latent_mnist_class, latent_mnist_text)")
+                              f"model by name ({', '.join(p.stem for p in sorted(WEIGHTS_DIR.glob('latent_*.pt')))})")
     unet, tokenizer = UNet(UNetConfig.from_dict(ckpt["config"])), None
     if ckpt.get("conditioning") is not None:  # ε_θ with τ_θ (notebook 05): rebuild the encoder from its spec
         from .conditioning import ConditionalUNet, encoder_from_spec

@@ -63,7 +63,7 @@ import torch
 from einops import rearrange
 
 from minildm import attention, captions, config, evaluate, ldm, presets, viz
-from minildm.attention_maps import capture_attention
+from minildm.attention_maps import capture_attention, region_share
 from minildm.checkpoint import load_checkpoint
 from minildm.classifier import load_classifier
 from minildm.conditioning import ClassEncoder, TextEncoder
@@ -471,14 +471,13 @@ print("range of each word's map over the pixels: " + ", ".join(
 # ink's share of the pixels (what a flat map would give). A ratio above 1 means the token is read on the stroke.
 
 # %%
-ink = (x_seen[:, 0] > 0).float()  # (4, 32, 32): the pixels the digit is drawn with
-ink_area = ink.mean().item()
+ink = x_seen[:, :1] > 0  # (4, 1, 32, 32): the pixels each digit is drawn with, one region for all its words
 M_show = len(words)
 layer_ratio = np.zeros((len(store.names), M_show))
 for li, name in enumerate(store.names):
     m = store.token_maps(size=(32, 32), layers=name)[:4, :M_show]  # (4, words, 32, 32)
-    share = (m * ink[:, None]).sum((0, 2, 3)) / m.sum((0, 2, 3))  # (words,): mass on the ink
-    layer_ratio[li] = (share / ink_area).numpy()
+    share, chance = region_share(m, ink)  # (words,) each: mass on the ink, and the ink's share of the pixels
+    layer_ratio[li] = (share / chance).numpy()
 fig, ax = plt.subplots(figsize=(5.5, 0.35 * len(store.names) + 1.2))
 im = ax.imshow(layer_ratio, cmap="RdBu_r", vmin=0.5, vmax=1.5)
 ax.set(xticks=range(M_show), xticklabels=words, yticks=range(len(store.names)),

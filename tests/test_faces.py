@@ -251,6 +251,27 @@ def test_region_share_on_synthetic_maps():
     assert_close(region_share(maps, regions)[0][0], torch.tensor(16 / 19))
     with pytest.raises(ValueError, match=r"token_maps\(size=mask size\)"):
         region_share(maps, regions[:, :4, :4])
+    # the same masks given per image, (B, M, H, W), give the same answer
+    same = region_share(maps, regions[None].expand(2, 3, H, W))
+    assert_close(same[0][:2], region_share(maps, regions)[0][:2])
+    assert_close(same[1][:2], region_share(maps, regions)[1][:2])
+
+
+def test_region_share_with_a_region_per_image():
+    """One region per image shared by all tokens, (B, 1, H, W), as notebook 05 uses each digit's ink."""
+    H = W = 4
+    regions = torch.zeros(2, 1, H, W, dtype=torch.bool)
+    regions[0, 0, 0, :] = True  # image 0: the top row, 4 of 16 pixels
+    regions[1, 0, :, :2] = True  # image 1: the left half, 8 of 16
+    maps = torch.zeros(2, 2, H, W)
+    maps[0, 0, 0, :] = 0.25  # token 0 inside its image's region in both images (1 unit each)
+    maps[1, 0, :, :2] = 0.125
+    maps[:, 1] = 1 / 16  # token 1 uniform: 1 unit per image
+    share, chance = region_share(maps, regions)
+    assert_close(share, torch.tensor([1.0, (4 / 16 + 8 / 16) / 2]))
+    assert_close(chance, torch.tensor([(4 / 16 + 8 / 16) / 2] * 2))  # the regions' mean area
+    with pytest.raises(ValueError, match=r"per image \(2, 2 or 1, 4, 4\)"):
+        region_share(maps, regions[:1].expand(3, 1, H, W))
 
 
 def test_attention_localisation_uses_the_toy_regions():
