@@ -17,7 +17,7 @@ Columns (the timings come from :mod:`minildm.cost`, as notebook 04's table):
 * ``DDIM-50 s/img``: ``DiffusionModel.sample`` end to end (50 UNet evaluations, and for latent models the decode
   𝒟(z/s)), ``--sample-batch`` images per batch, per image.
 * ``DDPM-1000 s/img``: 1000 UNet evaluations per image, from the measured time per evaluation, + the decode.
-* ``× train``, ``× sample``: pixel time / latent time (> 1: latent is faster). COURSE.md's target: ≥ 8 at f = 4.
+* ``× train``, ``× sample``: pixel time / latent time (> 1: latent is faster). docs/DESIGN.md's target: ≥ 10 at f = 4.
 
     python benchmarks/pixel_vs_latent.py                 # cpu-mode presets, f = 2, 4, 8
     python benchmarks/pixel_vs_latent.py --quick         # a few steps: checks that everything runs
@@ -29,11 +29,10 @@ import datetime
 import platform
 import shlex
 import sys
-import time
 
 import torch
 
-from minildm import presets
+from minildm import presets, recipes
 from minildm.autoencoder import AutoencoderKL
 from minildm.cost import sample_cost, train_rate
 from minildm.unet import count_parameters
@@ -41,14 +40,14 @@ from minildm.unet import count_parameters
 
 def build(mode: str, f: int, device) -> "presets.DiffusionModel":
     preset = presets.pixel_mnist(mode) if f == 1 else presets.latent_mnist(mode, f=f)
-    unet = presets.build_unet(preset, device=device)
+    unet = recipes.build_unet(preset, device=device)
     ae = None
     if f > 1:
         torch.manual_seed(0)
         ae = AutoencoderKL(presets.autoencoder_mnist(mode, f=f).ae).to(device).eval()
         if device.type == "cpu":
             ae = ae.to(memory_format=torch.channels_last)
-    return presets.to_model(preset, unet, ae)
+    return recipes.to_model(preset, unet, ae)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,7 +34,8 @@ from torch import nn
 
 from minildm.samplers import ddim_sample
 from minildm.schedule import make_schedule
-from minildm.unet import UNet, UNetConfig, count_parameters, norm
+from minildm.layers import num_groups
+from minildm.unet import UNet, UNetConfig, count_parameters
 
 try:
     import diffusers
@@ -90,8 +91,8 @@ def diffusers_unet(cfg: UNetConfig) -> nn.Module:
         block_out_channels=tuple(widths), layers_per_block=cfg.num_res_blocks,
         down_block_types=tuple("AttnDownBlock2D" if i in attn else "DownBlock2D" for i in range(len(widths))),
         up_block_types=tuple("AttnUpBlock2D" if i in attn else "UpBlock2D" for i in reversed(range(len(widths)))),
-        attention_head_dim=head_dim, norm_num_groups=norm(widths[0]).num_groups,
-        attn_norm_num_groups=norm(widths[-1]).num_groups,  # the mid block's attention, as minildm's
+        attention_head_dim=head_dim, norm_num_groups=num_groups(widths[0]),
+        attn_norm_num_groups=num_groups(widths[-1]),  # the mid block's attention, as minildm's
         flip_sin_to_cos=True, freq_shift=0, dropout=cfg.dropout,  # [cos, sin] embedding, as minildm's
     )
     return DiffusersEps(unet)

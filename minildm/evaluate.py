@@ -10,7 +10,7 @@ numbers are *FID-like*, not FID: they cannot be compared with published FIDs, on
 
 **Compare at equal sample counts only.** The estimate is biased upwards, more so for few samples: two disjoint
 sets of *real* test digits are already a positive distance apart, and that distance shrinks as n grows. So always
-print :meth:`Evaluator.real_floor` at the same n beside a model's number (COURSE.md: "within 3× the floor").
+print :meth:`Evaluator.real_floor` at the same n beside a model's number (docs/DESIGN.md "Targets").
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .classifier import MNISTClassifier, load_classifier
+from .data import mnist
 
 
 def psnr(x: Tensor, y: Tensor, value_range: tuple[float, float] = (-1, 1)) -> float:
@@ -149,8 +150,6 @@ class Evaluator:
     @staticmethod
     def _real_sets(n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
         """Two disjoint random sets of ``n`` real MNIST test digits (the same two for the same n and seed)."""
-        from .data import mnist
-
         x, _ = mnist("test")
         if 2 * n > x.shape[0]:
             raise ValueError(f"real_floor needs 2n ≤ {x.shape[0]} test digits for two disjoint sets, got n={n}")
@@ -171,7 +170,7 @@ class Evaluator:
         return self.fid(images, self._real_sets(images.shape[0], seed)[0])
 
     def report(self, images: Tensor, labels: Tensor | None = None, seed: int = 0) -> dict:
-        """Everything COURSE.md's quality targets need, for n generated digits: ``n``, ``confidence``, ``fd``
+        """Everything the quality targets (docs/DESIGN.md "Targets") need, for n generated digits: ``n``, ``confidence``, ``fd``
         (to n real digits), ``floor`` (real vs real at n), ``fd_ratio`` = fd / floor (target ≤ 3), and with
         ``labels`` (the classes asked for) ``accuracy`` (target ≥ 0.95)."""
         n = images.shape[0]

@@ -10,6 +10,15 @@ from typing import Any, Callable
 import torch
 
 from . import schedule
+from .attention import SpatialTransformer
+from .attention_maps import capture_attention
+from .autoencoder import AutoencoderConfig, AutoencoderKL
+from .distributions import DiagonalGaussian
+from .faces import FACE_ATTRIBUTES, attribute_vector
+from .guidance import guided
+from .presets import autoencoder_mnist, latent_mnist, latent_mnist_class
+from .samplers import ddim_step
+from .toyfaces import attribute_regions
 
 _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {}
 
@@ -71,7 +80,6 @@ def _(answer) -> bool:
 
 @exercise("02.ddim_step", "x̂_0 = (x_t − √(1−ᾱ_t) ε̂)/√ᾱ_t, then x_s = √ᾱ_s x̂_0 + √(1−ᾱ_s) ε̂ (DDIM Eq. 12, σ = 0).")
 def _(fn) -> bool:
-    from .samplers import ddim_step
 
     g = torch.Generator().manual_seed(0)
     x_t, eps = torch.randn(4, 1, 4, 4, generator=g), torch.randn(4, 1, 4, 4, generator=g)
@@ -85,7 +93,6 @@ def _(fn) -> bool:
 
 @exercise("03.kl_value", "½(μ² + σ² − 1 − log σ²) with μ = 1 and σ² = 0.25.")
 def _(answer) -> bool:
-    from .distributions import DiagonalGaussian
 
     q = DiagonalGaussian(torch.ones(1, 1, 1, 1), torch.full((1, 1, 1, 1), 0.25).log())
     return abs(float(answer) - q.kl().item()) < 1e-4
@@ -93,7 +100,6 @@ def _(answer) -> bool:
 
 @exercise("03.pixels_per_latent", "the latent is (32/f)×(32/f)×4 numbers; divide 32·32 pixels by that.")
 def _(answer) -> bool:
-    from .presets import autoencoder_mnist
 
     cfg = autoencoder_mnist("cpu", f=8).ae
     return abs(float(answer) - 32 * 32 / ((32 // cfg.f) ** 2 * cfg.z_channels)) < 1e-6
@@ -103,7 +109,6 @@ def _(answer) -> bool:
 
 @exercise("04.positions", "count positions, not numbers: (32·32) / (8·8); the channels do not change the grid.")
 def _positions(answer) -> bool:
-    from .presets import latent_mnist
 
     side = latent_mnist().image_size // latent_mnist().f
     return int(answer) == (32 * 32) // (side * side)
@@ -111,7 +116,6 @@ def _positions(answer) -> bool:
 
 @exercise("04.latent_shape", "(z_channels, H/f, W/f): the encoder halves the grid log2(f) times.")
 def _latent_shape(answer) -> bool:
-    from .autoencoder import AutoencoderConfig, AutoencoderKL
 
     ae = AutoencoderKL(AutoencoderConfig(in_channels=3, base_channels=8, channel_mult=(1, 2, 2), z_channels=3))
     with torch.no_grad():
@@ -123,8 +127,6 @@ def _latent_shape(answer) -> bool:
 
 @exercise("05.probs_shape", "one query per pixel of the 8×8 grid, one key per prompt token, one map per head.")
 def _probs_shape(answer) -> bool:
-    from .attention import SpatialTransformer
-    from .attention_maps import capture_attention
 
     st = SpatialTransformer(32, context_dim=16, heads=4)
     with capture_attention(st, which="cross") as store, torch.no_grad():
@@ -134,7 +136,6 @@ def _probs_shape(answer) -> bool:
 
 @exercise("05.cfg", "ε̃ = ε_∅ + s·(ε_y − ε_∅): start from the unconditional prediction, move s times the difference.")
 def _cfg(fn) -> bool:
-    from .guidance import guided
 
     g = torch.Generator().manual_seed(0)
     table = torch.randn(3, 2, 4, 4, generator=g)  # a fake ε_θ: a fixed prediction per condition
@@ -153,7 +154,6 @@ def _cfg(fn) -> bool:
 
 @exercise("05.null_per_batch", "each example is dropped independently with probability p_uncond: the mean is p·B.")
 def _null_per_batch(answer) -> bool:
-    from .presets import latent_mnist_class
 
     cfg = latent_mnist_class("cpu").train
     return abs(float(answer) - cfg.p_uncond * cfg.batch_size) < 0.05
@@ -163,7 +163,6 @@ def _null_per_batch(answer) -> bool:
 
 @exercise("06.attribute_vector", "faces.attribute_vector(names, Smiling=1, Eyeglasses=1): the rest stay 2 (∅).")
 def _attribute_vector(answer) -> bool:
-    from .faces import FACE_ATTRIBUTES, attribute_vector
 
     want = attribute_vector(FACE_ATTRIBUTES, Smiling=1, Eyeglasses=1)
     got = torch.as_tensor(answer)
@@ -173,6 +172,5 @@ def _attribute_vector(answer) -> bool:
 @exercise("06.chance_share", "attending evenly, the share inside a region is its area: toyfaces.attribute_regions(64)"
                              "['Eyeglasses'].float().mean().")
 def _chance_share(answer) -> bool:
-    from .toyfaces import attribute_regions
 
     return abs(float(answer) - attribute_regions(64)["Eyeglasses"].float().mean().item()) < 1e-3

@@ -98,18 +98,6 @@ def chance_rates(requested: Tensor, positive_rate: Tensor) -> Tensor:
     return q * p + (1 - q) * (1 - p)
 
 
-def attribute_report(model: AttributeClassifier, images: Tensor, requested: Tensor, real_images: Tensor,
-                     real_attrs: Tensor) -> dict[str, Tensor]:
-    """The three rates per attribute, (M,) each, that say whether generated faces carry what was asked for:
-
-    ``rate`` on ``images`` generated for ``requested``; ``reference`` on real faces with their labels (the
-    classifier's accuracy: what a perfect generator would score); ``chance`` for a generator ignoring the request.
-    """
-    positive = predict_attributes(model, real_images).float().mean(0)  # (M,) p_m on real faces
-    return dict(rate=attribute_rates(model, images, requested),
-                reference=attribute_rates(model, real_images, real_attrs), chance=chance_rates(requested, positive))
-
-
 def train_attribute_classifier(names, images: Tensor, attrs: Tensor, test_images: Tensor, test_attrs: Tensor, *,
                                steps: int, batch_size: int = 64, lr: float = 2e-3, seed: int = 0,
                                cfg: ClassifierConfig | None = None, ckpt_path: str | Path | None = None,

@@ -1,5 +1,4 @@
-"""Faces end to end: data, attribute vectors, editing, attention localisation, the whole training run.
-Notebook 06 · LDM §4.3 (conditional LDMs), App. E.2 (CelebA).
+"""Faces: data, attribute vectors, editing, attention localisation.  Notebook 06 · LDM §4.3 (conditional LDMs).
 
 * **data** — :func:`load_faces` gives CelebA 64×64 if it is on disk under the data root, else the toy faces of
   :mod:`minildm.toyfaces` (written on first use), *labelled* as the stand-in they are (``FaceData.toy``, ``.label``);
@@ -8,13 +7,14 @@ Notebook 06 · LDM §4.3 (conditional LDMs), App. E.2 (CelebA).
 * **editing** — :func:`edit_attribute`: the same starting noise z_T (and the same seed for any per-step noise),
   once per value of one attribute, so the attribute vector is the only thing that differs between the images;
 * **localisation** — :func:`attention_localisation`: the share of each attribute token's cross-attention mass
-  inside the region where the toy faces draw that attribute, against the share expected by chance;
-* **the run** — :func:`train_faces`: data → attribute classifier (the judge, and the perceptual features) →
-  RGB autoencoder → latents → attribute-conditional LDM; what ``python -m minildm train latent-faces`` runs.
+  inside the region where the toy faces draw that attribute, against the share expected by chance.
+
+The training run on these faces (data → attribute classifier → RGB autoencoder → latents → LDM) is
+:func:`minildm.recipes.train_faces`. CelebA itself is read by :mod:`minildm.celeba` (LDM trains on it, App. E.2;
+attribute-conditional faces are this course's own extension, not an experiment of the paper).
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,13 +22,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import presets
-from .celeba import CELEBA_ATTRIBUTES, CelebA, CelebADataMissing
-from .config import Mode, data_root, get_mode, pick, runs_dir
-from .conditioning import AttributeEncoder
-from .face_classifier import AttributeClassifier, train_attribute_classifier
 from .attention_maps import region_share
-from .ldm import DiffusionModel, encode_dataset
+from .celeba import CELEBA_ATTRIBUTES, FACE_SIZE, CelebA, CelebADataMissing, attribute_index
+from .conditioning import AttributeEncoder
+from .config import Mode, data_root, get_mode
+from .ldm import DiffusionModel
+from .presets import toy_faces_count
 from .toyfaces import MARKER, RENDERED_ATTRIBUTES, attribute_regions, sample_attributes, write_toy_faces
 
 FACE_ATTRIBUTES: tuple[str, ...] = RENDERED_ATTRIBUTES  # the 16 the toy faces draw; all of them CelebA attributes
@@ -64,25 +63,12 @@ class FaceData:
         return self.images.shape[0]
 
 
-def toy_faces_count(mode: Mode | None = None) -> int:
-    """How many toy faces to write (80/10/10 train/valid/test). ~0.9 s per 1,000 to write, ~0.8 s to decode."""
-    return pick(smoke=400, cpu=20000, gpu=20000, mode=mode)
-
-
 def select_attributes(attrs: Tensor, names=FACE_ATTRIBUTES) -> Tensor:
     """CelebA's (N, 40) attribute columns → the (N, M) columns of ``names``, in that order."""
     if attrs.ndim != 2 or attrs.shape[1] != 40:
         raise ValueError(f"attrs must be CelebA's (N, 40) table (minildm.celeba.CelebA.attrs), "
                          f"got {tuple(attrs.shape)}")
-    return attrs[:, [_index(CELEBA_ATTRIBUTES, n) for n in names]]
-
-
-def _index(names, name: str) -> int:
-    if name not in names:
-        close = difflib.get_close_matches(name, list(names), n=3)
-        raise ValueError(f"{name!r} is not one of the attributes {list(names)}"
-                         + (f"; did you mean {close}?" if close else ""))
-    return list(names).index(name)
+    return attrs[:, [attribute_index(CELEBA_ATTRIBUTES, n) for n in names]]
 
 
 def load_faces(split: str = "train", n: int | None = None, names=FACE_ATTRIBUTES, source: str = "auto",
@@ -91,9 +77,9 @@ def load_faces(split: str = "train", n: int | None = None, names=FACE_ATTRIBUTES
 
     ``source``: "celeba" reads ``<root>/celeba`` (:class:`~minildm.celeba.CelebA`; :class:`CelebADataMissing` says
     where to put the files); "toy" uses toy faces, written once to ``<root>/toyfaces_<count>/celeba``
-    (:func:`toy_faces_count` per run mode); "auto" takes CelebA if it is there and the toy faces otherwise, and
+    (:func:`minildm.presets.toy_faces_count` per run mode); "auto" takes CelebA if it is there and the toy faces otherwise, and
     says so. ``root`` defaults to the data root (``MINILDM_DATA``). ``n`` None keeps at most
-    :func:`toy_faces_count` faces in smoke and cpu mode (CelebA's 162,770 training faces are 2 GB as uint8),
+    :func:`~minildm.presets.toy_faces_count` faces in smoke and cpu mode (CelebA's 162,770 training faces are 2 GB as uint8),
     all of them in gpu mode.
     """
     if source not in ("auto", "celeba", "toy"):
@@ -102,7 +88,7 @@ def load_faces(split: str = "train", n: int | None = None, names=FACE_ATTRIBUTES
     data = None
     if source != "toy":
         try:
-            data = CelebA(root, split=split, size=presets.FACE_SIZE)
+            data = CelebA(root, split=split, size=FACE_SIZE)
         except CelebADataMissing as missing:
             if source == "celeba":
                 raise
@@ -113,7 +99,7 @@ def load_faces(split: str = "train", n: int | None = None, names=FACE_ATTRIBUTES
     if data is None:
         count = toy_faces_count(mode)
         folder = write_toy_faces(root / f"toyfaces_{count}", n=count, seed=0)
-        data = CelebA(folder.parent, split=split, size=presets.FACE_SIZE)
+        data = CelebA(folder.parent, split=split, size=FACE_SIZE)
     toy = (data.folder / MARKER).is_file()  # toy faces carry their marker file wherever they were written
     if n is None and (mode or get_mode()) != "gpu":
         n = toy_faces_count(mode)
@@ -133,7 +119,7 @@ def attribute_vector(names, default: int = NULL, **values: int) -> Tensor:
     for name, v in values.items():
         if v not in (0, 1, NULL):
             raise ValueError(f"{name}={v!r}: an attribute value is 0 (absent), 1 (present) or {NULL} (unspecified)")
-        y[_index(names, name)] = v
+        y[attribute_index(names, name)] = v
     return y
 
 
@@ -163,7 +149,7 @@ def edit_attribute(model: DiffusionModel, attrs: Tensor, name: str, values=(0, 1
                          "AttributeEncoder")
     y = torch.as_tensor(attrs, dtype=torch.long)
     y = y[None] if y.ndim == 1 else y  # (B, M)
-    j = _index(model.attributes, name)
+    j = attribute_index(model.attributes, name)
     B = y.shape[0]
     x_T = torch.randn((B, *model.sample_shape), generator=torch.Generator().manual_seed(seed))  # the shared z_T
     guidance = model.guidance if guidance is None else guidance
@@ -206,77 +192,3 @@ def attention_localisation(maps: Tensor, names) -> tuple[Tensor, Tensor]:
     regions = attribute_regions(H)
     masks = torch.stack([regions.get(n, torch.zeros(H, W, dtype=torch.bool)) for n in names])  # (M, H, W)
     return region_share(maps, masks)
-
-
-# ------------------------------------------------------------------------------------------ the whole run
-def checkpoint_path(name: str, data: FaceData, mode: Mode | None = None) -> Path:
-    """``runs/<mode>/<name>_<toy|celeba>.pt``: each data source keeps its own artefacts."""
-    return runs_dir(mode) / f"{name}_{data.source}.pt"
-
-
-def face_classifier(data: FaceData, test: FaceData, mode: Mode | None = None, ckpt_path=None,
-                    progress: bool = True) -> tuple[AttributeClassifier, Tensor]:
-    """The attribute classifier for ``data``'s attributes, trained (or loaded): (model, test accuracy (M,))."""
-    mode = mode or get_mode()
-    steps = pick(smoke=10, cpu=CLASSIFIER_CPU_STEPS, gpu=3000, mode=mode)
-    return train_attribute_classifier(data.names, data.images, data.attrs, test.images, test.attrs, steps=steps,
-                                      batch_size=pick(smoke=16, cpu=64, gpu=128, mode=mode), progress=progress,
-                                      ckpt_path=ckpt_path or checkpoint_path("face_classifier", data, mode),
-                                      data_info=dict(source=data.source, n=len(data)))
-
-
-CLASSIFIER_CPU_STEPS = 400  # 161 s on one core (~1.5 min on 2), 98.4% mean test accuracy on the 20,000 toy faces
-
-
-def face_autoencoder(data: FaceData, classifier: AttributeClassifier, mode: Mode | None = None, ckpt_path=None,
-                     progress: bool = True):
-    """The RGB first stage for ``data`` (:func:`minildm.presets.autoencoder_faces`), trained, resumed or loaded,
-    with the perceptual loss through ``classifier``'s features and its scale factor set: (ae, history, ckpt_path)."""
-    preset = presets.autoencoder_faces(mode)
-    return presets.first_stage(preset, data=data.float(preset.n_train), feature_net=classifier,
-                               ckpt_path=ckpt_path or checkpoint_path(preset.name, data, mode), progress=progress)
-
-
-@dataclass
-class FacesRun:
-    """Everything :func:`train_faces` made, for the notebook to show."""
-
-    data: FaceData
-    test: FaceData
-    classifier: AttributeClassifier
-    classifier_accuracy: Tensor            # (M,) on the test split
-    ae: object                             # the AutoencoderKL, scale factor set
-    ae_history: list
-    ae_ckpt: Path
-    model: DiffusionModel | None = None    # None when only the autoencoder was asked for
-    history: list = field(default_factory=list)
-    ckpt: Path | None = None
-
-
-def train_faces(mode: Mode | None = None, stop_after: str = "ldm", source: str = "auto", root=None,
-                ckpt_path=None, progress: bool = True, callback=None) -> FacesRun:
-    """Notebook 06 end to end (resumable; finished stages load): faces → attribute classifier → RGB autoencoder
-    (perceptual loss through the classifier's features) → latents s·ℰ(x) → attribute-conditional LDM.
-
-    ``stop_after="autoencoder"`` stops before the LDM. Checkpoints: :func:`checkpoint_path` (``ckpt_path`` for the
-    LDM's, or the autoencoder's with ``stop_after="autoencoder"``).
-    """
-    if stop_after not in ("autoencoder", "ldm"):
-        raise ValueError(f"stop_after must be 'autoencoder' or 'ldm', got {stop_after!r}")
-    mode = mode or get_mode()
-    data = load_faces("train", source=source, root=root, mode=mode, verbose=progress)
-    test = load_faces("test", source=source, root=root, mode=mode, verbose=progress)
-    clf, acc = face_classifier(data, test, mode, progress=progress)
-    ae, ae_history, ae_ckpt = face_autoencoder(data, clf, mode, ckpt_path if stop_after == "autoencoder" else None,
-                                               progress)
-    run = FacesRun(data, test, clf, acc, ae, ae_history, ae_ckpt)
-    if stop_after == "autoencoder":
-        return run
-    z = encode_dataset(ae, data.images, cache_path=checkpoint_path("latents_faces_train", data, mode))
-    preset = presets.latent_faces(mode, attributes=data.names)
-    run.ckpt = Path(ckpt_path or checkpoint_path(preset.name, data, mode))
-    null = torch.full((len(data.names),), NULL)  # ∅: every attribute unspecified
-    result, _ = presets.train_preset(preset, z, labels=data.attrs, ckpt_path=run.ckpt, progress=progress,
-                                     callback=callback, first_stage=ae, null_condition=null)
-    run.model, run.history = presets.to_model(preset, result.ema, ae), result.history
-    return run

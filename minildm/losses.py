@@ -31,8 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from minildm.config import DictConfig
-from minildm.unet import norm
+from .config import DictConfig, env_flag
+from .data import online
+from .layers import group_norm
 
 
 def l1(x: Tensor, x_hat: Tensor) -> Tensor:
@@ -115,12 +116,10 @@ def vgg_features(download: bool = True) -> nn.Module:
     """
     from torchvision.models import VGG16_Weights, vgg16
 
-    from minildm.data import _online
-
     weights = VGG16_Weights.IMAGENET1K_V1
     cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
-    offline = os.environ.get("MINILDM_OFFLINE", "") not in ("", "0")
-    if not os.path.exists(cached) and not (download and not offline and _online(("download.pytorch.org", 443))):
+    offline = env_flag("MINILDM_OFFLINE")
+    if not os.path.exists(cached) and not (download and not offline and online(("download.pytorch.org", 443))):
         raise PretrainedWeightsUnavailable(
             f"VGG16's ImageNet weights (LPIPS' backbone) are not cached at {cached} and cannot be downloaded "
             f"(offline, MINILDM_OFFLINE set, or download=False). Either copy {weights.url} to that path, or use "
@@ -148,7 +147,7 @@ class PatchDiscriminator(nn.Module):
         for n in range(1, n_layers + 1):
             out = base * min(2 ** n, 8)
             stride = 2 if n < n_layers else 1  # the last hidden conv keeps the size (minus 1), as taming's
-            layers += [nn.Conv2d(ch, out, 4, stride=stride, padding=1, bias=False), norm(out), nn.LeakyReLU(0.2)]
+            layers += [nn.Conv2d(ch, out, 4, stride=stride, padding=1, bias=False), group_norm(out), nn.LeakyReLU(0.2)]
             ch = out
         layers.append(nn.Conv2d(ch, 1, 4, stride=1, padding=1))  # → one logit per patch
         self.net = nn.Sequential(*layers)

@@ -1,8 +1,9 @@
-"""Presets: every size the course trains at, per run mode, in one place.  COURSE.md "Run modes".
+"""Presets: every size the course trains at, per run mode, in one place, and nothing else.  docs/DESIGN.md "Run modes".
 
 A preset bundles the configs of one training job (model, optimisation, schedule, data budget). Notebooks and
 ``python -m minildm train PRESET`` both build from here, so a notebook and the command line train the same thing.
 Each preset is a function of the run mode: ``pixel_mnist("cpu")``, or ``pixel_mnist()`` for the current mode.
+What is *done* with a preset (data → first stage → latents → ε_θ) is :mod:`minildm.recipes`.
 
 cpu-mode sizes were chosen by measurement on a 2-core CPU (see notebooks/RUNS.md and benchmarks/RESULTS.md);
 gpu-mode sizes follow DDPM/LDM's recipes scaled to MNIST, and their costs are expectations, not measurements.
@@ -10,24 +11,16 @@ gpu-mode sizes follow DDPM/LDM's recipes scaled to MNIST, and their costs are ex
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import torch
-
-from .autoencoder import AutoencoderConfig, AutoencoderKL, compute_scale_factor
-from .checkpoint import load_checkpoint, save_checkpoint
-from .classifier import load_classifier
-from .config import Mode, get_device, get_mode, pick, runs_dir
-from .data import mnist
-from .losses import AutoencoderLossConfig, PatchDiscriminator
-from .captions import captions_for
-from .conditioning import ConditionalUNet, encoder_from_spec
-from .ldm import DiffusionModel, encode_dataset, first_stage_payload, sampling_payload
-from .schedule import make_schedule
-from .text import Tokenizer
+from .autoencoder import AutoencoderConfig
+from .celeba import FACE_SIZE
+from .checkpoint import DIFFUSION_KINDS
+from .config import Mode, get_mode, pick
+from .losses import AutoencoderLossConfig
 from .toyfaces import RENDERED_ATTRIBUTES
-from .train import TrainConfig, train_autoencoder, train_diffusion
-from .unet import UNet, UNetConfig
+from .train import TrainConfig
+from .unet import UNetConfig
 
 
 @dataclass
@@ -46,7 +39,13 @@ class DiffusionPreset:
     ddim_steps: int = 50          # DDIM steps for quick samples
     clip_x0: float | None = 1.0   # clamp x̂_0 to [−1, 1] while sampling pixels (None for latents)
     f: int = 1                    # 1: ε_θ on pixels; 2, 4, 8: on s·ℰ(x) of autoencoder_mnist(f=f) (notebook 04)
-    extra: dict = field(default_factory=dict)
+    kind: str = "pixel_mnist"     # the checkpoint's kind (minildm.checkpoint.DIFFUSION_KINDS)
+    guidance: float = 1.0         # the classifier-free guidance scale `sample` and `demo` use by default
+    conditioning: dict | None = None  # τ_θ's spec (minildm.conditioning.encoder_from_spec); None: unconditional
+
+    def __post_init__(self):
+        if self.kind not in DIFFUSION_KINDS:
+            raise ValueError(f"{self.name}: kind must be one of {DIFFUSION_KINDS} (got {self.kind!r})")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -100,7 +99,8 @@ def latent_mnist(mode: Mode | None = None, f: int = 4) -> DiffusionPreset:
         mode=mode)
     name = "latent_mnist" if f == 4 else f"latent_mnist_f{f}"
     return DiffusionPreset(name=name, mode=mode, unet=unet, train=train, n_train=pixel.n_train,
-                           n_samples=pixel.n_samples, ddim_steps=pixel.ddim_steps, clip_x0=None, f=f)
+                           n_samples=pixel.n_samples, ddim_steps=pixel.ddim_steps, clip_x0=None, f=f,
+                           kind="latent_mnist")
 
 
 LATENT_CPU_STEPS = 20000
@@ -120,16 +120,16 @@ def latent_mnist_class(mode: Mode | None = None) -> DiffusionPreset:
     unet = dataclasses.replace(base.unet, context_dim=CONTEXT_DIM)
     train = dataclasses.replace(base.train, p_uncond=0.1,
                                 steps=pick(smoke=base.train.steps, cpu=8000, gpu=base.train.steps, mode=base.mode))
-    return dataclasses.replace(base, name="latent_mnist_class", unet=unet, train=train, extra=dict(
-        conditioning=dict(type="class", num_classes=10, dim=CONTEXT_DIM), guidance=2.0))
+    return dataclasses.replace(base, name="latent_mnist_class", unet=unet, train=train, guidance=2.0,
+                               conditioning=dict(type="class", num_classes=10, dim=CONTEXT_DIM))
 
 
 def latent_mnist_text(mode: Mode | None = None) -> DiffusionPreset:
     """Notebook 05: text-conditional latent diffusion on captions such as "a thick slanted seven" (LDM §3.3, §4.3).
 
     latent_mnist_class with τ_θ a small :class:`~minildm.conditioning.TextEncoder` (2 layers) over the words of
-    :func:`minildm.captions.captions_for`; the tokenizer is built from the training captions by :func:`train`
-    and stored in the checkpoint's conditioning spec.
+    :func:`minildm.captions.captions_for`; the tokenizer is built from the training captions by
+    :func:`minildm.recipes.text_conditions` and stored in the checkpoint's conditioning spec.
     """
     base = latent_mnist_class(mode)
     # cross-attention at every level (8×8, 4×4, 2×2 at f = 4), not only the lowest: per-word attention maps need
@@ -138,18 +138,8 @@ def latent_mnist_text(mode: Mode | None = None) -> DiffusionPreset:
     # attention at 8×8 makes a step ~2.5× dearer than the class model's on 2 CPU cores: half the steps
     train = dataclasses.replace(base.train, steps=pick(smoke=base.train.steps, cpu=4000, gpu=base.train.steps,
                                                        mode=base.mode))
-    return dataclasses.replace(base, name="latent_mnist_text", unet=unet, train=train, extra=dict(
-        conditioning=dict(type="text", dim=CONTEXT_DIM, depth=2, heads=4), guidance=2.0))
-
-
-def text_conditions(preset: DiffusionPreset, images, labels):
-    """Captions for ``images`` (the preset's training digits), the tokenizer built from them, their token ids
-    (N, max_len), and the preset with the tokenizer written into its conditioning spec (what the checkpoint keeps)."""
-    caps = captions_for(images, labels)
-    tok = Tokenizer.from_captions(caps.captions)
-    spec = {**preset.extra["conditioning"], "tokenizer": tok.to_dict()}
-    preset = dataclasses.replace(preset, extra={**preset.extra, "conditioning": spec})
-    return caps, tok, tok.encode_batch(caps.captions), preset
+    return dataclasses.replace(base, name="latent_mnist_text", unet=unet, train=train, guidance=2.0,
+                               conditioning=dict(type="text", dim=CONTEXT_DIM, depth=2, heads=4))
 
 
 @dataclass
@@ -208,7 +198,30 @@ def autoencoder_mnist(mode: Mode | None = None, f: int = 4, variant: str = "full
 
 
 # ------------------------------------------------------------------------------ faces (notebook 06)
-FACE_SIZE = 64  # CelebA's aligned crops, centre-cropped and resized (minildm.celeba), or the toy faces
+def toy_faces_count(mode: Mode | None = None) -> int:
+    """How many toy faces to write (80/10/10 train/valid/test). ~0.9 s per 1,000 to write, ~0.8 s to decode."""
+    return pick(smoke=400, cpu=20000, gpu=20000, mode=mode)
+
+
+@dataclass
+class FaceClassifierPreset:
+    """The attribute classifier's training budget (notebook 06): the judge of face samples and the face
+    autoencoder's perceptual features (:func:`minildm.face_classifier.train_attribute_classifier`)."""
+
+    mode: str
+    steps: int
+    batch_size: int
+
+
+CLASSIFIER_CPU_STEPS = 400  # 161 s on one core (~1.5 min on 2), 98.4% mean test accuracy on the 20,000 toy faces
+
+
+def face_classifier(mode: Mode | None = None) -> FaceClassifierPreset:
+    """Notebook 06: the attribute classifier's steps and batch size per run mode."""
+    mode = mode or get_mode()
+    return FaceClassifierPreset(mode=mode, steps=pick(smoke=10, cpu=CLASSIFIER_CPU_STEPS, gpu=3000, mode=mode),
+                                batch_size=pick(smoke=16, cpu=64, gpu=128, mode=mode))
+
 
 
 def autoencoder_faces(mode: Mode | None = None) -> AutoencoderPreset:
@@ -278,170 +291,11 @@ def latent_faces(mode: Mode | None = None, attributes=None) -> DiffusionPreset:
     return DiffusionPreset(name="latent_faces", mode=mode, unet=unet, train=train, image_size=FACE_SIZE,
                            n_samples=pick(smoke=8, cpu=64, gpu=64, mode=mode), ddim_steps=pick(smoke=10, cpu=50,
                                                                                               gpu=50, mode=mode),
-                           clip_x0=None, f=4, extra=dict(kind="latent_faces", guidance=2.0, conditioning=dict(
-                               type="attributes", names=names, dim=CONTEXT_DIM)))
-
-
-def train_autoencoder_preset(preset: AutoencoderPreset, data, feature_net=None, ckpt_path=None, callback=None,
-                             progress: bool = True, device=None):
-    """Build the preset's autoencoder (and PatchGAN) and train it; resumable, and a finished run just loads."""
-    device = torch.device(device) if device is not None else get_device()
-    torch.manual_seed(preset.train.seed)
-    model = AutoencoderKL(preset.ae).to(device)
-    disc = PatchDiscriminator(preset.ae.in_channels, preset.disc_base, preset.disc_layers).to(device) \
-        if preset.disc_base else None
-    if device.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)
-    if feature_net is not None:
-        feature_net = feature_net.to(device)
-    return train_autoencoder(model, data.to(device), preset.loss, preset.train, feature_net=feature_net, disc=disc,
-                             ckpt_path=ckpt_path, model_config=preset.ae.to_dict(), callback=callback, progress=progress)
-
-
-
-
-def build_unet(preset: DiffusionPreset, device=None):
-    """The preset's UNet, seeded from its TrainConfig's seed, on ``device`` (channels-last on CPU: ~25% faster);
-    a :class:`~minildm.conditioning.ConditionalUNet` (UNet + τ_θ) when the preset has ``extra["conditioning"]``."""
-    device = torch.device(device) if device is not None else get_device()
-    torch.manual_seed(preset.train.seed)
-    model = UNet(preset.unet)
-    spec = preset.extra.get("conditioning")
-    if spec is not None:  # ε_θ(x_t, t, τ_θ(y)): the encoder trains with the UNet
-        model = ConditionalUNet(model, encoder_from_spec(spec)[0])
-    model = model.to(device)
-    if device.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)
-    return model
-
-
-def train_preset(preset: DiffusionPreset, data, labels=None, ckpt_path=None, callback=None, progress: bool = True,
-                 kind: str | None = None, first_stage: AutoencoderKL | None = None, null_condition=None):
-    """Build the preset's UNet and schedule and train it with :func:`minildm.train.train_diffusion`.
-
-    ``data``: images in [−1, 1] for a pixel preset; for a latent one (``preset.f > 1``) the latents s·ℰ(x) from
-    :func:`minildm.ldm.encode_dataset`, with the frozen autoencoder as ``first_stage`` (stored in the checkpoint,
-    so that :func:`minildm.ldm.load_diffusion` can decode the samples).
-    With ``ckpt_path`` the run is resumable: re-running it after it finished just loads the result. The
-    checkpoint's kind is ``extra["kind"]`` (``latent_faces``), else ``latent_mnist`` or ``pixel_mnist`` (``kind``
-    overrides). ``labels`` are the conditions of a conditional preset: class ids (N,), or token ids (N, L) / attribute
-    vectors (N, M) with their ``null_condition`` (the <null> prompt, the all-∅ vector) for condition dropout.
-    Returns ``(TrainResult, NoiseSchedule)``.
-    """
-    if preset.f > 1 and first_stage is None:
-        raise ValueError(f"{preset.name} trains on latents: pass first_stage= (the autoencoder that encoded them)")
-    if data.shape[1] != preset.unet.in_channels:
-        what = "latents s·E(x) (minildm.ldm.encode_dataset)" if preset.f > 1 else "images"
-        raise ValueError(f"{preset.name} expects {what} with {preset.unet.in_channels} channels, got data of shape "
-                         f"{tuple(data.shape)}")
-    model = build_unet(preset)
-    sched = make_schedule(preset.schedule, preset.T)
-    device = next(model.parameters()).device
-    extra = dict(sampling=sampling_payload(preset), conditioning=preset.extra.get("conditioning"),
-                 first_stage=None if first_stage is None else first_stage_payload(first_stage))
-    result = train_diffusion(model, data.to(device), sched, preset.train, labels=labels, ckpt_path=ckpt_path,
-                             model_config=preset.unet.to_dict(), kind=kind or _kind(preset), callback=callback,
-                             progress=progress, extra=extra, null_condition=null_condition)
-    return result, sched
-
-
-def _kind(preset: DiffusionPreset) -> str:
-    """The checkpoint kind (what :func:`minildm.ldm.load_diffusion` reads): ``extra["kind"]`` if the preset names
-    one (``latent_faces``), else ``latent_mnist`` or ``pixel_mnist``."""
-    return preset.extra.get("kind") or ("latent_mnist" if preset.f > 1 else "pixel_mnist")
-
-
-def to_model(preset: DiffusionPreset, unet, first_stage: AutoencoderKL | None = None) -> DiffusionModel:
-    """The trained ε_θ (e.g. ``result.ema``) as a :class:`~minildm.ldm.DiffusionModel` that samples images."""
-    tok = (preset.extra.get("conditioning") or {}).get("tokenizer")  # a text model's, written by text_conditions
-    return DiffusionModel(unet.eval(), make_schedule(preset.schedule, preset.T), first_stage, preset.image_size,
-                          preset.clip_x0, preset.name, tokenizer=None if tok is None else Tokenizer.from_dict(tok),
-                          guidance=preset.extra.get("guidance", 1.0)).eval()
-
-
-def _latents_cache(ae: AutoencoderKL, split: str, name: str | None = None, mode: Mode | None = None):
-    """Where :func:`latents` and :func:`train` cache the latents of MNIST ``split`` under ``ae``."""
-    return runs_dir(mode) / f"latents_{name or f'f{ae.cfg.f}'}_{split}.pt"
-
-
-def latents(ae: AutoencoderKL, split: str = "train", n: int | None = None, name: str | None = None,
-            mode: Mode | None = None):
-    """MNIST ``split`` encoded by ``ae`` as s·ℰ(x), cached in ``runs/<mode>/latents_<name>_<split>.pt``; with labels.
-
-    The cache is keyed by the autoencoder's weights, so retraining it re-encodes (:func:`minildm.ldm.encode_dataset`).
-    """
-    images, labels = mnist(split, size=32, n=n)
-    return encode_dataset(ae, images, cache_path=_latents_cache(ae, split, name, mode)), labels
-
-
-def first_stage(preset: AutoencoderPreset | None = None, data=None, feature_net=None, ckpt_path=None,
-                progress: bool = True):
-    """The trained first stage, scale factor included: ``(autoencoder, history, ckpt_path)``.
-
-    Trains the preset (default: the main f=4 MNIST autoencoder) or resumes it, or loads it if finished; then, once,
-    sets its scale factor s = 1/std(z) over (up to 10,000 of) the training images and writes it into the checkpoint
-    (LDM App. D.1). ``data`` defaults to MNIST's training split; ``feature_net`` to the course's classifier.
-    """
-    preset = preset or autoencoder_mnist()
-    ckpt_path = ckpt_path or runs_dir(preset.mode) / f"{preset.name}.pt"
-    if data is None:
-        data, _ = mnist("train", size=preset.image_size, n=preset.n_train)
-    if feature_net is None and preset.loss.perceptual_weight > 0:
-        feature_net = load_classifier()
-    result = train_autoencoder_preset(preset, data, feature_net=feature_net, ckpt_path=ckpt_path, progress=progress)
-    model = result.model.eval()
-    ckpt = load_checkpoint(ckpt_path, kind="autoencoder_kl")
-    if float(ckpt["model"]["scale_factor"]) == 1.0:  # not computed yet (an untouched buffer is exactly 1)
-        with torch.no_grad():
-            compute_scale_factor(model, data[:10000].to(next(model.parameters()).device))
-        ckpt["model"]["scale_factor"] = model.scale_factor.detach().cpu().clone()
-        payload = {k: v for k, v in ckpt.items() if k not in ("format", "version", "kind", "config")}
-        save_checkpoint(ckpt_path, payload, kind=ckpt["kind"], config=ckpt["config"])
-    return model, result.history, ckpt_path
+                           clip_x0=None, f=4, kind="latent_faces", guidance=2.0,
+                           conditioning=dict(type="attributes", names=names, dim=CONTEXT_DIM))
 
 
 # ------------------------------------------------------------------------------ the command line's presets
 PRESETS = {"autoencoder-mnist": autoencoder_mnist, "pixel-mnist": pixel_mnist, "latent-mnist": latent_mnist,
            "latent-mnist-class": latent_mnist_class, "latent-mnist-text": latent_mnist_text,
            "autoencoder-faces": autoencoder_faces, "latent-faces": latent_faces}
-
-
-def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = True, callback=None,
-          faces: str = "auto"):
-    """Train (or resume, or load if finished) the preset called ``name`` (a key of :data:`PRESETS`), end to end:
-    data, first stage for latent presets, training; what ``python -m minildm train NAME`` runs.
-
-    Returns ``(model, ckpt_path)``: the :class:`~minildm.autoencoder.AutoencoderKL` for ``autoencoder-mnist`` and
-    ``autoencoder-faces``, else a :class:`~minildm.ldm.DiffusionModel` with the EMA weights. The face presets run
-    :func:`minildm.faces.train_faces` (faces → attribute classifier → autoencoder → latents → LDM) on ``faces``:
-    "auto" (CelebA if it is on disk, else the toy faces), "celeba" or "toy".
-    """
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    mode = mode or get_mode()
-    if name in ("autoencoder-faces", "latent-faces"):
-        from .faces import train_faces  # imported here: minildm.faces builds on this module
-
-        ae_only = name == "autoencoder-faces"
-        run = train_faces(mode, stop_after="autoencoder" if ae_only else "ldm", source=faces, ckpt_path=ckpt_path,
-                          progress=progress, callback=callback)
-        return (run.ae, run.ae_ckpt) if ae_only else (run.model, run.ckpt)
-    preset = PRESETS[name](mode)
-    ckpt_path = ckpt_path or runs_dir(mode) / f"{preset.name}.pt"
-    if name == "autoencoder-mnist":
-        ae, _, ckpt_path = first_stage(preset, ckpt_path=ckpt_path, progress=progress)
-        return ae, ckpt_path
-    images, labels = mnist("train", size=preset.image_size, n=preset.n_train)
-    ae, data = None, images
-    if preset.f > 1:
-        ae, _, _ = first_stage(autoencoder_mnist(mode, f=preset.f), progress=progress)
-        data = encode_dataset(ae, images, cache_path=_latents_cache(ae, "train", mode=mode))
-    spec, null = preset.extra.get("conditioning"), None
-    if spec is None:
-        labels = None
-    elif spec["type"] == "text":  # captions measured on the same digits, in the same order as the latents
-        _, tok, labels, preset = text_conditions(preset, images, labels)
-        null = tok.null()
-    result, _ = train_preset(preset, data, labels=labels, ckpt_path=ckpt_path, progress=progress, callback=callback,
-                             first_stage=ae, null_condition=null)
-    return to_model(preset, result.ema, ae), ckpt_path

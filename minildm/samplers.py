@@ -4,8 +4,10 @@ After k-diffusion's ``sampling.py`` and diffusers' ``scheduling_ddim.py``: each 
 function (tensors in, tensors out) and each *sampler* is the loop around it, written out. Every sampler
 has the same signature::
 
-    sampler(model, x_T, sched, timesteps=None, *, eta=..., generator=None, callback=None,
+    sampler(model, x_T, sched, timesteps=None, *, eta=..., steps=..., generator=None, callback=None,
             model_kwargs=None, clip_x0=None) -> x_0
+
+and :data:`SAMPLERS` names them (``"ddpm"``: ancestral, on all T steps or respaced to ``steps``; ``"ddim"``).
 
 ``model(x_t, t, **model_kwargs)`` returns ε̂ of x_t's shape; ``t`` is a (B,) long tensor of indices 0..T-1
 (code index t is the paper's t+1, as in ``schedule.py``). ``callback(dict(i, t, x_t, x0_pred, eps_pred))``
@@ -84,21 +86,24 @@ def ddpm_step(x_t: Tensor, t: Tensor, eps_pred: Tensor, sched: NoiseSchedule, no
 def ddpm_sample(model, x_T: Tensor, sched: NoiseSchedule, timesteps: Tensor | None = None, *, eta: float = 1.0,
                 steps: int | None = None, generator: torch.Generator | None = None, callback: Callback = None,
                 model_kwargs: dict | None = None, clip_x0: float | None = None) -> Tensor:
-    """DDPM ancestral sampling (Algorithm 2): all T steps, t = T−1 … 0. x_T (B, …) → x_0 (B, …).
+    """DDPM ancestral sampling (Algorithm 2), on all T steps or on ``steps`` evenly spaced ones. x_T → x_0 (B, …).
 
-    DDPM's step goes from t to t−1 only, so ``timesteps`` (if given) must be all of T−1 … 0 and ``steps``
-    must be T; to skip steps use :func:`ddim_sample` (with η = 1 it is DDPM's sampler on a sub-sequence).
+    ``steps`` None or T (and ``timesteps`` None or all of T−1 … 0): Algorithm 2 as written, t = T−1 … 0.
+    ``steps`` < T, or a shorter ``timesteps``: ancestral sampling on the *respaced* chain τ (:func:`ddim_timesteps`),
+    each step drawn from the posterior q(x_{τ_{i+1}} | x_{τ_i}, x̂_0) of that shorter chain. That posterior's mean
+    and variance are exactly DDIM's update with η = 1 (DDIM Eq. 12 and 16; ``tests/test_samplers.py`` checks
+    σ(η = 1)² = β̃), so this case runs :func:`ddim_sample` with ``eta=1``: the same numbers under either name.
     ``eta`` exists only to share the signature: DDPM is η = 1.
     """
     T = sched.T
     if eta != 1.0:
         raise ValueError(f"DDPM's ancestral sampler is η = 1 (got eta={eta}); use ddim_sample for other η.")
-    if steps not in (None, T):
-        raise ValueError(f"DDPM needs all T={T} steps (got steps={steps}); use ddim_sample to take fewer.")
     full = torch.arange(T - 1, -1, -1)
-    if timesteps is not None and not torch.equal(torch.as_tensor(timesteps).cpu().long(), full):
-        raise ValueError(f"DDPM steps from t to t−1, so timesteps must be all of {T - 1} … 0; "
-                         "use ddim_sample for a sub-sequence.")
+    respaced = (steps is not None and steps != T) or (
+        timesteps is not None and not torch.equal(torch.as_tensor(timesteps).cpu().long(), full))
+    if respaced:  # the shorter chain's posterior = DDIM's update with η = 1
+        return ddim_sample(model, x_T, sched, timesteps, eta=1.0, steps=steps or T, generator=generator,
+                           callback=callback, model_kwargs=model_kwargs, clip_x0=clip_x0)
     x = x_T
     for i, t in enumerate(full.tolist()):
         t_batch, eps_pred = _call_model(model, x, t, model_kwargs)
@@ -195,9 +200,3 @@ def ddim_sample(model, x_T: Tensor, sched: NoiseSchedule, timesteps: Tensor | No
 
 SAMPLERS = {"ddpm": ddpm_sample, "ddim": ddim_sample}
 
-
-def sample(name: str, model, x_T: Tensor, sched: NoiseSchedule, timesteps: Tensor | None = None, **kwargs) -> Tensor:
-    """Dispatch by name: ``sample("ddim", model, x_T, sched, steps=50, eta=0.0)``."""
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-    return SAMPLERS[name](model, x_T, sched, timesteps, **kwargs)

@@ -1,4 +1,4 @@
-"""Toy faces: a procedural, offline **stand-in for CelebA** in CelebA's exact on-disk format.  COURSE.md "Data".
+"""Toy faces: a procedural, offline **stand-in for CelebA** in CelebA's exact on-disk format.  docs/DESIGN.md "Data routes".
 
 No CelebA exists offline (or in CI), so :func:`write_toy_faces` draws simple faces and writes them as
 ``<root>/celeba/img_align_celeba/000001.jpg …`` (178 wide × 218 high), ``list_attr_celeba.txt`` and
@@ -247,10 +247,13 @@ def write_toy_faces(root: str | Path | None = None, n: int = 20000, seed: int = 
             and (images / f"{n:06d}.jpg").is_file() and (folder / PARTITION_FILE).is_file():
         return folder
     if (folder / ATTR_FILE).exists() and not marker.is_file() and not overwrite:
-        raise FileExistsError(f"{folder} holds a data set that is not toy faces (no {MARKER}); "
-                              "refusing to overwrite it. Pass another root, or overwrite=True.")
+        raise FileExistsError(f"{folder} holds a data set that is not toy faces (no {MARKER}), perhaps a real CelebA; "
+                              "refusing to overwrite it. Write the toy faces elsewhere (another root, or another "
+                              "MINILDM_DATA), or remove that folder (overwrite=True from Python).")
     images.mkdir(parents=True, exist_ok=True)
-    marker.unlink(missing_ok=True)  # an interrupted write leaves no marker, so it is redone next time
+    # the marker first, without the stamp: the folder is known as toy faces from here on, and an interrupted write
+    # (no stamp at the end) is redone next time instead of being taken for a real CelebA
+    marker.write_text("TOY FACES being written by minildm.toyfaces (incomplete until the stamp below).\n")
     for stale in list(folder.glob("cache_*.pt")) + [p for p in images.glob("*.jpg") if int(p.stem) > n]:
         stale.unlink()
     attr_lines = [f"{n}", " ".join(CELEBA_ATTRIBUTES) + " "]

@@ -2,18 +2,27 @@
 
 :func:`train_diffusion` trains the pixel DDPM (notebook 02, L_DM = LDM Eq. 1) and the latent one (notebook 04,
 L_LDM = LDM Eq. 2): only ``data`` changes, images in [−1, 1] or scaled latents z = s·E(x).
-:func:`train_autoencoder` trains the first stage ℰ, 𝒟 with its discriminator (notebook 03, LDM App. G Eq. 25),
-with the same checkpoint and resume machinery.
+:func:`train_autoencoder` trains the first stage ℰ, 𝒟 with its discriminator (notebook 03, LDM App. G Eq. 25).
+Each writes out its *step* (one batch, one optimizer update) in full; what the two share — resume, the
+checkpoint cadence, the progress bar, logging and sample callbacks, ``max_seconds``, stopping on a non-finite loss
+and on Ctrl-C — is written once, in :class:`_Loop`.
 
 Reproducibility, on purpose: every random draw of the loop (the batch indices, t, ε and condition dropout)
 comes from one CPU generator ``g`` seeded with ``cfg.seed``, and the checkpoint stores ``g``'s state and torch's
 global RNG state (for dropout inside the model) next to the weights, optimizer and EMA. So a run stopped at
 step k and resumed in a new process continues *bit for bit* as if never stopped (on CPU; GPU kernels may not
 be deterministic). The model's initialisation is the caller's business: seed before building it.
+
+No run loses work: checkpoints are atomic (:mod:`minildm.checkpoint`); Ctrl-C (or a notebook's interrupt) ends
+the step in progress, writes a checkpoint and then raises ``KeyboardInterrupt``, so re-running resumes there; a
+non-finite loss raises :class:`NonFiniteLossError` before anything is written, so the last checkpoint on disk is
+the last good one.
 """
 from __future__ import annotations
 
-import dataclasses
+import math
+import signal
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -25,7 +34,8 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import DIFFUSION_KINDS, CheckpointError, load_checkpoint, save_checkpoint
+from .config import DictConfig
 from .guidance import attribute_dropout, condition_dropout
 from .losses import AutoencoderLossConfig, PerceptualLoss, adaptive_weight, hinge_d_loss, hinge_g_loss, l1
 from .objective import diffusion_loss
@@ -33,9 +43,9 @@ from .schedule import NoiseSchedule
 
 
 @dataclass
-class TrainConfig:
-    """Optimisation settings for :func:`train_diffusion` and :func:`train_autoencoder` (which ignores the EMA and
-    condition-dropout fields)."""
+class TrainConfig(DictConfig):
+    """Optimisation settings for :func:`train_diffusion` and :func:`train_autoencoder` (which has no EMA and no
+    conditions, so it ignores ``ema_decay``, ``p_uncond`` and ``p_unspecified``)."""
 
     steps: int = 2000          # optimizer steps in total (a resumed run continues up to this)
     batch_size: int = 128      # images (or latents) per step, drawn with replacement
@@ -51,14 +61,6 @@ class TrainConfig:
     p_uncond: float = 0.0      # condition dropout for classifier-free guidance (notebook 05): P(y → null condition)
     p_unspecified: float = 0.0 # attribute vectors only (notebook 06): P(one attribute → ∅), each entry on its own
     max_seconds: float = 0.0   # also stop once training has taken this long (0 = no limit): equal-time comparisons
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass
@@ -77,7 +79,10 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * min(1.0, (step + 1) / cfg.warmup) if cfg.warmup > 0 else cfg.lr
 
 
-# ---- resume helpers shared by train_diffusion and train_autoencoder
+class NonFiniteLossError(FloatingPointError):
+    """Training met a loss (or gradient norm) that is NaN or infinite; nothing was written after it."""
+
+
 _FREE_ON_RESUME = ("steps", "max_seconds", "log_every", "sample_every", "ckpt_every")  # may change without changing the run
 
 
@@ -87,24 +92,130 @@ def _warn_if_changed(path, saved: dict, current: dict) -> None:
     new = {k: v for k, v in current.items() if k in old}
     if old != new:
         warnings.warn(f"resuming {path} with different settings ({old} → {new}); "
-                      "the run will not match an uninterrupted one", stacklevel=3)
+                      "the run will not match an uninterrupted one", stacklevel=4)
 
 
-def _rng_payload(g: torch.Generator) -> dict:
-    """The loop's generator and torch's global RNG state (for dropout), as checkpoint entries."""
-    return dict(generator_state=g.get_state(), rng_state=torch.get_rng_state())
+def check_resumable(ckpt: dict, path, configs=("train_config",)) -> None:
+    """A CheckpointError unless ``ckpt`` (loaded from ``path``) holds a training run's state, so that training can
+    resume from it; a release file (the shipped weights, :func:`minildm.release.export_diffusion`) does not."""
+    missing = [k for k in ("step", "history", "generator_state", "rng_state", "optimizer", *configs) if k not in ckpt]
+    if missing:
+        raise CheckpointError(
+            f"{path} cannot be resumed: it holds no training state ({', '.join(missing)} missing), as a release "
+            "checkpoint (the shipped weights, or one written by export) does not; train into another path "
+            "(python -m minildm train PRESET --out new.pt, or ckpt_path=), or delete it to start over")
 
 
-def _restore_rng(ckpt: dict, g: torch.Generator) -> None:
-    g.set_state(ckpt["generator_state"])
-    torch.set_rng_state(ckpt["rng_state"])
+def _all_finite(obj) -> bool:
+    """No NaN or infinity in any floating-point tensor of a (nested) checkpoint payload."""
+    if isinstance(obj, torch.Tensor):
+        return not obj.is_floating_point() or bool(torch.isfinite(obj).all())
+    if isinstance(obj, dict):
+        return all(_all_finite(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return all(_all_finite(v) for v in obj)
+    return True
+
+
+class _Loop:
+    """What both training loops share around their step: resume, cadence, progress, time budget, safe stops.
+
+    A loop body calls :meth:`resume` once (it returns the checkpoint to restore the models from, or None), then
+    :meth:`run` with its ``step()`` — one optimizer update that returns the history row's values after ``step``
+    and before ``seconds`` — and ``payload()``, the checkpoint entries besides the loop's own.
+    """
+
+    def __init__(self, cfg: TrainConfig, *, ckpt_path, kind: str, model_config: dict, resume: bool,
+                 progress: bool, configs: dict):
+        self.cfg, self.ckpt_path, self.kind, self.model_config = cfg, ckpt_path, kind, model_config
+        self.configs = configs  # e.g. {"train_config": cfg.to_dict()}: stored, and compared on resume
+        self.do_resume, self.progress = resume, progress
+        self.g = torch.Generator().manual_seed(cfg.seed)  # CPU: the one stream of randomness of the loop
+        self.step, self.history, self.train_seconds = 0, [], 0.0
+        self._stop_requested = False
+
+    def resume(self) -> dict | None:
+        """Load the checkpoint if there is one to resume: restores the loop's state and returns it (else None)."""
+        if self.ckpt_path is None or not self.do_resume or not Path(self.ckpt_path).exists():
+            return None
+        ckpt = load_checkpoint(self.ckpt_path, kind=self.kind)
+        check_resumable(ckpt, self.ckpt_path, self.configs)
+        for key, current in self.configs.items():
+            _warn_if_changed(self.ckpt_path, ckpt[key], current)
+        self.g.set_state(ckpt["generator_state"])
+        torch.set_rng_state(ckpt["rng_state"])
+        self.step, self.history = ckpt["step"], [tuple(h) for h in ckpt["history"]]
+        self.train_seconds = self.history[-1][-1] if self.history else 0.0
+        return ckpt
+
+    def _diverged(self, what: str) -> NonFiniteLossError:
+        """The error for a run that met a NaN or an infinity: what, the usual causes, and which checkpoint is kept."""
+        cfg = self.cfg
+        last = load_checkpoint(self.ckpt_path)["step"] if self.ckpt_path and Path(self.ckpt_path).exists() else None
+        return NonFiniteLossError(
+            f"{self.kind}: {what}; the usual causes are a learning rate too high for this model (lr={cfg.lr:g}: try a "
+            f"third of it, or a longer warm-up than {cfg.warmup}), no gradient clipping (grad_clip={cfg.grad_clip:g}), "
+            "or data outside [−1, 1]. " + (f"The last good checkpoint, step {last}, is kept at {self.ckpt_path}; "
+                                           "re-running resumes from it." if last is not None else
+                                           "No checkpoint was written."))
+
+    def save(self, payload: dict) -> None:
+        if not _all_finite(payload):  # a finite loss, then an update that overflowed: never save that as "good"
+            raise self._diverged(f"non-finite weights after step {self.step}, not saved")
+        save_checkpoint(self.ckpt_path, dict(**payload, step=self.step, history=[list(h) for h in self.history],
+                                             generator_state=self.g.get_state(), rng_state=torch.get_rng_state(),
+                                             **self.configs), kind=self.kind, config=self.model_config)
+
+    def _on_sigint(self, signum, frame) -> None:
+        self._stop_requested = True  # finish the step in progress, then checkpoint and stop
+
+    def run(self, step: Callable[[], tuple], payload: Callable[[], dict], log: Callable[[list], None],
+            sample: Callable[[], None]) -> int:
+        """Run ``step`` until ``cfg.steps`` (or ``cfg.max_seconds``); returns the steps taken in this call.
+
+        ``log(recent_rows)`` every ``log_every`` steps and at the end, ``sample()`` every ``sample_every`` steps;
+        a checkpoint every ``ckpt_every`` steps, at the end, when stopped by the time budget, and on Ctrl-C.
+        """
+        cfg, start = self.cfg, self.step
+        self.bar = bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, desc=self.kind,
+                              dynamic_ncols=True)
+        t0 = time.perf_counter() - self.train_seconds
+        main = threading.current_thread() is threading.main_thread()
+        old_handler = signal.signal(signal.SIGINT, self._on_sigint) if main else None
+        try:
+            while self.step < cfg.steps and not (cfg.max_seconds > 0 and time.perf_counter() - t0 >= cfg.max_seconds):
+                row = tuple(float(v) for v in step())
+                if not all(math.isfinite(v) for v in row):
+                    raise self._diverged(f"non-finite loss at step {self.step + 1} ({row})")
+                self.step += 1
+                self.history.append((self.step, *row, time.perf_counter() - t0))
+                bar.update(1)
+                if (cfg.log_every > 0 and self.step % cfg.log_every == 0) or self.step == cfg.steps:
+                    log(self.history[-max(cfg.log_every, 1):])
+                if cfg.sample_every > 0 and self.step % cfg.sample_every == 0:
+                    sample()
+                if self.ckpt_path is not None and ((cfg.ckpt_every > 0 and self.step % cfg.ckpt_every == 0)
+                                                   or self.step == cfg.steps):
+                    self.save(payload())
+                if self._stop_requested:
+                    if self.ckpt_path is not None:
+                        self.save(payload())
+                    raise KeyboardInterrupt(f"{self.kind} interrupted at step {self.step}" + (
+                        f"; checkpoint written to {self.ckpt_path}, re-run to resume" if self.ckpt_path else ""))
+            if self.ckpt_path is not None and start < self.step < cfg.steps:  # stopped by max_seconds
+                self.save(payload())
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, old_handler)
+            bar.close()
+        return self.step - start
 
 
 def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: TrainConfig | None = None, *,
                     labels: Tensor | None = None, num_classes: int | None = None,
                     null_condition: Tensor | None = None, ckpt_path: str | Path | None = None, resume: bool = True,
                     model_config: dict | None = None,
-                    kind: str = "pixel_ddpm", callback: Optional[Callable[[dict], None]] = None,
+                    kind: str = "pixel_mnist", callback: Optional[Callable[[dict], None]] = None,
                     progress: bool = True, extra: dict | None = None) -> TrainResult:
     """Train ε_θ on ``data`` (N, C, H, W) with the ε-prediction loss (LDM Eq. 1/2); returns a :class:`TrainResult`.
 
@@ -119,12 +230,16 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
     ``labels.max() + 1``.
     ``callback(event)`` gets ``dict(event="log", step, loss, lr, grad_norm, history, model, ema)`` every
     ``log_every`` steps and ``dict(event="sample", step, model, ema)`` every ``sample_every`` steps.
-    With ``ckpt_path`` a checkpoint is written every ``ckpt_every`` steps and at the end, and if one exists
-    (and ``resume``) training continues from it; both ``model`` and torch's global RNG are restored.
+    With ``ckpt_path`` a checkpoint is written every ``ckpt_every`` steps, at the end, when ``max_seconds`` runs out
+    and on Ctrl-C, and if one exists (and ``resume``) training continues from it; both ``model`` and torch's global
+    RNG are restored. A non-finite loss raises :class:`NonFiniteLossError`, keeping the last good checkpoint.
+    ``kind`` is the checkpoint's kind, one of :data:`minildm.checkpoint.DIFFUSION_KINDS`.
     ``extra`` (plain values) is stored in every checkpoint as is: how to sample, the frozen first stage (notebook 04).
     """
     t_call = time.perf_counter()
     cfg = cfg or TrainConfig()
+    if kind not in DIFFUSION_KINDS:
+        raise ValueError(f"kind must be one of the diffusion checkpoint kinds {DIFFUSION_KINDS} (got {kind!r})")
     device = next(model.parameters()).device
     model_config = dict(model_config or {})
     N = data.shape[0]
@@ -139,33 +254,19 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
             nc = model_config.get("num_classes")
             num_classes = int(nc) if nc is not None else int(labels.max()) + 1
         null_condition = torch.tensor(num_classes)  # the null label
-    g = torch.Generator().manual_seed(cfg.seed)  # CPU: the one stream of randomness of this loop
+    loop = _Loop(cfg, ckpt_path=ckpt_path, kind=kind, model_config=model_config, resume=resume, progress=progress,
+                 configs=dict(train_config=cfg.to_dict()))
+    g = loop.g
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-    step, history, train_seconds = 0, [], 0.0
-
-    if ckpt_path is not None and resume and Path(ckpt_path).exists():
-        ckpt = load_checkpoint(ckpt_path, kind=kind)
-        _warn_if_changed(ckpt_path, ckpt["train_config"], cfg.to_dict())
+    ckpt = loop.resume()
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         ema.module.load_state_dict(ckpt["ema"])
         ema.n_averaged.copy_(ckpt["ema_n_averaged"])
         opt.load_state_dict(ckpt["optimizer"])
-        _restore_rng(ckpt, g)
-        step, history = ckpt["step"], [tuple(h) for h in ckpt["history"]]
-        train_seconds = history[-1][4] if history else 0.0
 
-    def checkpoint() -> None:
-        payload = dict(model=model.state_dict(), ema=ema.module.state_dict(), ema_n_averaged=ema.n_averaged,
-                       optimizer=opt.state_dict(), step=step, history=[list(h) for h in history],
-                       train_config=cfg.to_dict(), **_rng_payload(g), **(extra or {}))
-        save_checkpoint(ckpt_path, payload, kind=kind, config=model_config)
-
-    start_step = step
-    model.train()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=kind, dynamic_ncols=True)
-    t0 = time.perf_counter() - train_seconds
-    while step < cfg.steps and not (cfg.max_seconds > 0 and time.perf_counter() - t0 >= cfg.max_seconds):
+    def one_step() -> tuple:
         # ---- a batch: indices, then (optionally) conditions with condition dropout, all from g
         idx = torch.randint(N, (cfg.batch_size,), generator=g)  # (B,)
         x0 = data[idx].to(device)  # (B, C, H, W)
@@ -178,7 +279,7 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
                 y = condition_dropout(y, null_condition, cfg.p_uncond, generator=g)  # y → ∅ with prob. p_uncond
             kw["y"] = y.to(device)
         # ---- one optimizer step on L = ‖ε − ε_θ(x_t, t)‖²  (t and ε drawn from g inside)
-        lr = lr_at(step, cfg)
+        lr = lr_at(loop.step, cfg)
         for group in opt.param_groups:
             group["lr"] = lr
         loss = diffusion_loss(model, x0, sched.alpha_bar, generator=g, **kw)
@@ -188,30 +289,32 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
         grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
         opt.step()
         ema.update_parameters(model)
-        step += 1
-        history.append((step, loss.item(), lr, grad_norm.item(), time.perf_counter() - t0))
-        bar.update(1)
-        # ---- logging, samples, checkpoints
-        if (cfg.log_every > 0 and step % cfg.log_every == 0) or step == cfg.steps:
-            recent = [h[1] for h in history[-max(cfg.log_every, 1):]]
-            mean_loss = sum(recent) / len(recent)
-            bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.1e}")
-            if callback is not None:
-                callback(dict(event="log", step=step, loss=mean_loss, lr=lr, grad_norm=history[-1][3],
-                              history=history, model=model, ema=ema.module))
-                model.train()  # in case the callback sampled in eval mode
-        if callback is not None and cfg.sample_every > 0 and step % cfg.sample_every == 0:
-            callback(dict(event="sample", step=step, model=model, ema=ema.module))
+        return loss.item(), lr, grad_norm.item()  # history row: (step, loss, lr, grad_norm, seconds)
+
+    def payload() -> dict:
+        return dict(model=model.state_dict(), ema=ema.module.state_dict(), ema_n_averaged=ema.n_averaged,
+                    optimizer=opt.state_dict(), **(extra or {}))
+
+    def log(recent: list) -> None:
+        mean_loss = sum(h[1] for h in recent) / len(recent)
+        lr = recent[-1][2]
+        loop.bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.1e}")
+        if callback is not None:
+            callback(dict(event="log", step=loop.step, loss=mean_loss, lr=lr, grad_norm=recent[-1][3],
+                          history=loop.history, model=model, ema=ema.module))
+            model.train()  # in case the callback sampled in eval mode
+
+    def sample() -> None:
+        if callback is not None:
+            callback(dict(event="sample", step=loop.step, model=model, ema=ema.module))
             model.train()
-        if ckpt_path is not None and ((cfg.ckpt_every > 0 and step % cfg.ckpt_every == 0) or step == cfg.steps):
-            checkpoint()
-    if ckpt_path is not None and step < cfg.steps and step > start_step:  # stopped by max_seconds
-        checkpoint()
-    bar.close()
+
+    model.train()
+    steps_done = loop.run(one_step, payload, log, sample)
     model.eval()
     ema.module.eval()
-    return TrainResult(model=model, ema=ema.module, history=history, seconds=time.perf_counter() - t_call,
-                       steps_done=step - start_step)
+    return TrainResult(model=model, ema=ema.module, history=loop.history, seconds=time.perf_counter() - t_call,
+                       steps_done=steps_done)
 
 
 def train_autoencoder(model: nn.Module, data: Tensor, loss_cfg: AutoencoderLossConfig | None = None,
@@ -236,8 +339,9 @@ def train_autoencoder(model: nn.Module, data: Tensor, loss_cfg: AutoencoderLossC
     seconds), with rec_loss = l1_w·L1 + p_w·d, kl unweighted, and 0 for the GAN entries while it is off.
     ``callback`` gets ``dict(event="log", step, rec_loss, kl, g_loss, d_loss, lam, history, model, disc)`` every
     ``log_every`` steps and ``dict(event="sample", step, model, disc)`` every ``sample_every`` steps.
-    Checkpoints and resume work as in :func:`train_diffusion` (bit for bit on CPU); they hold both models and
-    both optimisers, and ``model_config`` (default ``model.cfg.to_dict()``) so that ``load_autoencoder`` rebuilds it.
+    Checkpoints, resume (bit for bit on CPU), ``max_seconds`` and the safe stops work as in :func:`train_diffusion`;
+    checkpoints hold both models and both optimisers, and ``model_config`` (default ``model.cfg.to_dict()``) so that
+    :func:`~minildm.autoencoder.load_autoencoder` rebuilds it.
     """
     t_call = time.perf_counter()
     cfg, loss_cfg = cfg or TrainConfig(), loss_cfg or AutoencoderLossConfig()
@@ -252,16 +356,14 @@ def train_autoencoder(model: nn.Module, data: Tensor, loss_cfg: AutoencoderLossC
         perceptual = feature_net if isinstance(feature_net, PerceptualLoss) else PerceptualLoss(feature_net)
         perceptual.to(device)
     N, D = data.shape[0], data[0].numel()  # D = C·H·W pixels per image
-    g = torch.Generator().manual_seed(cfg.seed)  # CPU: batches and posterior samples
+    loop = _Loop(cfg, ckpt_path=ckpt_path, kind=kind, model_config=model_config, resume=resume, progress=progress,
+                 configs=dict(train_config=cfg.to_dict(), loss_config=loss_cfg.to_dict()))
+    g = loop.g  # CPU: batches and posterior samples
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay)
     opt_d = None if disc is None else torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9),
                                                         weight_decay=cfg.weight_decay)
-    step, history, train_seconds = 0, [], 0.0
-
-    if ckpt_path is not None and resume and Path(ckpt_path).exists():
-        ckpt = load_checkpoint(ckpt_path, kind=kind)
-        _warn_if_changed(ckpt_path, ckpt["train_config"], cfg.to_dict())
-        _warn_if_changed(ckpt_path, ckpt["loss_config"], loss_cfg.to_dict())
+    ckpt = loop.resume()
+    if ckpt is not None:
         if ckpt["disc"] is not None and disc is None:
             raise ValueError(f"{ckpt_path} was trained with a discriminator: pass disc= (built as before) to resume")
         model.load_state_dict(ckpt["model"])
@@ -269,36 +371,22 @@ def train_autoencoder(model: nn.Module, data: Tensor, loss_cfg: AutoencoderLossC
         if disc is not None and ckpt["disc"] is not None:  # a checkpoint without one: D starts fresh
             disc.load_state_dict(ckpt["disc"])
             opt_d.load_state_dict(ckpt["disc_optimizer"])
-        _restore_rng(ckpt, g)
-        step, history = ckpt["step"], [tuple(h) for h in ckpt["history"]]
-        train_seconds = history[-1][6] if history else 0.0
-
-    def checkpoint() -> None:
-        payload = dict(model=model.state_dict(), optimizer=opt.state_dict(),
-                       disc=None if disc is None else disc.state_dict(),
-                       disc_optimizer=None if opt_d is None else opt_d.state_dict(),
-                       step=step, history=[list(h) for h in history], train_config=cfg.to_dict(),
-                       loss_config=loss_cfg.to_dict(), **_rng_payload(g))
-        save_checkpoint(ckpt_path, payload, kind=kind, config=model_config)
 
     def set_train() -> None:
         model.train()
         if disc is not None:
             disc.train()
 
-    start_step = step
-    set_train()
     clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=kind, dynamic_ncols=True)
-    t0 = time.perf_counter() - train_seconds
-    while step < cfg.steps:
+
+    def one_step() -> tuple:
         idx = torch.randint(N, (cfg.batch_size,), generator=g)  # (B,)
         x = data[idx].to(device)  # (B, C, H, W)
-        lr = lr_at(step, cfg)
+        lr = lr_at(loop.step, cfg)
         for o in (opt, opt_d) if opt_d is not None else (opt,):
             for group in o.param_groups:
                 group["lr"] = lr
-        gan_on = disc is not None and step >= loss_cfg.disc_start
+        gan_on = disc is not None and loop.step >= loss_cfg.disc_start
         # ---- ℰ, 𝒟 step:  L = L_rec + kl_w·KL/D (+ λ·disc_w·L_adv)
         x_hat, posterior = model(x, sample_posterior=True, generator=g)  # z ~ q(z|x) drawn from g
         rec_loss = loss_cfg.l1_weight * l1(x, x_hat)
@@ -323,40 +411,31 @@ def train_autoencoder(model: nn.Module, data: Tensor, loss_cfg: AutoencoderLossC
             d_loss.backward()
             nn.utils.clip_grad_norm_(disc.parameters(), clip)
             opt_d.step()
-        step += 1
-        history.append((step, rec_loss.item(), kl.item(), g_loss.item(), d_loss.item(), lam.item(),
-                        time.perf_counter() - t0))
-        bar.update(1)
-        # ---- logging, samples, checkpoints
-        if (cfg.log_every > 0 and step % cfg.log_every == 0) or step == cfg.steps:
-            recent = history[-max(cfg.log_every, 1):]
-            means = [sum(h[i] for h in recent) / len(recent) for i in range(1, 6)]
-            bar.set_postfix(rec=f"{means[0]:.4f}", kl=f"{means[1]:.1f}", d=f"{means[3]:.3f}")
-            if callback is not None:
-                callback(dict(event="log", step=step, rec_loss=means[0], kl=means[1], g_loss=means[2],
-                              d_loss=means[3], lam=means[4], history=history, model=model, disc=disc))
-                set_train()  # in case the callback decoded in eval mode
-        if callback is not None and cfg.sample_every > 0 and step % cfg.sample_every == 0:
-            callback(dict(event="sample", step=step, model=model, disc=disc))
+        # history row: (step, rec_loss, kl, g_loss, d_loss, λ, seconds)
+        return rec_loss.item(), kl.item(), g_loss.item(), d_loss.item(), lam.item()
+
+    def payload() -> dict:
+        return dict(model=model.state_dict(), optimizer=opt.state_dict(),
+                    disc=None if disc is None else disc.state_dict(),
+                    disc_optimizer=None if opt_d is None else opt_d.state_dict())
+
+    def log(recent: list) -> None:
+        means = [sum(h[i] for h in recent) / len(recent) for i in range(1, 6)]
+        loop.bar.set_postfix(rec=f"{means[0]:.4f}", kl=f"{means[1]:.1f}", d=f"{means[3]:.3f}")
+        if callback is not None:
+            callback(dict(event="log", step=loop.step, rec_loss=means[0], kl=means[1], g_loss=means[2],
+                          d_loss=means[3], lam=means[4], history=loop.history, model=model, disc=disc))
+            set_train()  # in case the callback decoded in eval mode
+
+    def sample() -> None:
+        if callback is not None:
+            callback(dict(event="sample", step=loop.step, model=model, disc=disc))
             set_train()
-        if ckpt_path is not None and ((cfg.ckpt_every > 0 and step % cfg.ckpt_every == 0) or step == cfg.steps):
-            checkpoint()
-    bar.close()
+
+    set_train()
+    steps_done = loop.run(one_step, payload, log, sample)
     model.eval()
     if disc is not None:
         disc.eval()
-    return TrainResult(model=model, ema=model, history=history, seconds=time.perf_counter() - t_call,
-                       steps_done=step - start_step)
-
-
-def load_model(path: str | Path, build_fn: Callable[[dict], nn.Module], kind: str | tuple | None = None,
-               ema: bool = True, map_location="cpu") -> nn.Module:
-    """Rebuild a model from a checkpoint: ``build_fn(ckpt["config"])``, then the EMA (default) or raw weights.
-
-    Returned in eval mode. E.g. ``load_model("ckpt/ddpm.pt", lambda c: UNet(UNetConfig(**c)))``.
-    Checkpoints without EMA weights (the autoencoder's) give the raw weights.
-    """
-    ckpt = load_checkpoint(path, kind=kind, map_location=map_location)
-    model = build_fn(ckpt["config"])
-    model.load_state_dict(ckpt["ema" if ema and "ema" in ckpt else "model"])
-    return model.eval()
+    return TrainResult(model=model, ema=model, history=loop.history, seconds=time.perf_counter() - t_call,
+                       steps_done=steps_done)

@@ -33,8 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from minildm.attention import SelfAttention2d, SpatialTransformer
-from minildm.config import DictConfig
+from .attention import SelfAttention2d, SpatialTransformer
+from .config import DictConfig
+from .layers import Downsample, ResBlock, Upsample, group_norm
 
 
 def timestep_embedding(t: Tensor | int | float, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -91,65 +92,6 @@ class UNetConfig(DictConfig):
 
 
 
-def norm(ch: int, max_groups: int = 32) -> nn.GroupNorm:
-    """GroupNorm with min(max_groups, ch // 4) groups, lowered until it divides ``ch`` (≥ 4 channels a group)."""
-    g = max(1, min(max_groups, ch // 4))
-    while ch % g:
-        g -= 1
-    return nn.GroupNorm(g, ch)
-
-
-class ResBlock(nn.Module):
-    """h = conv(drop(SiLU(GN(conv(SiLU(GN(x))) + W·emb)))); out = skip(x) + h  (DDPM's residual block).
-
-    ``emb_dim=None`` builds the block without a time embedding (no ``+ W·emb``; call it as ``block(x)``):
-    the autoencoder's Encoder and Decoder (notebook 03) reuse it that way.
-    """
-
-    def __init__(self, in_ch: int, out_ch: int, emb_dim: Optional[int], dropout: float = 0.0):
-        super().__init__()
-        self.norm1, self.conv1 = norm(in_ch), nn.Conv2d(in_ch, out_ch, 3, padding=1)
-        # the time embedding becomes a per-channel bias (none at all when emb_dim is None)
-        self.emb_proj = nn.Linear(emb_dim, out_ch) if emb_dim is not None else None
-        self.norm2, self.drop = norm(out_ch), nn.Dropout(dropout)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
-        nn.init.zeros_(self.conv2.weight)  # zero: the block starts as the identity (skip only)
-        nn.init.zeros_(self.conv2.bias)
-        self.skip = nn.Identity() if in_ch == out_ch else nn.Conv2d(in_ch, out_ch, 1)
-
-    def forward(self, x: Tensor, emb: Optional[Tensor] = None) -> Tensor:
-        if (emb is None) != (self.emb_proj is None):
-            raise ValueError("ResBlock: pass emb (B, emb_dim) exactly when the block was built with an emb_dim "
-                             f"(here emb_dim={None if self.emb_proj is None else self.emb_proj.in_features})")
-        h = self.conv1(F.silu(self.norm1(x)))  # (B, out_ch, H, W)
-        if self.emb_proj is not None:
-            h = h + self.emb_proj(F.silu(emb))[:, :, None, None]  # (B, out_ch, 1, 1) broadcast over H, W
-        h = self.conv2(self.drop(F.silu(self.norm2(h))))  # (B, out_ch, H, W)
-        return self.skip(x) + h
-
-
-class Downsample(nn.Module):
-    """Halve H and W with a stride-2 3×3 conv (DDPM's choice over pooling)."""
-
-    def __init__(self, ch: int):
-        super().__init__()
-        self.conv = nn.Conv2d(ch, ch, 3, stride=2, padding=1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.conv(x)  # (B, C, H/2, W/2)
-
-
-class Upsample(nn.Module):
-    """Double H and W: nearest-neighbour ×2, then a 3×3 conv (avoids transposed-conv checkerboards)."""
-
-    def __init__(self, ch: int):
-        super().__init__()
-        self.conv = nn.Conv2d(ch, ch, 3, padding=1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))  # (B, C, 2H, 2W)
-
-
 class EmbedSequential(nn.Sequential):
     """A stack of layers where ResBlocks also receive ``emb`` and SpatialTransformers ``context``
     (LDM's ``TimestepEmbedSequential``)."""
@@ -187,8 +129,8 @@ class UNet(nn.Module):
             if cfg.context_dim is not None:  # self- + cross-attention + feed-forward (LDM §3.3)
                 keep_self = level is None or cfg.self_attn_levels is None or level in cfg.self_attn_levels
                 return SpatialTransformer(c, cfg.context_dim, heads=cfg.heads, depth=cfg.transformer_depth,
-                                          norm=norm(c), self_attn=keep_self)
-            return SelfAttention2d(c, heads=cfg.heads, norm=norm(c))
+                                          norm=group_norm(c), self_attn=keep_self)
+            return SelfAttention2d(c, heads=cfg.heads, norm=group_norm(c))
 
         # encoder: remember every block's output channels, the decoder concatenates them back
         self.conv_in = nn.Conv2d(cfg.in_channels, ch, 3, padding=1)
@@ -220,7 +162,7 @@ class UNet(nn.Module):
                     layers.append(Upsample(ch))
                 self.up.append(EmbedSequential(*layers))
 
-        self.norm_out = norm(ch)
+        self.norm_out = group_norm(ch)
         self.conv_out = nn.Conv2d(ch, cfg.out_channels or cfg.in_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)  # zero: an untrained model predicts ε = 0
         nn.init.zeros_(self.conv_out.bias)

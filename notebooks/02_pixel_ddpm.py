@@ -50,7 +50,7 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from minildm import config, presets, samplers, schedule, train, unet, viz
+from minildm import config, layers, presets, recipes, samplers, schedule, train, unet, viz
 from minildm.data import mnist
 from minildm.exercises import check
 from minildm.objective import diffusion_loss
@@ -124,12 +124,12 @@ fig.tight_layout()
 # * **Zero-initialised output**: an untrained model predicts ε = 0, i.e. the loss starts at E‖ε‖² = 1.
 
 # %%
-block = unet.ResBlock(16, 32, emb_dim=64)
+block = layers.ResBlock(16, 32, emb_dim=64)
 h = block(torch.randn(2, 16, 32, 32), torch.randn(2, 64))
-print("ResBlock(16→32):", tuple(h.shape), " Downsample:", tuple(unet.Downsample(32)(h).shape),
-      " Upsample:", tuple(unet.Upsample(32)(h).shape))
+print("ResBlock(16→32):", tuple(h.shape), " Downsample:", tuple(layers.Downsample(32)(h).shape),
+      " Upsample:", tuple(layers.Upsample(32)(h).shape))
 
-model = presets.build_unet(preset, device="cpu")
+model = recipes.build_unet(preset, device="cpu")
 print(f"the {preset.mode} UNet has {unet.count_parameters(model):,} parameters")
 shapes = []
 hooks = [m.register_forward_hook(lambda m, i, o, n=n: shapes.append((n, tuple(o.shape))))
@@ -158,11 +158,11 @@ except ValueError as e:
 #
 # The loop lives in `minildm/train.py`: AdamW with linear warm-up, gradient clipping, an EMA of the weights (via
 # `torch.optim.swa_utils`; we sample with the EMA), and an atomic checkpoint every few hundred steps, so an interrupted
-# run resumes exactly where it stopped (re-run this cell after an interruption). Here is its heart:
+# run resumes exactly where it stopped (re-run this cell after an interruption). Here is its heart, one step:
 
 # %%
 src = inspect.getsource(train.train_diffusion)
-print(src[src.index("    while step < cfg.steps"): src.index("        # ---- logging")])
+print(src[src.index("    def one_step"): src.index("    def payload")])
 
 # %%
 ckpt = config.runs_dir() / "pixel_mnist.pt"
@@ -177,7 +177,7 @@ def snapshot(event):
         snapshots.append((event["step"], x.cpu()))
 
 
-result, sched = presets.train_preset(preset, x_train, ckpt_path=ckpt, callback=viz.chain(viz.LiveLoss(), snapshot))
+result, sched = recipes.train_preset(preset, x_train, ckpt_path=ckpt, callback=viz.chain(viz.LiveLoss(), snapshot))
 ema = result.ema
 history = result.history
 train_ips = preset.train.batch_size * len(history) / history[-1][4]

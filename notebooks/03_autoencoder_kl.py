@@ -50,7 +50,7 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from minildm import autoencoder, config, evaluate, losses, presets, schedule, viz
+from minildm import autoencoder, config, evaluate, losses, presets, recipes, schedule, viz
 from minildm.classifier import load_classifier
 from minildm.data import mnist
 from minildm.distributions import DiagonalGaussian
@@ -131,12 +131,12 @@ runs = config.runs_dir()
 ablation = {}
 for variant in ("l1", "l1+perceptual"):
     p = presets.autoencoder_mnist(f=4, variant=variant)
-    r = presets.train_autoencoder_preset(p, x_train, feature_net=clf, ckpt_path=runs / f"{p.name}.pt", progress=False)
+    r = recipes.train_autoencoder_preset(p, x_train, feature_net=clf, ckpt_path=runs / f"{p.name}.pt", progress=False)
     ablation[variant] = r.model
     print(f"{variant:>14}: {p.train.steps} steps in {r.history[-1][-1] / 60:.1f} min")
-# "full" is the main autoencoder, the one notebook 04 builds on (§4): presets.first_stage trains it, resumes an
+# "full" is the main autoencoder, the one notebook 04 builds on (§4): recipes.first_stage trains it, resumes an
 # interrupted run, or loads a finished one, then computes its scale factor (§7) once and saves it in the checkpoint.
-ae, h, ckpt = presets.first_stage(preset, x_train, feature_net=clf)
+ae, h, ckpt = recipes.first_stage(preset, x_train, feature_net=clf)
 ablation["full"] = ae = ae.to(device).eval()
 print(f"{'full':>14}: {len(h)} steps in {h[-1][-1] / 60:.1f} min (the GAN on from step {preset.loss.disc_start})")
 
@@ -204,7 +204,7 @@ fig.tight_layout()
 short = {}
 for variant in ("l1+perceptual", "vae"):
     p = presets.autoencoder_mnist(f=4, variant=variant, short=True)
-    r = presets.train_autoencoder_preset(p, x_train, feature_net=clf, ckpt_path=runs / f"{p.name}.pt", progress=False)
+    r = recipes.train_autoencoder_preset(p, x_train, feature_net=clf, ckpt_path=runs / f"{p.name}.pt", progress=False)
     m, x_rec = fidelity(r.model, x_test, y_test)
     short[variant] = (r.model, m, x_rec, r.history[-1][2])  # history[-1][2]: the KL per image, in nats
 fig, axes = plt.subplots(1, 2, figsize=(10, 2.6))
@@ -225,7 +225,7 @@ for variant, (_, m, _, kl) in short.items():
 # %% [markdown]
 # ## 4 · The main autoencoder (f = 4), kept for notebook 04
 #
-# The "full" model of §3. Notebook 04 gets it with the same call, `presets.first_stage()`, so it never depends on a
+# The "full" model of §3. Notebook 04 gets it with the same call, `recipes.first_stage()`, so it never depends on a
 # file that is not there. Its training curves:
 
 # %%
@@ -257,7 +257,7 @@ fig.tight_layout()
 f_rows = {}
 for f in (2, 4, 8):
     p = presets.autoencoder_mnist(f=f, variant="l1+perceptual", short=True)
-    model = short["l1+perceptual"][0] if f == 4 else presets.train_autoencoder_preset(
+    model = short["l1+perceptual"][0] if f == 4 else recipes.train_autoencoder_preset(
         p, x_train, feature_net=clf, ckpt_path=runs / f"{p.name}.pt", progress=False).model
     m, x_rec_f = fidelity(model, x_test, y_test)
     f_rows[f] = (m, x_rec_f, (32 // f) ** 2 * p.ae.z_channels)
@@ -352,7 +352,7 @@ fig.tight_layout()
 # autoencoder, whose latents have std ≈ 5.5.
 
 # %%
-s = ae.scale_factor.item()  # computed by presets.first_stage as 1 / std of the training latents, saved with the model
+s = ae.scale_factor.item()  # computed by recipes.first_stage as 1 / std of the training latents, saved with the model
 print(f"std of the latents: {1 / s:.4f}  →  scale factor s = {s:.4f}")
 with torch.no_grad():
     z_scaled = ae.encode_latents(x_test[:512].to(device)).cpu()

@@ -62,7 +62,7 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from minildm import attention, captions, config, evaluate, ldm, presets, viz
+from minildm import attention, captions, config, evaluate, presets, recipes, release, viz
 from minildm.attention_maps import capture_attention, region_share
 from minildm.checkpoint import load_checkpoint
 from minildm.classifier import load_classifier
@@ -196,7 +196,7 @@ with torch.no_grad():
 # %%
 x_train, y_train = mnist("train", size=32, n=text_preset.n_train)
 t0 = time.perf_counter()
-caps, tok, _, _ = presets.text_conditions(text_preset, x_train, y_train)
+caps, tok, _, _ = recipes.text_conditions(text_preset, x_train, y_train)
 print(f"{len(caps.captions)} captions measured in {time.perf_counter() - t0:.1f} s")
 fig, axes = plt.subplots(2, 6, figsize=(12, 4.6))
 for ax, i in zip(axes.flat, range(12)):
@@ -259,7 +259,7 @@ dropped = condition_dropout(labels, null=10, p=class_preset.train.p_uncond, gene
 print(f"p_uncond = {class_preset.train.p_uncond}: {(dropped == 10).float().mean():.3f} of the labels became ∅ (class 10)")
 
 # %% [markdown]
-# `presets.train` runs the whole recipe (the autoencoder of notebook 03, the cached latents of notebook 04, then
+# `recipes.train` runs the whole recipe (the autoencoder of notebook 03, the cached latents of notebook 04, then
 # this model), resumes an interrupted run, and loads a finished one; `python -m minildm train latent-mnist-class`
 # is the same call. With `SKIP_TRAINING = True` it loads the shipped weights, trained by that command.
 
@@ -267,10 +267,10 @@ print(f"p_uncond = {class_preset.train.p_uncond}: {(dropped == 10).float().mean(
 def train_or_load(name: str, shipped: str, title: str):
     """The trained model of preset ``name``, or the shipped one; prints its training time and plots its loss."""
     if SKIP_TRAINING:
-        model = ldm.load_diffusion(ldm.shipped(shipped), map_location=device)
+        model = release.load_diffusion(shipped, map_location=device)
         print("shipped weights:", model.checkpoint_info.get("release"))
         return model
-    model, ckpt_path = presets.train(name, callback=viz.LiveLoss(title))
+    model, ckpt_path = recipes.train(name, callback=viz.LiveLoss(title))
     history = load_checkpoint(ckpt_path)["history"]
     print(f"{name}: {history[-1][0]} steps in {history[-1][4] / 60:.1f} min of training (from {ckpt_path.name})")
     viz.plot_loss(history, title=title)
@@ -579,5 +579,5 @@ check("05.null_per_batch", answer_3)
 
 # %% [markdown]
 # **4.** (Open.) Train the class model with `p_uncond=0` (`dataclasses.replace(class_preset.train, p_uncond=0.0)`
-# through `presets.train_preset`) and sample with s = 3. What does the ∅ token predict now, and what does guidance
+# through `recipes.train_preset`) and sample with s = 3. What does the ∅ token predict now, and what does guidance
 # do with it? Then prompt the text model with a word order it never saw ("a seven thick"): does it care?

@@ -55,7 +55,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from minildm import config, evaluate, faces, presets, toyfaces, viz
+from minildm import config, evaluate, faces, presets, recipes, toyfaces, viz
 from minildm.attention_maps import capture_attention
 from minildm.celeba import CelebADataMissing
 from minildm.exercises import check
@@ -123,7 +123,7 @@ fig.suptitle("the drawn region of each localised attribute (toy faces)", fontsiz
 # (§3), because LPIPS' ImageNet VGG cannot be downloaded offline.
 
 # %%
-clf, clf_acc = faces.face_classifier(data, test)
+clf, clf_acc = recipes.face_classifier(data, test)
 clf = clf.to(device).eval()
 p_real = predict_attributes(clf, test.images).float().mean(0)  # how often the classifier sees each attribute
 majority = torch.maximum(test.attrs.float().mean(0), 1 - test.attrs.float().mean(0))
@@ -168,7 +168,7 @@ print(f"features of 32 faces at 64×64: ours {timing['attribute classifier (ours
 del vgg
 
 # %%
-ae, ae_history, ae_ckpt = faces.face_autoencoder(data, clf)  # notebook 03's presets.first_stage, for faces
+ae, ae_history, ae_ckpt = recipes.face_autoencoder(data, clf)  # notebook 03's recipes.first_stage, for faces
 ae = ae.to(device).eval().requires_grad_(False)
 print(f"{ae_ckpt.name}: {ae_history[-1][0]} steps in {ae_history[-1][-1] / 60:.1f} min; scale factor s = "
       f"{ae.scale_factor.item():.3f}")
@@ -193,12 +193,12 @@ fig.tight_layout()
 #
 # Notebook 05's `ConditionalUNet` with an `AttributeEncoder` as τ_θ, cross-attention at 16 × 16 and 8 × 8, and
 # two kinds of dropout: the whole vector → ∅ with p = 0.1 (for classifier-free guidance), and each attribute alone
-# → ∅ with p = 0.05, so that a request may leave attributes unspecified. `faces.train_faces` is the whole recipe
+# → ∅ with p = 0.05, so that a request may leave attributes unspecified. `recipes.train_faces` is the whole recipe
 # (it loads the classifier and the autoencoder trained above, encodes the faces once, and trains or resumes the
 # LDM); `python -m minildm train latent-faces` is the same call.
 
 # %%
-run = faces.train_faces(callback=viz.LiveLoss("L_LDM (faces)"))
+run = recipes.train_faces(callback=viz.LiveLoss("L_LDM (faces)"))
 model, history = run.model.to(device), run.history
 print(f"{run.ckpt.name}: {history[-1][0]} steps in {history[-1][4] / 60:.1f} min of training")
 viz.plot_loss(history, title="L_LDM with attribute tokens");

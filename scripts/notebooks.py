@@ -7,14 +7,18 @@ the repository page.
     python scripts/notebooks.py build  [NAMES]                # .py → .ipynb, keep nothing executed
     python scripts/notebooks.py run    [NAMES] --mode cpu     # .py → .ipynb, execute, save outputs
     python scripts/notebooks.py prose  [NAMES]                # .py → .ipynb for markdown edits, keeping outputs
+    python scripts/notebooks.py carry  [NAMES]                # .py → .ipynb after renames, keeping outputs (prints diffs)
     python scripts/notebooks.py check                         # each .ipynb's code equals its .py (CI)
 
 NAMES are prefixes such as ``01`` (default: all). ``run`` records the wall time of each notebook in
-``notebooks/RUNS.md``.
+``notebooks/RUNS.md``. ``carry`` is for code edits that cannot change what a cell computes or prints (a module
+renamed in an import, a function called through its new module): it keeps each cell's outputs, requires the same
+cells in the same order, and prints every changed code cell as a diff for the reviewer to check that claim.
 """
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import platform
 import sys
@@ -62,7 +66,7 @@ def code_cells(nb: nbformat.NotebookNode) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["build", "run", "prose", "check"])
+    ap.add_argument("command", choices=["build", "run", "prose", "carry", "check"])
     ap.add_argument("names", nargs="*")
     ap.add_argument("--mode", default="cpu", choices=["smoke", "cpu", "gpu"])
     ap.add_argument("--timeout", type=int, default=4 * 3600, help="seconds per cell")
@@ -82,14 +86,25 @@ def main() -> None:
 
     for src in sources(args.names):
         nb = to_notebook(src)
-        if args.command == "prose":  # only markdown changed: carry the executed outputs over, cell by cell
+        if args.command in ("prose", "carry"):  # carry the executed outputs over, cell by cell
             old = nbformat.read(src.with_suffix(".ipynb"), 4)
             old_code = [c for c in old.cells if c.cell_type == "code"]
             new_code = [c for c in nb.cells if c.cell_type == "code"]
-            if [c.source.strip() for c in old_code] != [c.source.strip() for c in new_code]:
-                sys.exit(f"{src.name}: code cells changed, so the outputs would not match; use `run` instead")
+            changed = [(i, o, n) for i, (o, n) in enumerate(zip(old_code, new_code)) if o.source.strip() != n.source.strip()]
+            if args.command == "prose" and (changed or len(old_code) != len(new_code)):
+                sys.exit(f"{src.name}: code cells changed, so the outputs would not match; use `run` (or `carry` "
+                         "for renames)")
+            if len(old_code) != len(new_code):
+                sys.exit(f"{src.name}: {len(old_code)} code cells before, {len(new_code)} now; use `run`")
+            for i, o, n in changed:
+                diff = difflib.unified_diff(o.source.splitlines(), n.source.splitlines(), lineterm="", n=0)
+                print(f"{src.name}, code cell {i}:\n  " + "\n  ".join(list(diff)[2:]))
             for o, n in zip(old_code, new_code):
                 n.outputs, n.execution_count, n.metadata = o.outputs, o.execution_count, o.metadata
+            if len(old.cells) == len(nb.cells):  # same cells: keep their ids, so the diff shows only what changed
+                for o, n in zip(old.cells, nb.cells):
+                    n.id = o.id
+            nb.metadata = old.metadata  # kernel info and the saved widget state (progress bars, sliders)
         if args.command == "run":
             t0 = time.time()
             execute(nb, args.mode, args.timeout)

@@ -40,10 +40,14 @@ def to_tensor(img) -> torch.Tensor:
 
 def test_reader_parses_toy_faces(toy_root):
     files, attrs, names = read_celeba_attributes(toy_root)
-    assert names == CELEBA_ATTRIBUTES and len(names) == 40 and names[0] == "5_o_Clock_Shadow"
-    assert attrs.shape == (N, 40) and attrs.dtype == torch.int64
+    assert names == CELEBA_ATTRIBUTES
+    assert len(names) == 40
+    assert names[0] == "5_o_Clock_Shadow"
+    assert attrs.shape == (N, 40)
+    assert attrs.dtype == torch.int64
     assert set(attrs.unique().tolist()) == {0, 1}
-    assert files[0] == "000001.jpg" and files[-1] == f"{N:06d}.jpg"
+    assert files[0] == "000001.jpg"
+    assert files[-1] == f"{N:06d}.jpg"
     part = read_celeba_partition(toy_root)
     assert [sum(v == k for v in part.values()) for k in (0, 1, 2)] == [48, 6, 6]
     # exclusivity rules hold in the written labels
@@ -58,17 +62,21 @@ def test_dataset_splits_items_and_cache(toy_root):
     test = CelebA(toy_root, split="test", cache=False)
     assert test.filenames[0] == "000055.jpg"
     x, a = test[0]
-    assert x.shape == (3, 64, 64) and x.dtype == torch.float32 and a.shape == (40,)
+    assert x.shape == (3, 64, 64)
+    assert x.dtype == torch.float32
+    assert a.shape == (40,)
     assert -1 <= x.min() < x.max() <= 1
     assert test.attr_index("Smiling") == 31
     with pytest.raises(ValueError, match="Smiling"):
         test.attr_index("Smilling")
 
     first = CelebA(toy_root, split="valid", cache=True)
-    assert first.cache_path.is_file() and first.images.dtype == torch.uint8
+    assert first.cache_path.is_file()
+    assert first.images.dtype == torch.uint8
     assert first.images.shape == (6, 3, 64, 64)
     again = CelebA(toy_root, split="valid", cache=True)  # loads the file
-    assert torch.equal(first.images, again.images) and torch.equal(first.attrs, again.attrs)
+    assert torch.equal(first.images, again.images)
+    assert torch.equal(first.attrs, again.attrs)
     assert torch.equal(again[3][0], _item(toy_root, "valid", 3))
 
 
@@ -82,8 +90,10 @@ def test_missing_files_fail_fast_with_instructions(tmp_path, no_network):
     with pytest.raises(CelebADataMissing) as err:
         CelebA(tmp_path)
     msg = str(err.value)
-    assert str(tmp_path / "celeba" / "list_attr_celeba.txt") in msg and "Kaggle" in msg
-    assert "write_toy_faces" in msg and "mmlab.ie.cuhk.edu.hk" in msg
+    assert str(tmp_path / "celeba" / "list_attr_celeba.txt") in msg
+    assert "Kaggle" in msg
+    assert "write_toy_faces" in msg
+    assert "mmlab.ie.cuhk.edu.hk" in msg
     with pytest.raises(CelebADataMissing, match="Kaggle"):
         read_celeba_attributes(tmp_path)
 
@@ -93,7 +103,8 @@ def test_missing_files_fail_fast_with_instructions(tmp_path, no_network):
         (other / "celeba" / f).write_text("")
     with pytest.raises(CelebADataMissing) as err:
         CelebA(other)
-    assert str(other / "celeba" / "img_align_celeba") in str(err.value) and "Kaggle" in str(err.value)
+    assert str(other / "celeba" / "img_align_celeba") in str(err.value)
+    assert "Kaggle" in str(err.value)
     assert isinstance(err.value, FileNotFoundError)
     assert time.perf_counter() - t0 < 2
 
@@ -133,9 +144,12 @@ LOCALISED = ["Eyeglasses", "Smiling", "Wearing_Hat", "Mouth_Slightly_Open", "Wea
 @pytest.mark.parametrize("name", LOCALISED)
 def test_attribute_changes_only_its_region(name):
     regions = attribute_regions(64)
-    assert set(LOCALISED) <= set(regions) and set(regions) <= set(RENDERED_ATTRIBUTES)
+    assert set(LOCALISED) <= set(regions)
+    assert set(regions) <= set(RENDERED_ATTRIBUTES)
     region = regions[name]
-    assert region.shape == (64, 64) and region.dtype == torch.bool and 0 < region.sum() < 64 * 64 * 0.7
+    assert region.shape == (64, 64)
+    assert region.dtype == torch.bool
+    assert 0 < region.sum() < 64 * 64 * 0.7
     for seed in range(4):
         a = dict(zip(CELEBA_ATTRIBUTES, sample_attributes(np.random.default_rng(seed)).tolist()))
         a.update(Bald=0, Wearing_Hat=0, **{h: 0 for h in HAIR_COLOURS})  # nothing hides the attribute

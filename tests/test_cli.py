@@ -11,13 +11,14 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-import minildm.ldm
-from minildm import presets
+import minildm.shipped
+from minildm import presets, recipes
 from minildm.__main__ import main
 from minildm.autoencoder import AutoencoderKL, compute_scale_factor
 from minildm.checkpoint import load_checkpoint, save_checkpoint
 from minildm.data import mnist
-from minildm.ldm import encode_dataset, load_diffusion
+from minildm.latents import encode_dataset
+from minildm.release import load_diffusion
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -34,7 +35,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def one_error_line(err: str) -> str:
     """stderr must be exactly one line, ``error: …``, and no traceback."""
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: "), err
+    assert "Traceback" not in err, err
     return lines[0]
 
 
@@ -51,12 +54,12 @@ def ckpts(tmp_path_factory):
 
     latent = presets.latent_mnist("smoke")
     latent.train = dataclasses.replace(latent.train, steps=4, ckpt_every=4)
-    presets.train_preset(latent, encode_dataset(ae, x), ckpt_path=d / "latent.pt", progress=False, first_stage=ae)
+    recipes.train_preset(latent, encode_dataset(ae, x), ckpt_path=d / "latent.pt", progress=False, first_stage=ae)
 
     pixel = presets.pixel_mnist("smoke")
     pixel.unet = dataclasses.replace(pixel.unet, num_classes=10)
     pixel.train = dataclasses.replace(pixel.train, steps=3, ckpt_every=3)
-    presets.train_preset(pixel, x, labels=y, ckpt_path=d / "cond.pt", progress=False)
+    recipes.train_preset(pixel, x, labels=y, ckpt_path=d / "cond.pt", progress=False)
     return SimpleNamespace(dir=d, latent=d / "latent.pt", cond=d / "cond.pt", ae=d / "ae.pt")
 
 
@@ -75,7 +78,8 @@ HELP = {
 @pytest.mark.parametrize("command", list(HELP))
 def test_help(command):
     proc = run_cli(command, "--help")
-    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "", proc.stderr
     assert proc.stdout.startswith(f"usage: python -m minildm {command}")
     for option in HELP[command]:
         assert option in proc.stdout, (command, option)
@@ -87,13 +91,17 @@ def test_sample_latent_checkpoint(ckpts, tmp_path, capsys):
     assert main(["sample", str(ckpts.latent), "--n", "6", "--steps", "3", "--out", str(png), "--npz", str(npz),
                  "--info"]) == 0
     out = capsys.readouterr().out
-    assert "latent diffusion" in out and "(4, 8, 8)" in out and "'step': 4" in out
+    assert "latent diffusion" in out
+    assert "(4, 8, 8)" in out
+    assert "'step': 4" in out
     assert png.read_bytes()[:8] == PNG_MAGIC
     with np.load(npz) as f:
         assert set(f.files) == {"images"}  # no labels for an unconditional model
         images = f["images"]
-    assert images.shape == (6, 1, 32, 32) and images.dtype == np.float32
-    assert images.min() >= 0 and images.max() <= 1
+    assert images.shape == (6, 1, 32, 32)
+    assert images.dtype == np.float32
+    assert images.min() >= 0
+    assert images.max() <= 1
     # exactly the model's samples for the default seed 0, mapped [−1, 1] → [0, 1]
     want = (load_diffusion(ckpts.latent).sample(6, sampler="ddpm", steps=3, seed=0) + 1) / 2  # the CLI default
     assert_close(torch.from_numpy(images), want, atol=1e-5, rtol=0)
@@ -170,10 +178,11 @@ def test_train_unknown_preset_lists_presets(capsys, tmp_path, monkeypatch):
 
 
 def test_demo_without_shipped_weights(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(minildm.ldm, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr(minildm.shipped, "WEIGHTS_DIR", tmp_path / "weights")
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 2
     line = one_error_line(capsys.readouterr().err)
-    assert "no shipped weights named 'latent_mnist'" in line and "--train" in line
+    assert "no shipped weights named 'latent_mnist'" in line
+    assert "--train" in line
     assert not (tmp_path / "demo").exists()
 
 
@@ -184,7 +193,8 @@ def test_export(ckpts, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     assert dst.stat().st_size < ckpts.latent.stat().st_size
     ckpt = load_checkpoint(dst, kind="latent_mnist")
-    assert "optimizer" not in ckpt and ckpt["release"] == {"command": "pytest", "note": "4 steps"}
+    assert "optimizer" not in ckpt
+    assert ckpt["release"] == {"command": "pytest", "note": "4 steps"}
     want = load_diffusion(ckpts.latent).sample(3, steps=2, seed=0)
     assert torch.equal(load_diffusion(dst).sample(3, steps=2, seed=0), want)
     # and the release file samples from the command line too
@@ -204,12 +214,12 @@ def test_guidance_flag_errors(ckpts, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def text_ckpt(tmp_path_factory):
-    """presets.train("latent-mnist-text", "smoke") end to end: captions → tokenizer → text-conditional checkpoint."""
+    """recipes.train("latent-mnist-text", "smoke") end to end: captions → tokenizer → text-conditional checkpoint."""
     d = tmp_path_factory.mktemp("text")
     mp = pytest.MonkeyPatch()
     mp.setenv("MINILDM_RUNS", str(d))
     try:
-        _, ckpt = presets.train("latent-mnist-text", "smoke", progress=False)
+        _, ckpt = recipes.train("latent-mnist-text", "smoke", progress=False)
     finally:
         mp.undo()
     return ckpt
@@ -218,9 +228,11 @@ def text_ckpt(tmp_path_factory):
 def test_text_checkpoint_carries_its_tokenizer(text_ckpt):
     ckpt = load_checkpoint(text_ckpt, kind="latent_mnist")
     spec = ckpt["conditioning"]
-    assert spec["type"] == "text" and spec["tokenizer"]["vocab"][:3] == ["<pad>", "<unk>", "<null>"]
+    assert spec["type"] == "text"
+    assert spec["tokenizer"]["vocab"][:3] == ["<pad>", "<unk>", "<null>"]
     model = load_diffusion(text_ckpt)
-    assert model.tokenizer is not None and "seven" in model.tokenizer.vocab
+    assert model.tokenizer is not None
+    assert "seven" in model.tokenizer.vocab
     y = model.tokenizer.encode_batch(["a seven", "a thick two"])
     assert model.sample(2, steps=2, y=y, guidance=2.0).shape == (2, 1, 32, 32)
 
@@ -244,7 +256,7 @@ def test_prompt_on_unconditional_model(ckpts, tmp_path, capsys):
 
 def test_demo_attention_maps(text_ckpt, tmp_path, capsys):
     from minildm.__main__ import _demo_attention
-    from minildm.ldm import load_diffusion as load
+    from minildm.release import load_diffusion as load
 
     args = SimpleNamespace(prompt="a thick seven", sampler="ddpm", steps=2, seed=0)
     _demo_attention(load(text_ckpt), args, tmp_path)
@@ -264,6 +276,7 @@ def test_train_faces_data_choice(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MINILDM_DATA", str(tmp_path))  # an empty data root: no CelebA here
     assert main(["train", "latent-faces", "--mode", "smoke", "--faces", "celeba", "--no-progress"]) == 2
     line = one_error_line(capsys.readouterr().err)
-    assert "celeba" in line.lower() and "list_attr_celeba.txt" in line
+    assert "celeba" in line.lower()
+    assert "list_attr_celeba.txt" in line
     assert main(["train", "latent-mnist", "--mode", "smoke", "--faces", "toy"]) == 2
     assert "MNIST" in one_error_line(capsys.readouterr().err)

@@ -37,7 +37,8 @@ def test_masked_probs_are_a_distribution_and_fused_equals_explicit():
 
 def test_single_token_cross_attention_is_its_value_projection_everywhere():
     attn = Attention(query_dim=16, context_dim=6, heads=2)
-    assert attn.is_cross and not Attention(16, heads=2).is_cross
+    assert attn.is_cross
+    assert not Attention(16, heads=2).is_cross
     x, context = torch.randn(3, 10, 16), torch.randn(3, 1, 6)
     expected = attn.to_out(attn.to_v(context))  # W_O·W_V·τ: softmax over one key is 1 at every query
     assert_close(attn(x, context), expected.expand(3, 10, 16), atol=1e-5, rtol=1e-5)
@@ -45,14 +46,16 @@ def test_single_token_cross_attention_is_its_value_projection_everywhere():
 
 def test_transformer_block_and_spatial_transformer():
     block = TransformerBlock(16, context_dim=6, heads=2)
-    assert block.attn2.is_cross and not block.attn1.is_cross
+    assert block.attn2.is_cross
+    assert not block.attn1.is_cross
     assert block(torch.randn(2, 9, 16), torch.randn(2, 4, 6)).shape == (2, 9, 16)
     st = SpatialTransformer(16, context_dim=6, heads=2, depth=2)
     x, context = torch.randn(2, 16, 4, 6), torch.randn(2, 3, 6)
     assert_close(st(x, context), x)  # zero proj_out: a fresh block is the identity
     randomise(st)
     y = st(x, context)
-    assert y.shape == x.shape and not torch.allclose(y, x)
+    assert y.shape == x.shape
+    assert not torch.allclose(y, x)
     y2 = st(x, context + 1.0)  # the context now matters
     assert (y2 - y).abs().max() > 1e-4
     assert [b.attn2.spatial_size for b in st.blocks] == [(4, 6), (4, 6)]
@@ -101,11 +104,15 @@ def test_capture_changes_nothing_records_every_block_and_cleans_up():
             model(x, t, context=ctx)
     assert_close(out, ref, atol=1e-5, rtol=1e-5)  # explicit path == fused path
     layers = attention_layers(model, "cross")
-    assert len(layers) == 14 and all(m.probs_hook is None for m in layers.values())  # 7 transformers × depth 2
-    assert len(store.records) == 28 and store.steps == [0, 1] and store.names == list(layers)
+    assert len(layers) == 14  # 7 transformers × depth 2
+    assert all(m.probs_hook is None for m in layers.values())
+    assert len(store.records) == 28
+    assert store.steps == [0, 1]
+    assert store.names == list(layers)
     for r in store.records:
         h, w = r.size
-        assert r.probs.shape == (2, 2, h * w, 3) and r.is_cross  # (B, heads, queries, tokens)
+        assert r.probs.shape == (2, 2, h * w, 3)  # (B, heads, queries, tokens)
+        assert r.is_cross
         assert (r.probs >= 0).all()
         assert_close(r.probs.sum(-1), torch.ones(2, 2, h * w))
     assert {r.size for r in store.records} == {(4, 4), (8, 8)}  # level 0 at 8×8; level 1 and the middle at 4×4

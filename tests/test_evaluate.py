@@ -106,7 +106,8 @@ def test_tiny_training_beats_chance_and_round_trips(digits, tmp_path):
     assert acc > 0.6, f"held-out accuracy {acc:.2f} after 150 steps on 500 digits (chance is 0.10)"
     # the checkpoint gives the same network: identical logits
     loaded = load_classifier(path)
-    assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
+    assert not loaded.training
+    assert not any(p.requires_grad for p in loaded.parameters())
     torch.testing.assert_close(loaded(x_val), model(x_val), rtol=0, atol=0)
     # and a second call with the same path loads it instead of training
     again, acc_again = train_classifier(SMALL, x, y, x_val, y_val, epochs=10, batch_size=32, lr=2e-3, seed=0,
@@ -144,7 +145,8 @@ def test_psnr_and_ssim_known_values():
     # a constant error of 0.2 on a range of 2: PSNR = 10 log10(4 / 0.04) = 20 dB
     assert psnr(x, x + 0.2) == pytest.approx(20.0, abs=1e-4)
     noisy = x + 0.3 * torch.randn_like(x)
-    assert ssim(noisy, x) < 0.9 and ssim(noisy, x) < ssim(x + 0.05 * torch.randn_like(x), x)
+    assert ssim(noisy, x) < 0.9
+    assert ssim(noisy, x) < ssim(x + 0.05 * torch.randn_like(x), x)
     # agrees with scikit-image's definition where it is installed
     skm = pytest.importorskip("skimage.metrics")
     ref = skm.structural_similarity(noisy[0, 0].numpy(), x[0, 0].numpy(), data_range=2.0, gaussian_weights=True,

@@ -121,7 +121,9 @@ def test_guidance_scales_one_zero_and_s_in_one_batched_forward():
 def test_guided_sampling_through_the_sampler_and_diffusion_model():
     net = class_model()
     dm = DiffusionModel(net, SCHED, None, image_size=8, clip_x0=1.0)
-    assert dm.is_conditional and dm.num_classes == 10 and dm.sample_shape == (1, 8, 8)
+    assert dm.is_conditional
+    assert dm.num_classes == 10
+    assert dm.sample_shape == (1, 8, 8)
     y = torch.tensor([2, 5])
     images = dm.sample(2, steps=3, y=y, guidance=3.0, seed=0)
     x_T = torch.randn((2, 1, 8, 8), generator=torch.Generator().manual_seed(0))
@@ -141,9 +143,7 @@ def test_text_conditional_model_samples_from_prompts():
     unet = UNet(UNetConfig(in_channels=1, context_dim=8, **TINY))
     net = _jitter(ConditionalUNet(unet, TextEncoder(vocab_size=12, dim=8, max_len=4, depth=1, heads=2))).eval()
     dm = DiffusionModel(net, SCHED, None, image_size=8)
-    assert dm.is_conditional and dm.num_classes is None
+    assert dm.is_conditional
+    assert dm.num_classes is None
     ids = torch.tensor([[3, 4, 0, 0], [3, 5, 6, 0]])
     assert dm.sample(2, steps=2, y=ids, guidance=2.0).shape == (2, 1, 8, 8)
-    with torch.no_grad():
-        x = torch.randn(2, 1, 8, 8)
-        assert_close(net(x, 10, cond=ids), net(x, 10, y=ids))

@@ -9,11 +9,14 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from minildm import presets
+from minildm import presets, recipes
 from minildm.autoencoder import AutoencoderKL, compute_scale_factor
 from minildm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from minildm.data import mnist
-from minildm.ldm import (DiffusionModel, encode_dataset, export_diffusion, fingerprint, load_diffusion, shipped)
+from minildm.latents import encode_dataset, fingerprint
+from minildm.ldm import DiffusionModel
+from minildm.release import export_diffusion, load_diffusion
+from minildm.shipped import shipped
 from minildm.schedule import make_schedule
 from minildm.unet import UNet, UNetConfig
 
@@ -48,9 +51,9 @@ def latent_run(tmp_path_factory, ae, digits):
     z = encode_dataset(ae, digits[0], cache_path=d / "latents.pt")
     preset = presets.latent_mnist("smoke")
     preset.train = dataclasses.replace(preset.train, steps=60)
-    result, sched = presets.train_preset(preset, z, ckpt_path=d / "latent.pt", progress=False, first_stage=ae)
+    result, sched = recipes.train_preset(preset, z, ckpt_path=d / "latent.pt", progress=False, first_stage=ae)
     return SimpleNamespace(dir=d, z=z, preset=preset, result=result, sched=sched, ckpt=d / "latent.pt",
-                           model=presets.to_model(preset, result.ema, ae))
+                           model=recipes.to_model(preset, result.ema, ae))
 
 
 def tiny_pixel_model(num_classes=None, T=1000) -> DiffusionModel:
@@ -78,7 +81,8 @@ def test_latent_round_trip_and_unit_std(digits):
         # s = 1/std(z) over the data, from the unscaled posterior means (the old s does not leak in)
         s = compute_scale_factor(model, x)
         assert s == pytest.approx(1 / model.encode(x).mode().std().item(), rel=1e-4)
-        assert float(model.scale_factor) == pytest.approx(s) and s != pytest.approx(0.37)
+        assert float(model.scale_factor) == pytest.approx(s)
+        assert s != pytest.approx(0.37)
         assert model.encode_latents(x).std().item() == pytest.approx(1.0, abs=1e-4)
 
 
@@ -93,7 +97,9 @@ def test_encode_dataset_shape_and_batch_size(ae, digits):
         assert ae.training  # the autoencoder's mode is restored
     finally:
         ae.eval()
-    assert z.shape == (20, 4, 8, 8) and z.device.type == "cpu" and not z.requires_grad
+    assert z.shape == (20, 4, 8, 8)
+    assert z.device.type == "cpu"
+    assert not z.requires_grad
     assert_close(z, ref)
     assert_close(encode_dataset(ae, x, batch_size=500), z)
 
@@ -157,9 +163,10 @@ def test_encode_dataset_damaged_cache_is_recomputed(ae, digits, tmp_path, damage
 
 def test_presets_latents_caches_under_runs_dir(ae, tmp_path, monkeypatch):
     monkeypatch.setenv("MINILDM_RUNS", str(tmp_path))
-    z, labels = presets.latents(ae, "test", n=12)
+    z, labels = recipes.latents(ae, "test", n=12)
     path = tmp_path / "smoke" / "latents_f4_test.pt"
-    assert path.is_file() and z.shape == (12, 4, 8, 8)
+    assert path.is_file()
+    assert z.shape == (12, 4, 8, 8)
     x, y = mnist("test", size=32, n=12)
     assert torch.equal(labels, y)
     with torch.no_grad():
@@ -171,15 +178,18 @@ def test_presets_latents_caches_under_runs_dir(ae, tmp_path, monkeypatch):
 def test_latent_preset_learns_on_cached_latents(latent_run, ae):
     res = latent_run.result
     losses = [h[1] for h in res.history]
-    assert res.steps_done == 60 and len(losses) == 60
+    assert res.steps_done == 60
+    assert len(losses) == 60
     assert sum(losses[-10:]) / 10 < 0.8 * sum(losses[:10]) / 10, (losses[:10], losses[-10:])
     # the latents it saw have unit std, as s was computed on them
     assert latent_run.z.std().item() == pytest.approx(1.0, abs=1e-4)
     # the checkpoint carries what load_diffusion needs: sampling settings and the frozen first stage
     ckpt = load_checkpoint(latent_run.ckpt, kind="latent_mnist")
     assert ckpt["step"] == 60
-    assert ckpt["sampling"]["latent"] is True and ckpt["sampling"]["clip_x0"] is None
-    assert ckpt["sampling"]["T"] == latent_run.preset.T and ckpt["sampling"]["image_size"] == 32
+    assert ckpt["sampling"]["latent"] is True
+    assert ckpt["sampling"]["clip_x0"] is None
+    assert ckpt["sampling"]["T"] == latent_run.preset.T
+    assert ckpt["sampling"]["image_size"] == 32
     assert ckpt["first_stage"]["config"] == ae.cfg.to_dict()
     assert torch.equal(ckpt["first_stage"]["state"]["scale_factor"], ae.scale_factor)
 
@@ -187,20 +197,24 @@ def test_latent_preset_learns_on_cached_latents(latent_run, ae):
 def test_train_preset_rejects_wrong_inputs(ae, digits, latent_run):
     preset = presets.latent_mnist("smoke")
     with pytest.raises(ValueError, match="first_stage"):
-        presets.train_preset(preset, latent_run.z, progress=False)
+        recipes.train_preset(preset, latent_run.z, progress=False)
     with pytest.raises(ValueError, match=r"4 channels.*\(64, 1, 32, 32\)"):
-        presets.train_preset(preset, digits[0], progress=False, first_stage=ae)  # pixels to a latent preset
+        recipes.train_preset(preset, digits[0], progress=False, first_stage=ae)  # pixels to a latent preset
     with pytest.raises(ValueError, match="1 channels"):
-        presets.train_preset(presets.pixel_mnist("smoke"), latent_run.z, progress=False)  # and the reverse
+        recipes.train_preset(presets.pixel_mnist("smoke"), latent_run.z, progress=False)  # and the reverse
 
 
 # ------------------------------------------------------------------------------------------ sampling
 def test_latent_sample_shapes_range_and_latents(latent_run):
     model = latent_run.model
-    assert model.is_latent and model.sample_shape == (4, 8, 8) and model.num_classes is None
+    assert model.is_latent
+    assert model.sample_shape == (4, 8, 8)
+    assert model.num_classes is None
     images, z0 = model.sample(5, steps=4, seed=1, return_latents=True)
-    assert images.shape == (5, 1, 32, 32) and z0.shape == (5, 4, 8, 8)
-    assert images.min() >= -1 and images.max() <= 1
+    assert images.shape == (5, 1, 32, 32)
+    assert z0.shape == (5, 4, 8, 8)
+    assert images.min() >= -1
+    assert images.max() <= 1
     assert_close(images, model.decode(z0))  # the images are 𝒟(z_0 / s), clamped
     # latent samples are not clipped to [−1, 1] while sampling (LDM's latents are unbounded)
     assert z0.abs().max() > 1
@@ -227,7 +241,8 @@ def test_stochastic_sample_is_seeded_but_batch_dependent(latent_run):
 def test_ddpm_with_all_steps():
     model = tiny_pixel_model(T=20)
     images = model.sample(2, sampler="ddpm", steps=20, seed=0)
-    assert images.shape == (2, 1, 32, 32) and images.abs().max() <= 1
+    assert images.shape == (2, 1, 32, 32)
+    assert images.abs().max() <= 1
     assert torch.equal(model.sample(2, sampler="ddpm", steps=20, seed=0), images)
     assert not torch.allclose(model.sample(2, sampler="ddpm", steps=20, seed=1), images)
 
@@ -237,7 +252,8 @@ def test_ddpm_with_fewer_steps_than_T(latent_run):
     on the same sub-sequence (DDIM Eq. 16 with η = 1 is DDPM's posterior variance on the respaced chain)."""
     model = latent_run.model
     images = model.sample(3, sampler="ddpm", steps=5, seed=0)
-    assert images.shape == (3, 1, 32, 32) and images.abs().max() <= 1
+    assert images.shape == (3, 1, 32, 32)
+    assert images.abs().max() <= 1
     assert_close(images, model.sample(3, sampler="ddim", steps=5, eta=1.0, seed=0))
 
 
@@ -257,10 +273,13 @@ def test_sample_argument_errors():
 
 def test_class_conditional_sample():
     model = tiny_pixel_model(num_classes=10)
-    assert model.num_classes == 10 and not model.is_latent and model.sample_shape == (1, 32, 32)
+    assert model.num_classes == 10
+    assert not model.is_latent
+    assert model.sample_shape == (1, 32, 32)
     y = torch.tensor([0, 1, 2, 3])
     images = model.sample(4, steps=3, y=y)
-    assert images.shape == (4, 1, 32, 32) and images.abs().max() <= 1
+    assert images.shape == (4, 1, 32, 32)
+    assert images.abs().max() <= 1
     assert_close(model.sample(4, steps=3, y=y.tolist(), batch_size=3), images, atol=1e-5, rtol=1e-5)  # labels split too
     other = model.sample(4, steps=3, y=torch.tensor([7, 7, 7, 7]))
     assert not torch.allclose(other, images)  # the label reaches ε_θ
@@ -269,8 +288,12 @@ def test_class_conditional_sample():
 # ------------------------------------------------------------------------------------------ checkpoints
 def test_load_diffusion_matches_the_trained_model(latent_run, ae):
     loaded = load_diffusion(latent_run.ckpt)
-    assert isinstance(loaded, DiffusionModel) and not loaded.training and not loaded.unet.training
-    assert loaded.is_latent and loaded.name == "latent_mnist" and loaded.sample_shape == (4, 8, 8)
+    assert isinstance(loaded, DiffusionModel)
+    assert not loaded.training
+    assert not loaded.unet.training
+    assert loaded.is_latent
+    assert loaded.name == "latent_mnist"
+    assert loaded.sample_shape == (4, 8, 8)
     assert loaded.checkpoint_info["step"] == 60
     assert torch.equal(loaded.first_stage.scale_factor, ae.scale_factor)
     for (k, a), b in zip(ae.state_dict().items(), loaded.first_stage.state_dict().values()):
@@ -279,7 +302,7 @@ def test_load_diffusion_matches_the_trained_model(latent_run, ae):
     assert_close(loaded.sample(4, steps=4, seed=7), want, atol=1e-4, rtol=1e-4)
     # ema=False: the raw weights instead
     raw = load_diffusion(latent_run.ckpt, ema=False)
-    raw_want = presets.to_model(latent_run.preset, latent_run.result.model, ae).sample(4, steps=4, seed=7)
+    raw_want = recipes.to_model(latent_run.preset, latent_run.result.model, ae).sample(4, steps=4, seed=7)
     assert_close(raw.sample(4, steps=4, seed=7), raw_want, atol=1e-4, rtol=1e-4)
     assert not torch.allclose(raw_want, want)
 
@@ -289,7 +312,9 @@ def test_export_diffusion(latent_run, tmp_path, ae):
     dst = export_diffusion(src, tmp_path / "release.pt", command="pytest", seconds=1.5)
     assert dst.stat().st_size < src.stat().st_size
     ckpt = load_checkpoint(dst, kind="latent_mnist")
-    assert "optimizer" not in ckpt and "model" not in ckpt and ckpt["step"] == 60
+    assert "optimizer" not in ckpt
+    assert "model" not in ckpt
+    assert ckpt["step"] == 60
     assert ckpt["release"] == {"command": "pytest", "seconds": 1.5}
     want = load_diffusion(src).sample(4, steps=4, seed=2)
     released = load_diffusion(dst)
@@ -328,10 +353,12 @@ def test_load_diffusion_reads_latent_presets_at_every_f(digits, tmp_path):
     preset = presets.latent_mnist("smoke", f=8)
     preset.train = dataclasses.replace(preset.train, steps=1)
     z = encode_dataset(ae8, digits[0][:8])
-    presets.train_preset(preset, z, ckpt_path=tmp_path / "f8.pt", progress=False, first_stage=ae8)
+    recipes.train_preset(preset, z, ckpt_path=tmp_path / "f8.pt", progress=False, first_stage=ae8)
     assert load_checkpoint(tmp_path / "f8.pt")["sampling"]["preset"] == "latent_mnist_f8"
     model = load_diffusion(tmp_path / "f8.pt")
-    assert model.is_latent and model.sample_shape == (4, 4, 4) and model.first_stage.cfg.f == 8
+    assert model.is_latent
+    assert model.sample_shape == (4, 4, 4)
+    assert model.first_stage.cfg.f == 8
     images = model.sample(1, steps=2)
     assert images.shape == (1, 1, 32, 32)
     release = export_diffusion(tmp_path / "f8.pt", tmp_path / "f8_release.pt")
@@ -349,9 +376,10 @@ def test_max_seconds_stops_early_and_resumes(latent_run, ae, tmp_path):
     preset = presets.latent_mnist("smoke")
     preset.train = dataclasses.replace(preset.train, steps=1000, max_seconds=0.5, ckpt_every=1000, log_every=1000)
     path = tmp_path / "timed.pt"
-    res, _ = presets.train_preset(preset, latent_run.z, ckpt_path=path, progress=False, first_stage=ae)
+    res, _ = recipes.train_preset(preset, latent_run.z, ckpt_path=path, progress=False, first_stage=ae)
     n = res.steps_done
-    assert 0 < n < 1000 and len(res.history) == n
+    assert 0 < n < 1000
+    assert len(res.history) == n
     if n > 1:
         assert res.history[-2][4] < 0.5  # it kept going while under budget …
     assert load_checkpoint(path)["step"] == n  # … and checkpointed where it stopped
@@ -359,7 +387,7 @@ def test_max_seconds_stops_early_and_resumes(latent_run, ae, tmp_path):
     # the budget is for the whole run: resuming with the same one takes no step and leaves the checkpoint alone.
     # (≤ 1: the resumed clock starts from the last step's recorded time, a few µs before the first run's final check)
     mtime = path.stat().st_mtime_ns
-    again, _ = presets.train_preset(preset, latent_run.z, ckpt_path=path, progress=False, first_stage=ae)
+    again, _ = recipes.train_preset(preset, latent_run.z, ckpt_path=path, progress=False, first_stage=ae)
     assert again.steps_done <= 1
     if again.steps_done == 0:
         assert path.stat().st_mtime_ns == mtime
@@ -369,8 +397,9 @@ def test_max_seconds_stops_early_and_resumes(latent_run, ae, tmp_path):
     preset.train = dataclasses.replace(preset.train, steps=n + 3, max_seconds=0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        more, _ = presets.train_preset(preset, latent_run.z, ckpt_path=path, progress=False, first_stage=ae)
-    assert more.steps_done == 3 and [h[0] for h in more.history] == list(range(1, n + 4))
+        more, _ = recipes.train_preset(preset, latent_run.z, ckpt_path=path, progress=False, first_stage=ae)
+    assert more.steps_done == 3
+    assert [h[0] for h in more.history] == list(range(1, n + 4))
     assert load_checkpoint(path)["step"] == n + 3
 
 
@@ -382,7 +411,7 @@ def class_run(tmp_path_factory, ae, digits):
     preset = presets.latent_mnist_class("smoke")
     preset.train = dataclasses.replace(preset.train, steps=6, ckpt_every=6)
     z = encode_dataset(ae, digits[0])
-    result, _ = presets.train_preset(preset, z, labels=digits[1], ckpt_path=d / "class.pt", progress=False,
+    result, _ = recipes.train_preset(preset, z, labels=digits[1], ckpt_path=d / "class.pt", progress=False,
                                      first_stage=ae)
     with torch.no_grad():  # a 6-step model is near its zero-initialised output: jitter so labels matter
         for p in result.ema.parameters():
@@ -395,7 +424,9 @@ def test_class_conditional_checkpoint_round_trip(class_run, ae):
     ckpt = load_checkpoint(class_run.ckpt, kind="latent_mnist")
     assert ckpt["conditioning"] == dict(type="class", num_classes=10, dim=presets.CONTEXT_DIM)
     model = load_diffusion(class_run.ckpt)
-    assert type(model.unet).__name__ == "ConditionalUNet" and model.num_classes == 10 and model.guidance == 2.0
+    assert type(model.unet).__name__ == "ConditionalUNet"
+    assert model.num_classes == 10
+    assert model.guidance == 2.0
     y = torch.tensor([0, 3, 7])
     assert model.unet.encoder.embed.weight.shape == (11, presets.CONTEXT_DIM)  # 10 classes + the null class
     a = model.sample(3, steps=3, seed=1, y=y, guidance=2.0)
@@ -405,7 +436,7 @@ def test_class_conditional_checkpoint_round_trip(class_run, ae):
 
 def test_guidance_scales_on_a_loaded_model(class_run):
     """s = 1 is the conditional model, s ≠ 1 changes the samples, and s = 0 ignores the labels."""
-    model = presets.to_model(class_run.preset, class_run.result.ema,
+    model = recipes.to_model(class_run.preset, class_run.result.ema,
                              load_diffusion(class_run.ckpt).first_stage)
     y1, y2 = torch.tensor([1, 1]), torch.tensor([8, 8])
     cond = model.sample(2, steps=3, seed=0, y=y1, guidance=1.0)
@@ -420,3 +451,15 @@ def test_export_keeps_the_conditioning(class_run, tmp_path):
     a, b = load_diffusion(class_run.ckpt), load_diffusion(dst)
     y = torch.tensor([2, 5])
     assert torch.equal(a.sample(2, steps=3, seed=0, y=y, guidance=3.0), b.sample(2, steps=3, seed=0, y=y, guidance=3.0))
+
+
+def test_a_loaded_model_reports_its_own_name():
+    """The shipped class and text models are checkpoints of kind latent_mnist; they name themselves by their preset,
+    in errors and in `sample --info` (they used to report the kind, latent_mnist)."""
+    from minildm.conditions import conditions_for
+
+    for name in ("latent_mnist", "latent_mnist_class", "latent_mnist_text"):
+        model = load_diffusion(name)
+        assert model.name == name
+    with pytest.raises(ValueError, match="latent_mnist_class is class-conditional"):
+        conditions_for(load_diffusion("latent_mnist_class"), 2, prompt="a seven")

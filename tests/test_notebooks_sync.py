@@ -23,7 +23,9 @@ def test_committed_notebook_has_figures_and_no_errors(path):
     assert all(c.get("execution_count") for c in code), "some cells were not executed"
     assert not [o for o in outs if o.get("output_type") == "error"]
     assert any("image/png" in o.get("data", {}) for o in outs), "no figures"
-    assert path.stat().st_size < 3e6, "keep notebooks small (< ~2 MB): fewer or smaller figures"
+    # the course's target is 2 MB per notebook; 06 is 2.6 MB until its figures are re-rendered, so the limit is 3 MB
+    assert path.stat().st_size < 3e6, (f"{path.name} is {path.stat().st_size / 1e6:.2f} MB; keep notebooks under 3 MB "
+                                       "(the course's target is 2 MB): fewer or smaller figures")
     text = "".join("".join(o.get("text", "")) for o in outs)
     assert "SMOKE MODE" not in text, "committed outputs must come from a real (cpu/gpu) run, not smoke mode"
 
@@ -32,4 +34,5 @@ def test_cli_notebook_unknown_name_is_one_line(capsys):
     from minildm.__main__ import main
     assert main(["notebook", "99"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: no notebook matches '99'") and err.count("\n") == 1
+    assert err.startswith("error: no notebook matches '99'")
+    assert err.count("\n") == 1

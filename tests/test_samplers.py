@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from minildm.samplers import (SAMPLERS, ddim_sample, ddim_step, ddim_timesteps, ddpm_sample, ddpm_step, sample)
+from minildm.samplers import SAMPLERS, ddim_sample, ddim_step, ddim_timesteps, ddpm_sample, ddpm_step
 from minildm.schedule import make_schedule, q_posterior, q_sample, q_step
 
 D = torch.float64
@@ -104,7 +104,8 @@ def test_ddim_eta0_is_deterministic_and_ignores_the_generator():
     x_T = torch.randn(2, 2, 6, 6, generator=torch.Generator().manual_seed(0))
     outs = [ddim_sample(Tiny(), x_T, sched, steps=10, eta=0.0, generator=torch.Generator().manual_seed(s))
             for s in (0, 0, 123)]
-    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])
+    assert torch.equal(outs[0], outs[1])
+    assert torch.equal(outs[0], outs[2])
 
 
 def test_ddim_eta1_sigma_equals_ddpm_posterior_variance():
@@ -153,9 +154,11 @@ def test_ddim_all_steps_eta1_equals_ddpm_sampler():
 def test_ddim_timesteps_for_every_step_count(T):
     for steps in range(1, T + 1):
         ts = ddim_timesteps(T, steps)
-        assert ts.dtype == torch.long and ts.shape == (steps,)
+        assert ts.dtype == torch.long
+        assert ts.shape == (steps,)
         assert (ts[:-1] > ts[1:]).all()                      # strictly descending, hence unique
-        assert ts[-1] == 0 and ts[0] <= T - 1                # ends at 0, inside 0..T−1
+        assert ts[-1] == 0
+        assert ts[0] <= T - 1  # ends at 0, inside 0..T−1
         assert ts[0] >= T - math.ceil(T / steps)             # starts within one stride of T−1
         gaps = set((ts[:-1] - ts[1:]).tolist())
         assert gaps <= {T // steps, math.ceil(T / steps)}    # evenly spaced
@@ -172,25 +175,56 @@ def test_callback_once_per_step_and_reproducible(name, kw, n_steps):
     sched = make_schedule("linear", 30)
     x_T = torch.randn(3, 2, 4, 4, generator=torch.Generator().manual_seed(0))
     events = []
-    a = sample(name, Tiny(), x_T, sched, generator=torch.Generator().manual_seed(5), callback=events.append,
+    a = SAMPLERS[name](Tiny(), x_T, sched, generator=torch.Generator().manual_seed(5), callback=events.append,
                clip_x0=1.0, **kw)
-    assert len(events) == n_steps and [e["i"] for e in events] == list(range(n_steps))
+    assert len(events) == n_steps
+    assert [e["i"] for e in events] == list(range(n_steps))
     assert all(set(e) == {"i", "t", "x_t", "x0_pred", "eps_pred"} for e in events)
-    assert events[0]["t"] == (29 if name == "ddpm" else 26) and events[-1]["t"] == 0
+    assert events[0]["t"] == (29 if name == "ddpm" else 26)
+    assert events[-1]["t"] == 0
     assert all(e["x0_pred"].abs().max() <= 1.0 for e in events)  # clip_x0
-    b = sample(name, Tiny(), x_T, sched, generator=torch.Generator().manual_seed(5), clip_x0=1.0, **kw)
-    c = sample(name, Tiny(), x_T, sched, generator=torch.Generator().manual_seed(6), clip_x0=1.0, **kw)
-    assert torch.equal(a, b) and not torch.equal(a, c)
-    assert a.dtype == x_T.dtype and a.shape == x_T.shape
+    b = SAMPLERS[name](Tiny(), x_T, sched, generator=torch.Generator().manual_seed(5), clip_x0=1.0, **kw)
+    c = SAMPLERS[name](Tiny(), x_T, sched, generator=torch.Generator().manual_seed(6), clip_x0=1.0, **kw)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert a.dtype == x_T.dtype
+    assert a.shape == x_T.shape
 
 
 def test_bad_input_errors_teach():
     sched = make_schedule("linear", 10)
     x_T = torch.randn(1, 2, 4, 4)
-    with pytest.raises(ValueError, match="use ddim_sample"):
-        ddpm_sample(Tiny(), x_T, sched, timesteps=ddim_timesteps(10, 5))
-    with pytest.raises(ValueError, match="unknown sampler 'euler'"):
-        sample("euler", Tiny(), x_T, sched)
+    with pytest.raises(ValueError, match="η = 1.*use ddim_sample"):
+        ddpm_sample(Tiny(), x_T, sched, eta=0.5)
     with pytest.raises(ValueError, match="shape"):
         ddim_sample(lambda x, t: x[:, :1], x_T, sched, steps=2)
     assert set(SAMPLERS) == {"ddpm", "ddim"}
+
+
+def test_ddpm_on_fewer_steps_is_the_respaced_chains_posterior():
+    """ddpm_sample(steps=K < T) is ancestral sampling on the respaced chain τ: x_{τ_{i+1}} ~ q(· | x_{τ_i}, x̂_0) of
+    that chain, i.e. mean √ᾱ_prev·x̂_0 + √(1 − ᾱ_prev − σ²)·ε̂ and σ² = (1 − ᾱ_prev)/(1 − ᾱ_t)·(1 − ᾱ_t/ᾱ_prev),
+    written out here step by step, with the same noise draws."""
+    sched = make_schedule("linear", 20)
+    x_T = torch.randn(2, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    model = Tiny()
+    got = ddpm_sample(model, x_T, sched, steps=5, generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    ab = sched.alpha_bar.float()
+    ts = ddim_timesteps(20, 5).tolist()
+    x = x_T
+    for i, t in enumerate(ts):
+        t_prev = ts[i + 1] if i + 1 < len(ts) else -1
+        with torch.no_grad():
+            eps = model(x, torch.full((2,), t))
+        ab_t, ab_prev = ab[t], (ab[t_prev] if t_prev >= 0 else torch.tensor(1.0))
+        x0 = (x - (1 - ab_t).sqrt() * eps) / ab_t.sqrt()
+        var = (1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)
+        x = ab_prev.sqrt() * x0 + (1 - ab_prev - var).clamp(min=0).sqrt() * eps
+        if t_prev >= 0:
+            x = x + var.sqrt() * torch.randn(x.shape, generator=g)
+    torch.testing.assert_close(got, x, rtol=1e-5, atol=1e-4)  # float32 rounding over 5 steps
+    # with all T steps it is Algorithm 2 itself, not the respaced path
+    full = ddpm_sample(model, x_T, sched, steps=20, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(full, ddpm_sample(model, x_T, sched, generator=torch.Generator().manual_seed(3)))
+

@@ -10,12 +10,14 @@ from minildm import schedule
 def test_linear_endpoints_are_ddpms():
     b = schedule.make_betas("linear", 1000)
     assert b.shape == (1000,)
-    assert b[0].item() == pytest.approx(1e-4) and b[-1].item() == pytest.approx(0.02)
+    assert b[0].item() == pytest.approx(1e-4)
+    assert b[-1].item() == pytest.approx(0.02)
 
 
 def test_scaled_linear_is_linear_in_sqrt_beta():
     b = schedule.make_betas("scaled_linear", 1000)
-    assert b[0].item() == pytest.approx(0.00085) and b[-1].item() == pytest.approx(0.012)
+    assert b[0].item() == pytest.approx(0.00085)
+    assert b[-1].item() == pytest.approx(0.012)
     d = torch.diff(b.sqrt())
     torch.testing.assert_close(d, torch.full_like(d, d[0].item()))  # constant steps in √β ...
     assert torch.diff(b).std() > 0  # ... so not constant steps in β: the naming trap
@@ -34,7 +36,8 @@ def test_alpha_bar_strictly_decreasing_in_unit_interval(name, T):
     s = schedule.make_schedule(name, T)
     ab = s.alpha_bar
     assert (torch.diff(ab) < 0).all()
-    assert (ab > 0).all() and (ab < 1).all()
+    assert (ab > 0).all()
+    assert (ab < 1).all()
     assert (torch.diff(s.snr) < 0).all()
     assert s.alpha_bar_prev[0].item() == 1.0
     torch.testing.assert_close(s.alpha_bar_prev[1:], ab[:-1])
@@ -91,6 +94,33 @@ def test_closed_form_matches_iterated_chain_in_distribution(name):
     assert ((y.var(0) / x.var(0)) - 1).abs().max() < 0.05
 
 
-def test_snr_formula():
-    s = schedule.make_schedule("cosine", 50)
-    torch.testing.assert_close(s.snr, s.alpha_bar / (1 - s.alpha_bar))
+def test_snr_from_betas_and_golden_values():
+    """SNR(t) of DDPM's linear schedule from its β's alone, in Python floats, not through schedule's own code."""
+    T = 1000
+    s = schedule.make_schedule("linear", T)
+    assert s.snr.dtype == torch.float64
+    # t = 0: one step of Eq. 2 leaves signal 1 − β_0 and noise β_0, so SNR = 0.9999 / 1e-4 = 9999
+    assert s.snr[0].item() == pytest.approx(9999.0, rel=1e-9)
+    for t in (1, 10, 100, 499, 500, 998, 999):
+        a_bar = math.prod(1 - (1e-4 + (0.02 - 1e-4) * i / (T - 1)) for i in range(t + 1))  # ᾱ_t = ∏_{i≤t} α_i
+        assert s.snr[t].item() == pytest.approx(a_bar / (1 - a_bar), rel=1e-9), t
+    assert s.snr[-1].item() == pytest.approx(4.036e-05, rel=1e-3)  # ≈ ᾱ_T: essentially pure noise at the end
+    assert (torch.diff(s.snr) < 0).all()  # monotone: every step removes signal
+
+
+@pytest.mark.parametrize("name,T,ts", [("linear", 1000, (0, 100, 200, 300, 400, 500)),
+                                        ("cosine", 50, (0, 10, 20, 30, 40))])
+def test_snr_is_the_empirical_signal_to_noise_ratio_of_q_sample(name, T, ts):
+    """SNR(t) = (signal power) / (noise power) of x_t ~ q(x_t | x_0), measured over many noise draws of q_sample."""
+    s = schedule.make_schedule(name, T)
+    n, D = 20000, 64
+    x0 = torch.randn(D, dtype=torch.float64)
+    x0 = x0 / x0.pow(2).mean().sqrt()  # unit signal power, so SNR is the ratio of the two powers in x_t
+    measured = []
+    for t in ts:
+        x_t = schedule.q_sample(x0.expand(n, D), torch.full((n,), t), s.alpha_bar)  # q_sample draws ε itself
+        scale = (x_t.mean(0) @ x0) / (x0 @ x0)  # E[x_t] = (signal scale) · x_0
+        noise_var = x_t.var(0).mean()  # Var[x_t] per pixel: the noise power
+        measured.append((scale**2 / noise_var).item())
+        assert measured[-1] == pytest.approx(s.snr[t].item(), rel=0.03), (t, measured[-1], s.snr[t].item())
+    assert all(a > b for a, b in zip(measured, measured[1:]))  # less signal, more noise, as t grows

@@ -1,4 +1,4 @@
-"""The shipped weights (minildm/weights/): they load, sample what they promise, and pass COURSE.md's quality gate.
+"""The shipped weights (minildm/weights/): they load, sample what they promise, and pass their quality gates (docs/DESIGN.md "Targets").
 
 The gate runs the shipped latent model as `demo` does (ancestral sampling, 50 steps, seed 0) and judges the digits with the
 course's classifier. Figures measured when the weights were made are in minildm/weights/README.md; the thresholds
@@ -11,7 +11,8 @@ import torch
 from minildm.__main__ import main
 from minildm.checkpoint import load_checkpoint
 from minildm.evaluate import Evaluator
-from minildm.ldm import WEIGHTS_DIR, load_diffusion, shipped
+from minildm.release import load_diffusion
+from minildm.shipped import WEIGHTS_DIR, shipped
 
 N_GATE = 500  # samples judged in CI (~20 s on one core); the real-vs-real floor at n = 500 is about 4
 
@@ -32,15 +33,19 @@ def test_shipped_latent_model_is_small_and_self_contained(model):
     path = shipped("latent_mnist")
     assert path.stat().st_size < 5e6  # "a few MB in all"
     ckpt = load_checkpoint(path, kind="latent_mnist")
-    assert "optimizer" not in ckpt and "model" not in ckpt  # a release: EMA weights only
+    assert "optimizer" not in ckpt
+    assert "model" not in ckpt  # a release: EMA weights only
     assert ckpt["release"]["command"].startswith("python -m minildm train latent-mnist")
-    assert model.is_latent and model.sample_shape == (4, 8, 8)
+    assert model.is_latent
+    assert model.sample_shape == (4, 8, 8)
     assert model.first_stage.scale_factor.item() != 1.0  # the scale factor travelled with the autoencoder
 
 
 def test_shipped_samples_shape_range_and_seed(model):
     a = model.sample(4, steps=10, seed=5)
-    assert a.shape == (4, 1, 32, 32) and a.min() >= -1 and a.max() <= 1
+    assert a.shape == (4, 1, 32, 32)
+    assert a.min() >= -1
+    assert a.max() <= 1
     assert torch.equal(a, model.sample(4, steps=10, seed=5))
 
 
@@ -51,7 +56,7 @@ def test_quality_gate_confidence(gate):
 
 
 def test_quality_gate_frechet_distance_within_3x_floor(gate):
-    """COURSE.md: Fréchet distance in the classifier's features within 3× the real-vs-real floor at the same n."""
+    """The gate: Fréchet distance in the classifier's features within 3× the real-vs-real floor at the same n."""
     _, r = gate
     assert r["fd_ratio"] <= 3.0, r  # measured FD 9.35, floor 3.98: 2.35×
 
@@ -60,7 +65,8 @@ def test_quality_gate_draws_every_digit(gate):
     """An unconditional model must not collapse onto a few classes: every digit appears, none dominates."""
     images, _ = gate
     counts = Evaluator().logits(images).argmax(1).bincount(minlength=10)
-    assert (counts > 0).all() and counts.max() <= 0.25 * N_GATE, counts.tolist()
+    assert (counts > 0).all(), counts.tolist()
+    assert counts.max() <= 0.25 * N_GATE, counts.tolist()
 
 
 def test_cli_sample_on_shipped_weights(tmp_path, capsys):
@@ -69,8 +75,10 @@ def test_cli_sample_on_shipped_weights(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = np.load(npz)
     assert set(data.files) == {"images"}
-    assert data["images"].shape == (6, 1, 32, 32) and data["images"].dtype == np.float32
-    assert 0 <= data["images"].min() and data["images"].max() <= 1
+    assert data["images"].shape == (6, 1, 32, 32)
+    assert data["images"].dtype == np.float32
+    assert 0 <= data["images"].min()
+    assert data["images"].max() <= 1
 
 
 def test_demo_writes_grid_and_npz(tmp_path, capsys):
@@ -79,7 +87,8 @@ def test_demo_writes_grid_and_npz(tmp_path, capsys):
     assert (tmp_path / "samples.png").exists()
     assert np.load(tmp_path / "samples.npz")["images"].shape == (8, 1, 32, 32)
     out = capsys.readouterr().out
-    assert "confident" in out and str(WEIGHTS_DIR) in out
+    assert "confident" in out
+    assert str(WEIGHTS_DIR) in out
 
 
 # ------------------------------------------------------------------ the class-conditional model (notebook 05)
@@ -95,7 +104,7 @@ def class_gate():
 
 
 def test_class_gate_accuracy(class_gate):
-    """COURSE.md: class-conditional samples are classified as their label ≥ 95% of the time (at the shipped guidance)."""
+    """The gate: class-conditional samples are classified as their label ≥ 95% of the time (at the shipped guidance)."""
     model, _, _, r = class_gate
     assert model.guidance == 2.0
     assert r["accuracy"] >= 0.95, r
@@ -119,7 +128,8 @@ def test_cli_sample_class_label_writes_labels(tmp_path, capsys):
     assert main(["sample", "latent_mnist_class", "--n", "4", "--steps", "5", "--label", "7", "--out",
                  str(tmp_path / "g.png"), "--npz", str(npz)]) == 0
     data = np.load(npz)
-    assert data["images"].shape == (4, 1, 32, 32) and data["labels"].tolist() == [7, 7, 7, 7]
+    assert data["images"].shape == (4, 1, 32, 32)
+    assert data["labels"].tolist() == [7, 7, 7, 7]
 
 
 # ------------------------------------------------------------------ the text-conditional model (notebook 05)
@@ -182,10 +192,13 @@ def faces_gate():
 
 def test_shipped_face_model_is_labelled_and_small(faces_gate):
     model, clf, *_ = faces_gate
-    assert shipped("latent_faces_toy").stat().st_size < 6e6 and shipped("face_classifier_toy").stat().st_size < 1e6
+    assert shipped("latent_faces_toy").stat().st_size < 6e6
+    assert shipped("face_classifier_toy").stat().st_size < 1e6
     release = load_checkpoint(shipped("latent_faces_toy"), kind="latent_faces")["release"]
-    assert "toy faces" in release["note"].lower() and "not celeba" in release["note"].lower()  # labelled as a stand-in
-    assert model.sample_shape == (3, 16, 16) and tuple(clf.names) == tuple(model.attributes)
+    assert "toy faces" in release["note"].lower()
+    assert "not celeba" in release["note"].lower()  # labelled as a stand-in
+    assert model.sample_shape == (3, 16, 16)
+    assert tuple(clf.names) == tuple(model.attributes)
 
 
 def test_faces_gate_attributes_carried(faces_gate):

@@ -21,15 +21,20 @@ def digits():
 # ------------------------------------------------------------------------------------------ tokenizer
 def test_tokenizer_round_trip_padding_and_specials():
     tok = Tokenizer.from_captions(CAPTIONS)
-    assert tok.vocab[:3] == ["<pad>", "<unk>", "<null>"] and tok.pad_id == 0
-    assert tok.max_len == 4 and tok.vocab_size == 3 + 11
+    assert tok.vocab[:3] == ["<pad>", "<unk>", "<null>"]
+    assert tok.pad_id == 0
+    assert tok.max_len == 4
+    assert tok.vocab_size == 3 + 11
     ids = tok.encode("A  Thick slanted SEVEN")  # lower-cased, whitespace-split
-    assert ids.dtype == torch.long and ids.shape == (4,)
+    assert ids.dtype == torch.long
+    assert ids.shape == (4,)
     assert tok.decode(ids) == "a thick slanted seven"
     short = tok.encode("a small three", length=6)
-    assert short.tolist()[3:] == [0, 0, 0] and tok.decode(short) == "a small three"  # padded, pads dropped
+    assert short.tolist()[3:] == [0, 0, 0]
+    assert tok.decode(short) == "a small three"  # padded, pads dropped
     batch = tok.encode_batch(CAPTIONS)
-    assert batch.shape == (4, 4) and [tok.decode(r) for r in batch] == CAPTIONS
+    assert batch.shape == (4, 4)
+    assert [tok.decode(r) for r in batch] == CAPTIONS
     assert tok.encode("").tolist() == [tok.null_id, 0, 0, 0] == tok.null().tolist()  # "" is the <null> prompt
     assert tok.null(3).shape == (3, 4)
 
@@ -48,7 +53,8 @@ def test_unknown_words_and_too_long_prompts():
 def test_tokenizer_to_dict_from_dict():
     tok = Tokenizer.from_captions(CAPTIONS, max_len=6)
     back = Tokenizer.from_dict(tok.to_dict())
-    assert back.vocab == tok.vocab and back.max_len == 6
+    assert back.vocab == tok.vocab
+    assert back.max_len == 6
     assert torch.equal(back.encode_batch(CAPTIONS), tok.encode_batch(CAPTIONS))
     with pytest.raises(ValueError, match="keys"):
         Tokenizer.from_dict({"vocab": tok.vocab})
@@ -63,11 +69,14 @@ def test_captions_are_deterministic_and_name_the_digit(digits):
     assert a.captions == b.captions
     for cap, label in zip(a.captions, y.tolist()):
         words = cap.split()
-        assert words[0] == ("an" if words[1][0] in "aeiou" else "a") and words[-1] == DIGITS[label]
+        assert words[0] == ("an" if words[1][0] in "aeiou" else "a")
+        assert words[-1] == DIGITS[label]
         assert 2 <= len(words) <= 5
-    assert set(a.attributes) == {"thickness", "slant", "size"} and a.attributes["slant"].shape == (600,)
+    assert set(a.attributes) == {"thickness", "slant", "size"}
+    assert a.attributes["slant"].shape == (600,)
     tok = Tokenizer.from_captions(a.captions)
-    assert tok.max_len <= 5 and tok.vocab_size <= 3 + 2 + 6 + 10  # a/an, six attribute words, ten digits
+    assert tok.max_len <= 5
+    assert tok.vocab_size <= 3 + 2 + 6 + 10  # a/an, six attribute words, ten digits
     # other images cut at these thresholds get the same words as they would inside this set
     again = captions_for(x[:50], y[:50], thresholds=a.thresholds)
     assert again.captions == a.captions[:50]
@@ -92,8 +101,10 @@ def test_slant_sign_and_size_on_synthetic_strokes():
         img[0, 0, r, c - 1:c + 2] = 1.0
     img[1, 0, 4:28, 14:17] = 1.0  # an upright bar, 3 px wide
     m = measure(img)
-    assert m["slant"][0] > 10 and abs(m["slant"][1]) < 1e-4
-    assert m["size"][1] == 24 * 3 and m["size"][0] > m["size"][1]
+    assert m["slant"][0] > 10
+    assert abs(m["slant"][1]) < 1e-4
+    assert m["size"][1] == 24 * 3
+    assert m["size"][0] > m["size"][1]
     assert 2.5 < m["thickness"][1] < 3.5  # 3 px wide (the ends count as boundary too, so a bit less)
 
 

@@ -124,6 +124,7 @@ def test_loss_reproducible_with_generator_and_forwards_kwargs():
     a = diffusion_loss(model, x0, alpha_bar, generator=torch.Generator().manual_seed(1), y=y)
     b = diffusion_loss(model, x0, alpha_bar, generator=torch.Generator().manual_seed(1), y=y)
     c = diffusion_loss(model, x0, alpha_bar, generator=torch.Generator().manual_seed(2), y=y)
-    assert a.item() == b.item() and a.item() != c.item()
+    assert a.item() == b.item()
+    assert a.item() != c.item()
     a.backward()
     assert model.conv_out.weight.grad is not None

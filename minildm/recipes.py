@@ -1,0 +1,276 @@
+"""Recipes: every training job end to end, data → first stage → latents → ε_θ; what ``python -m minildm train`` runs.
+Notebooks 02–06.
+
+A preset (:mod:`minildm.presets`) says *how big*; a recipe says *what to do with it*:
+
+* the building blocks — :func:`build_unet`, :func:`train_preset` (a diffusion preset on data or latents),
+  :func:`train_autoencoder_preset`, :func:`first_stage` (train or load the autoencoder, set its scale factor),
+  :func:`latents` (MNIST encoded once, cached), :func:`text_conditions` (captions → tokenizer → token ids),
+  :func:`to_model` (trained ε_θ → a :class:`~minildm.ldm.DiffusionModel` that samples images);
+* the face pipeline of notebook 06 — :func:`train_faces`: faces → attribute classifier (:func:`face_classifier`)
+  → RGB autoencoder (:func:`face_autoencoder`) → latents → attribute-conditional LDM;
+* :func:`train` — a preset of :data:`minildm.presets.PRESETS` by name, end to end.
+
+Every job is resumable: re-running it continues from its checkpoint, and a finished one just loads.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from . import presets
+from .autoencoder import AutoencoderKL, compute_scale_factor
+from .captions import captions_for
+from .checkpoint import load_checkpoint, save_checkpoint
+from .classifier import load_classifier
+from .conditioning import ConditionalUNet, encoder_from_spec
+from .config import Mode, get_device, get_mode, runs_dir
+from .data import mnist
+from .face_classifier import AttributeClassifier, train_attribute_classifier
+from .faces import NULL, FaceData, load_faces
+from .latents import encode_dataset
+from .ldm import DiffusionModel
+from .losses import PatchDiscriminator
+from .presets import PRESETS, AutoencoderPreset, DiffusionPreset
+from .release import first_stage_payload, sampling_payload
+from .schedule import make_schedule
+from .text import Tokenizer
+from .train import train_autoencoder, train_diffusion
+from .unet import UNet
+
+
+# ------------------------------------------------------------------------------------------ building blocks
+def text_conditions(preset: DiffusionPreset, images, labels):
+    """Captions for ``images`` (the preset's training digits), the tokenizer built from them, their token ids
+    (N, max_len), and the preset with the tokenizer written into its conditioning spec (what the checkpoint keeps)."""
+    caps = captions_for(images, labels)
+    tok = Tokenizer.from_captions(caps.captions)
+    spec = {**preset.conditioning, "tokenizer": tok.to_dict()}
+    preset = dataclasses.replace(preset, conditioning=spec)
+    return caps, tok, tok.encode_batch(caps.captions), preset
+
+
+def train_autoencoder_preset(preset: AutoencoderPreset, data, feature_net=None, ckpt_path=None, callback=None,
+                             progress: bool = True, device=None):
+    """Build the preset's autoencoder (and PatchGAN) and train it; resumable, and a finished run just loads."""
+    device = torch.device(device) if device is not None else get_device()
+    torch.manual_seed(preset.train.seed)
+    model = AutoencoderKL(preset.ae).to(device)
+    disc = PatchDiscriminator(preset.ae.in_channels, preset.disc_base, preset.disc_layers).to(device) \
+        if preset.disc_base else None
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    if feature_net is not None:
+        feature_net = feature_net.to(device)
+    return train_autoencoder(model, data.to(device), preset.loss, preset.train, feature_net=feature_net, disc=disc,
+                             ckpt_path=ckpt_path, model_config=preset.ae.to_dict(), callback=callback, progress=progress)
+
+
+
+
+def build_unet(preset: DiffusionPreset, device=None):
+    """The preset's UNet, seeded from its TrainConfig's seed, on ``device`` (channels-last on CPU: ~25% faster);
+    a :class:`~minildm.conditioning.ConditionalUNet` (UNet + τ_θ) when the preset has a ``conditioning`` spec."""
+    device = torch.device(device) if device is not None else get_device()
+    torch.manual_seed(preset.train.seed)
+    model = UNet(preset.unet)
+    spec = preset.conditioning
+    if spec is not None:  # ε_θ(x_t, t, τ_θ(y)): the encoder trains with the UNet
+        model = ConditionalUNet(model, encoder_from_spec(spec)[0])
+    model = model.to(device)
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def train_preset(preset: DiffusionPreset, data, labels=None, ckpt_path=None, callback=None, progress: bool = True,
+                 first_stage: AutoencoderKL | None = None, null_condition=None):
+    """Build the preset's UNet and schedule and train it with :func:`minildm.train.train_diffusion`.
+
+    ``data``: images in [−1, 1] for a pixel preset; for a latent one (``preset.f > 1``) the latents s·ℰ(x) from
+    :func:`minildm.ldm.encode_dataset`, with the frozen autoencoder as ``first_stage`` (stored in the checkpoint,
+    so that :func:`minildm.ldm.load_diffusion` can decode the samples).
+    With ``ckpt_path`` the run is resumable: re-running it after it finished just loads the result. The
+    checkpoint's kind is the preset's ``kind``. ``labels`` are the conditions of a conditional preset: class ids (N,), or token ids (N, L) / attribute
+    vectors (N, M) with their ``null_condition`` (the <null> prompt, the all-∅ vector) for condition dropout.
+    Returns ``(TrainResult, NoiseSchedule)``.
+    """
+    if preset.f > 1 and first_stage is None:
+        raise ValueError(f"{preset.name} trains on latents: pass first_stage= (the autoencoder that encoded them)")
+    if data.shape[1] != preset.unet.in_channels:
+        what = "latents s·E(x) (minildm.ldm.encode_dataset)" if preset.f > 1 else "images"
+        raise ValueError(f"{preset.name} expects {what} with {preset.unet.in_channels} channels, got data of shape "
+                         f"{tuple(data.shape)}")
+    model = build_unet(preset)
+    sched = make_schedule(preset.schedule, preset.T)
+    device = next(model.parameters()).device
+    extra = dict(sampling=sampling_payload(preset), conditioning=preset.conditioning,
+                 first_stage=None if first_stage is None else first_stage_payload(first_stage))
+    result = train_diffusion(model, data.to(device), sched, preset.train, labels=labels, ckpt_path=ckpt_path,
+                             model_config=preset.unet.to_dict(), kind=preset.kind, callback=callback,
+                             progress=progress, extra=extra, null_condition=null_condition)
+    return result, sched
+
+
+def to_model(preset: DiffusionPreset, unet, first_stage: AutoencoderKL | None = None) -> DiffusionModel:
+    """The trained ε_θ (e.g. ``result.ema``) as a :class:`~minildm.ldm.DiffusionModel` that samples images."""
+    tok = (preset.conditioning or {}).get("tokenizer")  # a text model's, written by text_conditions
+    return DiffusionModel(unet.eval(), make_schedule(preset.schedule, preset.T), first_stage, preset.image_size,
+                          preset.clip_x0, preset.name, tokenizer=None if tok is None else Tokenizer.from_dict(tok),
+                          guidance=preset.guidance).eval()
+
+
+def _latents_cache(ae: AutoencoderKL, split: str, name: str | None = None, mode: Mode | None = None):
+    """Where :func:`latents` and :func:`train` cache the latents of MNIST ``split`` under ``ae``."""
+    return runs_dir(mode) / f"latents_{name or f'f{ae.cfg.f}'}_{split}.pt"
+
+
+def latents(ae: AutoencoderKL, split: str = "train", n: int | None = None, name: str | None = None,
+            mode: Mode | None = None):
+    """MNIST ``split`` encoded by ``ae`` as s·ℰ(x), cached in ``runs/<mode>/latents_<name>_<split>.pt``; with labels.
+
+    The cache is keyed by the autoencoder's weights, so retraining it re-encodes (:func:`minildm.ldm.encode_dataset`).
+    """
+    images, labels = mnist(split, size=32, n=n)
+    return encode_dataset(ae, images, cache_path=_latents_cache(ae, split, name, mode)), labels
+
+
+def first_stage(preset: AutoencoderPreset | None = None, data=None, feature_net=None, ckpt_path=None,
+                progress: bool = True):
+    """The trained first stage, scale factor included: ``(autoencoder, history, ckpt_path)``.
+
+    Trains the preset (default: the main f=4 MNIST autoencoder) or resumes it, or loads it if finished; then, once,
+    sets its scale factor s = 1/std(z) over (up to 10,000 of) the training images and writes it into the checkpoint
+    (LDM App. D.1). ``data`` defaults to MNIST's training split; ``feature_net`` to the course's classifier.
+    """
+    preset = preset or presets.autoencoder_mnist()
+    ckpt_path = ckpt_path or runs_dir(preset.mode) / f"{preset.name}.pt"
+    if data is None:
+        data, _ = mnist("train", size=preset.image_size, n=preset.n_train)
+    if feature_net is None and preset.loss.perceptual_weight > 0:
+        feature_net = load_classifier()
+    result = train_autoencoder_preset(preset, data, feature_net=feature_net, ckpt_path=ckpt_path, progress=progress)
+    model = result.model.eval()
+    ckpt = load_checkpoint(ckpt_path, kind="autoencoder_kl")
+    if float(ckpt["model"]["scale_factor"]) == 1.0:  # not computed yet (an untouched buffer is exactly 1)
+        with torch.no_grad():
+            compute_scale_factor(model, data[:10000].to(next(model.parameters()).device))
+        ckpt["model"]["scale_factor"] = model.scale_factor.detach().cpu().clone()
+        payload = {k: v for k, v in ckpt.items() if k not in ("format", "version", "kind", "config")}
+        save_checkpoint(ckpt_path, payload, kind=ckpt["kind"], config=ckpt["config"])
+    return model, result.history, ckpt_path
+
+
+def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = True, callback=None,
+          faces: str = "auto"):
+    """Train (or resume, or load if finished) the preset called ``name`` (a key of :data:`PRESETS`), end to end:
+    data, first stage for latent presets, training; what ``python -m minildm train NAME`` runs.
+
+    Returns ``(model, ckpt_path)``: the :class:`~minildm.autoencoder.AutoencoderKL` for ``autoencoder-mnist`` and
+    ``autoencoder-faces``, else a :class:`~minildm.ldm.DiffusionModel` with the EMA weights. The face presets run
+    :func:`train_faces` (faces → attribute classifier → autoencoder → latents → LDM) on ``faces``:
+    "auto" (CelebA if it is on disk, else the toy faces), "celeba" or "toy".
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    mode = mode or get_mode()
+    if name in ("autoencoder-faces", "latent-faces"):
+        ae_only = name == "autoencoder-faces"
+        run = train_faces(mode, stop_after="autoencoder" if ae_only else "ldm", source=faces, ckpt_path=ckpt_path,
+                          progress=progress, callback=callback)
+        return (run.ae, run.ae_ckpt) if ae_only else (run.model, run.ckpt)
+    preset = PRESETS[name](mode)
+    ckpt_path = ckpt_path or runs_dir(mode) / f"{preset.name}.pt"
+    if name == "autoencoder-mnist":
+        ae, _, ckpt_path = first_stage(preset, ckpt_path=ckpt_path, progress=progress)
+        return ae, ckpt_path
+    images, labels = mnist("train", size=preset.image_size, n=preset.n_train)
+    ae, data = None, images
+    if preset.f > 1:
+        ae, _, _ = first_stage(presets.autoencoder_mnist(mode, f=preset.f), progress=progress)
+        data = encode_dataset(ae, images, cache_path=_latents_cache(ae, "train", mode=mode))
+    spec, null = preset.conditioning, None
+    if spec is None:
+        labels = None
+    elif spec["type"] == "text":  # captions measured on the same digits, in the same order as the latents
+        _, tok, labels, preset = text_conditions(preset, images, labels)
+        null = tok.null()
+    result, _ = train_preset(preset, data, labels=labels, ckpt_path=ckpt_path, progress=progress, callback=callback,
+                             first_stage=ae, null_condition=null)
+    return to_model(preset, result.ema, ae), ckpt_path
+
+
+# ------------------------------------------------------------------------------------------ faces (notebook 06)
+def checkpoint_path(name: str, data: FaceData, mode: Mode | None = None) -> Path:
+    """``runs/<mode>/<name>_<toy|celeba>.pt``: each data source keeps its own artefacts."""
+    return runs_dir(mode) / f"{name}_{data.source}.pt"
+
+
+def face_classifier(data: FaceData, test: FaceData, mode: Mode | None = None, ckpt_path=None,
+                    progress: bool = True) -> tuple[AttributeClassifier, Tensor]:
+    """The attribute classifier for ``data``'s attributes, trained (or loaded): (model, test accuracy (M,))."""
+    size = presets.face_classifier(mode)
+    return train_attribute_classifier(data.names, data.images, data.attrs, test.images, test.attrs, steps=size.steps,
+                                      batch_size=size.batch_size, progress=progress,
+                                      ckpt_path=ckpt_path or checkpoint_path("face_classifier", data, size.mode),
+                                      data_info=dict(source=data.source, n=len(data)))
+
+
+
+
+def face_autoencoder(data: FaceData, classifier: AttributeClassifier, mode: Mode | None = None, ckpt_path=None,
+                     progress: bool = True):
+    """The RGB first stage for ``data`` (:func:`minildm.presets.autoencoder_faces`), trained, resumed or loaded,
+    with the perceptual loss through ``classifier``'s features and its scale factor set: (ae, history, ckpt_path)."""
+    preset = presets.autoencoder_faces(mode)
+    return first_stage(preset, data=data.float(preset.n_train), feature_net=classifier,
+                               ckpt_path=ckpt_path or checkpoint_path(preset.name, data, mode), progress=progress)
+
+
+@dataclass
+class FacesRun:
+    """Everything :func:`train_faces` made, for the notebook to show."""
+
+    data: FaceData
+    test: FaceData
+    classifier: AttributeClassifier
+    classifier_accuracy: Tensor            # (M,) on the test split
+    ae: object                             # the AutoencoderKL, scale factor set
+    ae_history: list
+    ae_ckpt: Path
+    model: DiffusionModel | None = None    # None when only the autoencoder was asked for
+    history: list = field(default_factory=list)
+    ckpt: Path | None = None
+
+
+def train_faces(mode: Mode | None = None, stop_after: str = "ldm", source: str = "auto", root=None,
+                ckpt_path=None, progress: bool = True, callback=None) -> FacesRun:
+    """Notebook 06 end to end (resumable; finished stages load): faces → attribute classifier → RGB autoencoder
+    (perceptual loss through the classifier's features) → latents s·ℰ(x) → attribute-conditional LDM.
+
+    ``stop_after="autoencoder"`` stops before the LDM. Checkpoints: :func:`checkpoint_path` (``ckpt_path`` for the
+    LDM's, or the autoencoder's with ``stop_after="autoencoder"``).
+    """
+    if stop_after not in ("autoencoder", "ldm"):
+        raise ValueError(f"stop_after must be 'autoencoder' or 'ldm', got {stop_after!r}")
+    mode = mode or get_mode()
+    data = load_faces("train", source=source, root=root, mode=mode, verbose=progress)
+    test = load_faces("test", source=source, root=root, mode=mode, verbose=progress)
+    clf, acc = face_classifier(data, test, mode, progress=progress)
+    ae, ae_history, ae_ckpt = face_autoencoder(data, clf, mode, ckpt_path if stop_after == "autoencoder" else None,
+                                               progress)
+    run = FacesRun(data, test, clf, acc, ae, ae_history, ae_ckpt)
+    if stop_after == "autoencoder":
+        return run
+    z = encode_dataset(ae, data.images, cache_path=checkpoint_path("latents_faces_train", data, mode))
+    preset = presets.latent_faces(mode, attributes=data.names)
+    run.ckpt = Path(ckpt_path or checkpoint_path(preset.name, data, mode))
+    null = torch.full((len(data.names),), NULL)  # ∅: every attribute unspecified
+    result, _ = train_preset(preset, z, labels=data.attrs, ckpt_path=run.ckpt, progress=progress,
+                              callback=callback, first_stage=ae, null_condition=null)
+    run.model, run.history = to_model(preset, result.ema, ae), result.history
+    return run
