@@ -6,10 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
-if ! "$PY" - <<'PY' 2>/dev/null
-import pathlib, minildm, nbval, jupytext, ipykernel, scipy  # noqa: F401
-assert pathlib.Path(minildm.__file__).resolve().parent.parent == pathlib.Path.cwd().resolve()
+# Checked from another folder: run from here, `import minildm` would find this checkout through the working directory
+# even when the installed minildm (what notebook kernels import) is another checkout's.
+if ! (cd / && "$PY" - "$PWD" <<'PY' 2>/dev/null
+import pathlib, sys, minildm, nbval, jupytext, ipykernel, scipy  # noqa: F401
+assert pathlib.Path(minildm.__file__).resolve().parent.parent == pathlib.Path(sys.argv[1]).resolve()
 PY
+)
 then
   echo "setup: installing minildm[dev,notebooks] into $("$PY" -c 'import sys; print(sys.prefix)')"
   "$PY" -m pip install --disable-pip-version-check -q -e '.[dev,notebooks]'
