@@ -14,12 +14,14 @@ module                  notebooks               what, and where in the papers
 ``schedule``            01, 02–04               β schedules, q(x_t|x_0), SNR: DDPM §2 Eq. 2, 4, 6–7; LDM App. B
 ``checkpoint``          02–06                   versioned, atomic checkpoints that carry their config; the kinds
 ``celeba``              06                      CelebA layout reader (LDM App. E.2 trains on CelebA-HQ)
+``celeba_hub``          06 (its error)          CelebA from a Hugging Face mirror, converted once into that layout
 ``toyfaces``            06                      procedural stand-in for CelebA, same on-disk format
 ``text``                05                      word-level tokenizer for prompts (<pad>, <unk>, <null>)
 ``captions``            05                      MNIST captions from measured thickness, slant, size
 ``guidance``            05, 06                  classifier-free guidance: condition dropout, guided ε (LDM §4.3)
 ``distributions``       03                      the diagonal Gaussian posterior q(z|x), its KL (LDM §3.1)
 ``viz``                 all                     grids, strips, curves, attention figures, the smoke banner
+``uncertainty``         (04–06, evaluate)       every number's spread: bootstrap, repeats, ratios
 *model parts*
 ``layers``              02, 03                  GroupNorm, ResBlock, Down/Upsample: shared by UNet, autoencoder, GAN
 ``attention``           02, 05                  softmax(QKᵀ/√d)·V, self/cross-attention, SpatialTransformer (§3.3)
@@ -47,6 +49,7 @@ module                  notebooks               what, and where in the papers
 ``faces``               06                      face data (CelebA or toy), attribute vectors, editing, localisation
 ``conditions``          (CLI)                   default conditions per kind, and parsing --label/--prompt/--attributes
 ``recipes``             02–06                   every training job end to end: data → ℰ → latents → ε_θ; faces
+``dryrun``              (tests, gpu_check)      a preset tried on any device: real widths, a few steps, memory
 *the doors*
 ``exercises``           all (last cells)        answer checks for the exercises
 ``__main__``            —                       the command line: demo, train, sample, export, notebook

@@ -1,4 +1,5 @@
-"""CelebA (aligned faces, 40 binary attributes) from files placed by hand.  Notebooks on conditioning · LDM §4.3.
+"""CelebA (aligned faces, 40 binary attributes) from its standard layout, placed by hand or by minildm.celeba_hub.
+Notebooks on conditioning · LDM §4.3.
 
 torchvision's ``CelebA(download=True)`` fails most of the time (Google Drive quota, torchvision issues
 #1920, #2262, #3708, #5705, #8204, #8283), and it also demands the md5-checked identity / bbox / landmark
@@ -10,6 +11,9 @@ files. This loader reads only what the course needs, in the standard layout::
 
 (The Kaggle mirror's ``.csv`` lists and its nested ``img_align_celeba/img_align_celeba`` folder also work.)
 Offline, :func:`minildm.toyfaces.write_toy_faces` writes a procedural stand-in in exactly this format.
+
+**Online (Colab included)**, :func:`minildm.celeba_hub.download_celeba` fetches a Hugging Face mirror and
+converts it once into this layout.
 
 Preprocessing (as in LDM / DDPM's CelebA-64): centre crop 148×148, bicubic resize to ``size``×``size``,
 scale to [-1, 1]. Attributes: CelebA's −1/1 become 0/1.
@@ -41,6 +45,9 @@ CELEBA_ATTRIBUTES: tuple[str, ...] = (
 SPLITS = {"train": 0, "valid": 1, "test": 2, "all": None}
 ATTR_FILE, PARTITION_FILE, IMAGE_DIR = "list_attr_celeba.txt", "list_eval_partition.txt", "img_align_celeba"
 CACHE_VERSION = 1
+SPLIT_SIZES = {"train": 162_770, "valid": 19_867, "test": 19_962}  # CelebA's official split (202,599 images)
+HUB_REPO, HUB_CONFIG, HUB_MARKER = "flwrlabs/celeba", "img_align+identity+attr", "FROM_HUB.txt"
+HUB_GB = 12  # the mirror's parquet files, about 12 GB to download (and as much on disk once converted)
 
 
 FACE_SIZE = 64  # the course's face resolution: CelebA's aligned crops centre-cropped (148) and resized, or toy faces
@@ -61,9 +68,16 @@ class CelebADataMissing(FileNotFoundError):
     def __init__(self, root: Path, missing: list[Path]):
         folder = Path(root) / "celeba"
         lines = "\n".join(f"  - {p}" for p in missing)
+        marker = folder / HUB_MARKER
+        resume = (f"An interrupted download_celeba() left {marker}: run it again, it resumes where it stopped.\n"
+                  if marker.is_file() and not _hub_done(marker) else "")
+        call = "download_celeba()" if Path(root) == data_root() else f"download_celeba({str(root)!r})"
         super().__init__(
-            f"CelebA data missing under {folder}:\n{lines}\n\n"
-            f"Place the files by hand in this layout (the data root is {root}; set MINILDM_DATA to change it):\n"
+            f"CelebA data missing under {folder}:\n{lines}\n\n{resume}"
+            f"Online (Colab included): `from minildm.celeba_hub import download_celeba; {call}` fetches the\n"
+            f"Hugging Face mirror {HUB_REPO} (about {HUB_GB} GB; needs huggingface_hub and pyarrow, both on Colab)\n"
+            f"and converts it once into the layout below. Or place the files by hand in this layout (the data root\n"
+            f"is {root}; set MINILDM_DATA to change it):\n"
             f"  {folder / IMAGE_DIR}/*.jpg        (202,599 aligned 178x218 JPEGs: unzip img_align_celeba.zip)\n"
             f"  {folder / ATTR_FILE}\n"
             f"  {folder / PARTITION_FILE}\n"
@@ -72,8 +86,6 @@ class CelebADataMissing(FileNotFoundError):
             "    Anno/list_attr_celeba.txt, Eval/list_eval_partition.txt)\n"
             "  - the Kaggle mirror \"jessicali9530/celeba-dataset\" (`kaggle datasets download -d\n"
             "    jessicali9530/celeba-dataset`; its list_*.csv files and nested img_align_celeba/ folder work as is)\n"
-            "  - a Hugging Face mirror of CelebA (search huggingface.co/datasets for 'celeba'; take one that ships\n"
-            "    img_align_celeba.zip and the list_*.txt files)\n"
             "torchvision's automatic download is not attempted: it usually fails on Google Drive's quota.\n"
             "No CelebA at hand (offline, CI)? `minildm.toyfaces.write_toy_faces(root)` writes procedural toy faces\n"
             "in this exact format, a labelled stand-in for CelebA."
@@ -249,3 +261,8 @@ class CelebA(Dataset):
         torch.save(blob, tmp)
         os.replace(tmp, self.cache_path)  # atomic: a reader never sees half a file
         return images
+
+
+def _hub_done(marker: Path) -> bool:
+    lines = marker.read_text().splitlines()
+    return bool(lines) and lines[-1].startswith("done:")

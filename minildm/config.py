@@ -145,6 +145,17 @@ def env_flag(name: str) -> bool:
     raise ValueError(f"{name}={raw!r} is not a yes/no value; use {name}=1 (yes) or {name}=0 (no), or unset it")
 
 
+def max_steps() -> int | None:
+    """``MINILDM_MAX_STEPS``: a cap on every preset's training steps (unset: none). For a quick pass through the
+    recipes at full size, e.g. ``scripts/gpu_check.py`` running each notebook's gpu path in minutes; no quality."""
+    raw = os.environ.get("MINILDM_MAX_STEPS", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"MINILDM_MAX_STEPS={raw!r} must be a whole number of steps ≥ 1, or unset (no cap)")
+    return int(raw)
+
+
 def _env_folder(name: str) -> Path | None:
     """The folder an environment variable names (``MINILDM_DATA``, ``MINILDM_RUNS``), or None if it is unset.
     It need not exist yet (it is created when first written to), but it cannot be, or lie under, a regular file."""

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from .classifier import MNISTClassifier, load_classifier
 from .data import mnist
+from .uncertainty import Estimate, bootstrap, bootstrap_mean, over_repeats, ratio
 
 
 def psnr(x: Tensor, y: Tensor, value_range: tuple[float, float] = (-1, 1)) -> float:
@@ -179,3 +180,39 @@ class Evaluator:
         if labels is not None:
             out["accuracy"] = self.accuracy(images, labels)
         return out
+
+    # ---- the same numbers with their spreads (minildm.uncertainty)
+    def real_floor_spread(self, n: int, pairs: int = 3, seed: int = 0) -> Estimate:
+        """The floor at ``n`` over ``pairs`` disjoint pairs of real sets: 2·pairs·n distinct digits drawn from MNIST's
+        70,000 (train and test), one FD per pair; its mean and range."""
+        x = torch.cat([mnist("train")[0], mnist("test")[0]])
+        if 2 * pairs * n > x.shape[0]:
+            raise ValueError(f"{pairs} disjoint pairs of {n} digits need {2 * pairs * n} > {x.shape[0]} real digits")
+        perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
+        sets = [x[perm[i * n:(i + 1) * n]] for i in range(2 * pairs)]
+        return over_repeats([self.fid(sets[2 * k], sets[2 * k + 1]) for k in range(pairs)], "disjoint real pairs")
+
+    def fd_spread(self, images: Tensor, n_boot: int = 200, seed: int = 0) -> Estimate:
+        """:meth:`fid_to_real` with a bootstrap over the generated samples (the real set held fixed), recentred
+        (:func:`~minildm.uncertainty.bootstrap`: resampling with replacement inflates a Fréchet distance)."""
+        real = feature_stats(self.embed(self._real_sets(images.shape[0], seed)[0]))
+        feats = self.embed(images).double().numpy()
+        return bootstrap(lambda f: frechet_distance(*feature_stats(f), *real), feats, n_boot=n_boot, seed=seed,
+                         recentre=True)
+
+    def report_spread(self, images: Tensor, labels: Tensor | None = None, n_boot: int = 200, pairs: int = 3,
+                      seed: int = 0) -> dict:
+        """:meth:`report` with every number an :class:`~minildm.uncertainty.Estimate`: ``fd`` (bootstrap over samples),
+        ``floor`` (over disjoint real pairs), ``fd_ratio`` (their ratio), ``confidence``, ``accuracy`` with ``labels``,
+        and ``digit_shares`` (10 Estimates: each class's share of the samples as the judge reads them; diversity)."""
+        n = images.shape[0]
+        fd, floor = self.fd_spread(images, n_boot, seed), self.real_floor_spread(n, pairs, seed)
+        logits = self.logits(images)
+        read = logits.argmax(1).numpy()
+        out = dict(n=n, fd=fd, floor=floor, fd_ratio=ratio(fd, floor, seed=seed),
+                   confidence=bootstrap_mean(logits.softmax(1).amax(1).numpy(), n_boot=n_boot, seed=seed),
+                   digit_shares=[bootstrap_mean(read == k, n_boot=n_boot, seed=seed) for k in range(10)])
+        if labels is not None:
+            out["accuracy"] = bootstrap_mean(read == labels.cpu().numpy(), n_boot=n_boot, seed=seed)
+        return out
+

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from .attention_maps import region_share
-from .celeba import CELEBA_ATTRIBUTES, FACE_SIZE, CelebA, CelebADataMissing, attribute_index
+from .celeba import CELEBA_ATTRIBUTES, FACE_SIZE, HUB_GB, CelebA, CelebADataMissing, attribute_index
 from .conditioning import AttributeEncoder
 from .config import Mode, data_root, get_mode
 from .ldm import DiffusionModel
@@ -94,8 +94,9 @@ def load_faces(split: str = "train", n: int | None = None, names=FACE_ATTRIBUTES
                 raise
             if verbose and (root / "celeba").exists():  # a half-placed CelebA: say so, not only "toy faces"
                 first, what = str(missing).splitlines()[:2]
-                print(f"note: {first} {what.strip()} … so the toy faces stand in; load_faces(source='celeba') "
-                      "raises with the full instructions")
+                print(f"note: {first} {what.strip()} … so the toy faces stand in. Online (Colab included), `from "
+                      f"minildm.celeba_hub import download_celeba; download_celeba()` fetches CelebA (about {HUB_GB} GB); "
+                      "load_faces(source='celeba') raises with every way to get it")
     if data is None:
         count = toy_faces_count(mode)
         folder = write_toy_faces(root / f"toyfaces_{count}", n=count, seed=0)

@@ -16,11 +16,29 @@ from dataclasses import dataclass
 from .autoencoder import AutoencoderConfig
 from .celeba import FACE_SIZE
 from .checkpoint import DIFFUSION_KINDS
-from .config import Mode, get_mode, pick
+from .config import Mode, get_mode, max_steps, pick
 from .losses import AutoencoderLossConfig
 from .toyfaces import RENDERED_ATTRIBUTES
 from .train import TrainConfig
 from .unet import UNetConfig
+
+
+def capped(preset_fn):
+    """A preset function whose training steps obey ``MINILDM_MAX_STEPS`` (:func:`minildm.config.max_steps`), the one
+    override of a size: a GAN that starts halfway starts halfway through the capped run."""
+    def build(*args, **kwargs):
+        preset = preset_fn(*args, **kwargs)
+        cap = max_steps()
+        if cap is None or preset.train.steps <= cap:
+            return preset
+        changes = dict(train=dataclasses.replace(preset.train, steps=cap))
+        if isinstance(preset, AutoencoderPreset):
+            changes["loss"] = dataclasses.replace(preset.loss, disc_start=min(preset.loss.disc_start, cap // 2))
+        return dataclasses.replace(preset, **changes)
+
+    build.__name__, build.__qualname__, build.__doc__ = preset_fn.__name__, preset_fn.__qualname__, preset_fn.__doc__
+    build.__wrapped__ = preset_fn
+    return build
 
 
 @dataclass
@@ -53,6 +71,7 @@ class DiffusionPreset:
         return d
 
 
+@capped
 def pixel_mnist(mode: Mode | None = None) -> DiffusionPreset:
     """Notebook 02: DDPM in pixel space on MNIST 32×32 (L_DM, LDM Eq. 1)."""
     mode = mode or get_mode()
@@ -76,6 +95,7 @@ def pixel_mnist(mode: Mode | None = None) -> DiffusionPreset:
                            ddim_steps=pick(smoke=10, cpu=50, gpu=50, mode=mode))
 
 
+@capped
 def latent_mnist(mode: Mode | None = None, f: int = 4) -> DiffusionPreset:
     """Notebook 04: latent diffusion on MNIST (L_LDM, LDM Eq. 2): ε_θ on z = s·ℰ(x), (4, 32/f, 32/f).
 
@@ -107,6 +127,7 @@ LATENT_CPU_STEPS = 20000
 CONTEXT_DIM = 64  # width of τ_θ's tokens, the keys/values of the UNet's cross-attention (notebook 05)
 
 
+@capped
 def latent_mnist_class(mode: Mode | None = None) -> DiffusionPreset:
     """Notebook 05: class-conditional latent diffusion, y → τ_θ(y) (one token) → cross-attention (LDM §3.3).
 
@@ -124,6 +145,7 @@ def latent_mnist_class(mode: Mode | None = None) -> DiffusionPreset:
                                conditioning=dict(type="class", num_classes=10, dim=CONTEXT_DIM))
 
 
+@capped
 def latent_mnist_text(mode: Mode | None = None) -> DiffusionPreset:
     """Notebook 05: text-conditional latent diffusion on captions such as "a thick slanted seven" (LDM §3.3, §4.3).
 
@@ -165,6 +187,7 @@ class AutoencoderPreset:
 AE_VARIANTS = ("l1", "l1+perceptual", "full")  # the loss ablation of notebook 03, one term added at a time
 
 
+@capped
 def autoencoder_mnist(mode: Mode | None = None, f: int = 4, variant: str = "full", short: bool = False) -> AutoencoderPreset:
     """Notebook 03: the KL autoencoder for MNIST 32×32 at downsampling factor ``f`` (2, 4 or 8).
 
@@ -219,11 +242,13 @@ CLASSIFIER_CPU_STEPS = 400  # 161 s on one core (~1.5 min on 2), 98.4% mean test
 def face_classifier(mode: Mode | None = None) -> FaceClassifierPreset:
     """Notebook 06: the attribute classifier's steps and batch size per run mode."""
     mode = mode or get_mode()
-    return FaceClassifierPreset(mode=mode, steps=pick(smoke=10, cpu=CLASSIFIER_CPU_STEPS, gpu=3000, mode=mode),
+    steps = pick(smoke=10, cpu=CLASSIFIER_CPU_STEPS, gpu=3000, mode=mode)
+    return FaceClassifierPreset(mode=mode, steps=min(steps, max_steps() or steps),
                                 batch_size=pick(smoke=16, cpu=64, gpu=128, mode=mode))
 
 
 
+@capped
 def autoencoder_faces(mode: Mode | None = None) -> AutoencoderPreset:
     """Notebook 06: the RGB KL autoencoder for 64×64 faces, f = 4 → z (3, 16, 16) (LDM's KL-f4 has c = 3 too).
 
@@ -257,6 +282,7 @@ AE_FACES_CPU_WIDTH, AE_FACES_CPU_BATCH, AE_FACES_CPU_STEPS = 24, 16, 800
 LATENT_FACES_CPU_STEPS = 1800
 
 
+@capped
 def latent_faces(mode: Mode | None = None, attributes=None) -> DiffusionPreset:
     """Notebook 06: attribute-conditional latent diffusion on 64×64 faces: ε_θ(z_t, t, τ_θ(a)) on z (3, 16, 16).
 

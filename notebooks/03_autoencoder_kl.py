@@ -36,13 +36,14 @@
 # notebook 04 needs.
 
 # %%
-# Colab only: install minildm from GitHub (a no-op anywhere else).
+# Colab only: install minildm from GitHub (a no-op anywhere else), and nothing more: Colab ships every dependency,
+# and upgrading its own IPython, ipykernel or ipywidgets would ask for a runtime restart.
 import subprocess
 import sys
 
 if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "minildm[notebooks] @ git+https://github.com/minildm/minildm"], check=True)
+                    "minildm @ git+https://github.com/minildm/minildm"], check=True)
 
 # %%
 import math

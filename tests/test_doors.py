@@ -373,6 +373,8 @@ ENV = [  # (id, variable, value, command, what the line must say)
     ("runs-a-file", "MINILDM_RUNS", "{afile}", ["train", "pixel-mnist"], "MINILDM_RUNS="),
     ("offline-not-yes-no", "MINILDM_OFFLINE", "maybe", ["train", "pixel-mnist"], "MINILDM_OFFLINE='maybe' is not a yes/no"),
     ("offline-no-data", "MINILDM_OFFLINE", "1", ["train", "pixel-mnist"], "MNIST is not in"),
+    ("max-steps-not-a-number", "MINILDM_MAX_STEPS", "ten", ["train", "pixel-mnist"], "MINILDM_MAX_STEPS='ten' must be"),
+    ("max-steps-zero", "MINILDM_MAX_STEPS", "0", ["train", "pixel-mnist"], "a whole number of steps ≥ 1"),
 ]
 
 
