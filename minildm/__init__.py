@@ -38,6 +38,7 @@ module                  notebooks               what, and where in the papers
 ``evaluate``            03–06                   PSNR, SSIM, accuracy, Fréchet distance with its real-vs-real floor
 ``cost``                04                      training images/s and seconds per sample, measured (LDM §4.1)
 *training and latent diffusion*
+``distributed``         (CLI, torchrun)         several processes: torchrun's env, DDP, barrier, shared stops
 ``train``               02–06                   the training loops: AdamW, EMA, safe stops, exact resume
 ``latents``             04 (via recipes)        the data set encoded once by the frozen ℰ, cached (LDM §3.2)
 ``ldm``                 04–06 (via release)     DiffusionModel: ε_θ + schedule + 𝒟, sampled in z, decoded (§3.2)

@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from . import recipes
+from . import distributed, recipes
 from .attention_maps import capture_attention
 from .celeba import CelebADataMissing
 from .checkpoint import CheckpointError, load_checkpoint
@@ -177,8 +177,15 @@ def cmd_train(args: argparse.Namespace) -> None:
                                                " (set MINILDM_RUNS to write elsewhere)"), runs)
     os.environ["MINILDM_MODE"] = mode
     t0 = time.perf_counter()
-    model, ckpt = recipes.train(args.preset, mode, ckpt_path=ckpt_out, progress=not args.no_progress,
-                                faces=args.faces)
+    distributed.init()  # under torchrun (torchrun --nproc-per-node N -m minildm train …): join the others
+    main = distributed.is_main()  # rank 0 (or the only process) alone reports and writes the grid
+    try:
+        model, ckpt = recipes.train(args.preset, mode, ckpt_path=ckpt_out, progress=not args.no_progress,
+                                    faces=args.faces)
+    finally:
+        distributed.cleanup()
+    if not main:
+        return
     print(f"{args.preset} ({mode} mode): checkpoint {ckpt} ({time.perf_counter() - t0:.0f} s in this call)")
     grid = Path(ckpt).with_name(Path(ckpt).stem + "_samples.png")
     if args.preset.startswith("autoencoder-"):  # 32 test images, then their reconstructions

@@ -12,7 +12,7 @@ from minildm.schedule import q_sample
 
 def diffusion_loss(model: nn.Module, x0: Tensor, alpha_bar: Tensor, t: Optional[Tensor] = None,
                    eps: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
-                   **model_kwargs: Any) -> Tensor:
+                   rows: Optional[slice] = None, **model_kwargs: Any) -> Tensor:
     """L = E_{x0, ε~N(0,I), t~U{0..T-1}} ‖ε − ε_θ(x_t, t)‖²  with x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε. Scalar.
 
     This is L_DM (LDM Eq. 1; DDPM's "simple" loss, Eq. 14) when ``x0`` is an image, and L_LDM (LDM Eq. 2)
@@ -24,6 +24,10 @@ def diffusion_loss(model: nn.Module, x0: Tensor, alpha_bar: Tensor, t: Optional[
         x0: (B, C, H, W) clean images or latents.  alpha_bar: (T,) ᾱ from :mod:`minildm.schedule`.
         t: (B,) int timesteps; drawn uniformly when None.  eps: the noise ε (shape of x0); drawn when None.
         generator: draws t and ε from it when given, so a training run can be replayed exactly.
+        rows: data parallel (:func:`minildm.distributed.rows`): ``x0`` (and ``t``, ``ε``, and every tensor of
+            ``model_kwargs``) is the *global* batch, and this process computes the loss on these rows only. t and ε
+            are still drawn for all of it, so N processes draw exactly what one process would, and the mean of
+            their N losses is the one process's loss.
     """
     B = x0.shape[0]
     T = alpha_bar.shape[0]
@@ -34,6 +38,9 @@ def diffusion_loss(model: nn.Module, x0: Tensor, alpha_bar: Tensor, t: Optional[
     if eps is None:
         # ε ~ N(0, I)
         eps = torch.randn(x0.shape, generator=generator, device=dev, dtype=x0.dtype).to(x0.device)
+    if rows is not None:  # this process's share of the global batch (t and ε were drawn for all of it)
+        x0, t, eps = x0[rows], t[rows], eps[rows]
+        model_kwargs = {k: v[rows] if isinstance(v, Tensor) else v for k, v in model_kwargs.items()}
     x_t = q_sample(x0, t, alpha_bar, eps)  # (B, C, H, W)   DDPM Eq. 4
     eps_pred = model(x_t, t, **model_kwargs)
     if eps_pred.shape != eps.shape:

@@ -12,6 +12,9 @@ A preset (:mod:`minildm.presets`) says *how big*; a recipe says *what to do with
 * :func:`train` — a preset of :data:`minildm.presets.PRESETS` by name, end to end.
 
 Every job is resumable: re-running it continues from its checkpoint, and a finished one just loads.
+Under torchrun (:mod:`minildm.distributed`) :func:`train` and :func:`train_faces` join the process group; the
+training loops share each batch out, and what is made once and read back (MNIST, latent caches, the face
+classifier, the scale factor) is made by rank 0 first (``distributed.main_first``), the others waiting.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from . import presets
+from . import distributed, presets
 from .autoencoder import AutoencoderKL, compute_scale_factor
 from .captions import captions_for
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -150,7 +153,8 @@ def first_stage(preset: AutoencoderPreset | None = None, data=None, feature_net=
     preset = preset or presets.autoencoder_mnist()
     ckpt_path = ckpt_path or runs_dir(preset.mode) / f"{preset.name}.pt"
     if data is None:
-        data, _ = mnist("train", size=preset.image_size, n=preset.n_train)
+        with distributed.main_first():  # a download, if any, by one process
+            data, _ = mnist("train", size=preset.image_size, n=preset.n_train)
     if feature_net is None and preset.loss.perceptual_weight > 0:
         feature_net = load_classifier()
     result = train_autoencoder_preset(preset, data, feature_net=feature_net, ckpt_path=ckpt_path, progress=progress)
@@ -161,7 +165,9 @@ def first_stage(preset: AutoencoderPreset | None = None, data=None, feature_net=
             compute_scale_factor(model, data[:10000].to(next(model.parameters()).device))
         ckpt["model"]["scale_factor"] = model.scale_factor.detach().cpu().clone()
         payload = {k: v for k, v in ckpt.items() if k not in ("format", "version", "kind", "config")}
-        save_checkpoint(ckpt_path, payload, kind=ckpt["kind"], config=ckpt["config"])
+        if distributed.is_main():  # every process computed the same s; one writes it
+            save_checkpoint(ckpt_path, payload, kind=ckpt["kind"], config=ckpt["config"])
+        distributed.barrier()
     return model, result.history, ckpt_path
 
 
@@ -178,6 +184,7 @@ def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = 
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     mode = mode or get_mode()
+    distributed.init()  # under torchrun: join the other processes (nothing otherwise)
     if name in ("autoencoder-faces", "latent-faces"):
         ae_only = name == "autoencoder-faces"
         run = train_faces(mode, stop_after="autoencoder" if ae_only else "ldm", source=faces, ckpt_path=ckpt_path,
@@ -188,11 +195,13 @@ def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = 
     if name == "autoencoder-mnist":
         ae, _, ckpt_path = first_stage(preset, ckpt_path=ckpt_path, progress=progress)
         return ae, ckpt_path
-    images, labels = mnist("train", size=preset.image_size, n=preset.n_train)
+    with distributed.main_first():
+        images, labels = mnist("train", size=preset.image_size, n=preset.n_train)
     ae, data = None, images
     if preset.f > 1:
         ae, _, _ = first_stage(presets.autoencoder_mnist(mode, f=preset.f), progress=progress)
-        data = encode_dataset(ae, images, cache_path=_latents_cache(ae, "train", mode=mode))
+        with distributed.main_first():  # rank 0 encodes and caches, the others read the cache
+            data = encode_dataset(ae, images, cache_path=_latents_cache(ae, "train", mode=mode))
     spec, null = preset.conditioning, None
     if spec is None:
         labels = None
@@ -258,15 +267,18 @@ def train_faces(mode: Mode | None = None, stop_after: str = "ldm", source: str =
     if stop_after not in ("autoencoder", "ldm"):
         raise ValueError(f"stop_after must be 'autoencoder' or 'ldm', got {stop_after!r}")
     mode = mode or get_mode()
-    data = load_faces("train", source=source, root=root, mode=mode, verbose=progress)
-    test = load_faces("test", source=source, root=root, mode=mode, verbose=progress)
-    clf, acc = face_classifier(data, test, mode, progress=progress)
+    distributed.init()
+    with distributed.main_first():  # rank 0 writes the toy faces and trains the classifier; the others load them
+        data = load_faces("train", source=source, root=root, mode=mode, verbose=progress)
+        test = load_faces("test", source=source, root=root, mode=mode, verbose=progress)
+        clf, acc = face_classifier(data, test, mode, progress=progress and distributed.is_main())
     ae, ae_history, ae_ckpt = face_autoencoder(data, clf, mode, ckpt_path if stop_after == "autoencoder" else None,
                                                progress)
     run = FacesRun(data, test, clf, acc, ae, ae_history, ae_ckpt)
     if stop_after == "autoencoder":
         return run
-    z = encode_dataset(ae, data.images, cache_path=checkpoint_path("latents_faces_train", data, mode))
+    with distributed.main_first():
+        z = encode_dataset(ae, data.images, cache_path=checkpoint_path("latents_faces_train", data, mode))
     preset = presets.latent_faces(mode, attributes=data.names)
     run.ckpt = Path(ckpt_path or checkpoint_path(preset.name, data, mode))
     null = torch.full((len(data.names),), NULL)  # ∅: every attribute unspecified

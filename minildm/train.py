@@ -17,9 +17,22 @@ No run loses work: checkpoints are atomic (:mod:`minildm.checkpoint`); Ctrl-C (o
 the step in progress, writes a checkpoint and then raises ``KeyboardInterrupt``, so re-running resumes there; a
 non-finite loss raises :class:`NonFiniteLossError` before anything is written, so the last checkpoint on disk is
 the last good one.
+
+Mixed precision (``cfg.precision``, :func:`resolve_precision`): the weights, the optimizer, the EMA and the
+checkpoint stay float32 (the *master* weights); only the forward and the loss run under ``torch.autocast`` in
+bf16 (or fp16, with a ``torch.amp.GradScaler`` whose state the checkpoint keeps). The KL of the first stage is
+computed in float32 too; its encoding of the data set (:mod:`minildm.latents`) and the evaluation never autocast.
+
+Several processes (``torchrun --nproc-per-node N -m minildm train PRESET``, :mod:`minildm.distributed`): every
+process runs the same generator ``g`` and draws the *global* batch (``cfg.batch_size`` indices, t, ε, condition
+dropout), then computes its own rows of it, and DistributedDataParallel averages the gradients: N processes take
+the step one process would on that batch (up to the rounding of the average), with the same learning rate (never
+scaled). Rank 0 alone writes checkpoints and shows progress; all processes stop together. docs/TRAINING.md says
+what a resume with another N keeps.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import threading
@@ -34,8 +47,10 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
+from . import distributed
 from .checkpoint import DIFFUSION_KINDS, CheckpointError, load_checkpoint, save_checkpoint
 from .config import DictConfig
+from .distributions import DiagonalGaussian
 from .guidance import attribute_dropout, condition_dropout
 from .losses import AutoencoderLossConfig, PerceptualLoss, adaptive_weight, hinge_d_loss, hinge_g_loss, l1
 from .objective import diffusion_loss
@@ -48,7 +63,7 @@ class TrainConfig(DictConfig):
     conditions, so it ignores ``ema_decay``, ``p_uncond`` and ``p_unspecified``)."""
 
     steps: int = 2000          # optimizer steps in total (a resumed run continues up to this)
-    batch_size: int = 128      # images (or latents) per step, drawn with replacement
+    batch_size: int = 128      # images (or latents) per step, drawn with replacement; the global batch under torchrun
     lr: float = 1e-3           # peak AdamW learning rate, constant after warm-up
     weight_decay: float = 0.0  # AdamW's decoupled weight decay
     warmup: int = 100          # linear LR warm-up over this many steps (0 = none)
@@ -61,6 +76,8 @@ class TrainConfig(DictConfig):
     p_uncond: float = 0.0      # condition dropout for classifier-free guidance (notebook 05): P(y → null condition)
     p_unspecified: float = 0.0 # attribute vectors only (notebook 06): P(one attribute → ∅), each entry on its own
     max_seconds: float = 0.0   # also stop once training has taken this long (0 = no limit): equal-time comparisons
+    precision: str | None = None  # "fp32", "bf16" or "fp16" for the forward and loss; None: by device (resolve_precision)
+    compile: bool = False      # torch.compile the network the step calls (not faster on 2 CPU cores: docs/TRAINING.md)
 
 
 @dataclass
@@ -84,6 +101,41 @@ class NonFiniteLossError(FloatingPointError):
 
 
 _FREE_ON_RESUME = ("steps", "max_seconds", "log_every", "sample_every", "ckpt_every")  # may change without changing the run
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def resolve_precision(precision: str | None, device: torch.device | str) -> str:
+    """The precision a run on ``device`` uses: ``precision`` if given ("fp32", "bf16", "fp16"), else by device.
+
+    None: bf16 on a GPU that has it (Ampere or newer: A100, L4, H100), fp16 with a GradScaler on one that does not
+    (a T4, a V100), fp32 on the CPU and on Apple's mps (where bf16 autocast is slower than fp32 on most CPUs:
+    docs/TRAINING.md). Explicit values are honoured where torch can autocast them, else a ValueError that says so.
+    """
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    if precision is None:
+        if not cuda:
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} or None (chosen by device), got {precision!r}")
+    if precision == "fp32":
+        return precision
+    if not torch.amp.is_autocast_available(device.type):
+        raise ValueError(f"precision={precision!r}: torch cannot autocast on {device.type}; use precision='fp32' "
+                         "(or None)")
+    if precision == "bf16" and cuda and not torch.cuda.is_bf16_supported(including_emulation=False):
+        raise ValueError("precision='bf16': this GPU has no bfloat16 arithmetic (compute capability below 8.0, "
+                         "e.g. a T4 or a V100); use 'fp16' (with its GradScaler), or None to choose by device")
+    if precision == "fp16" and not cuda:
+        try:  # CPU fp16 autocast and its GradScaler exist in recent torch only
+            torch.amp.GradScaler(device.type)
+            with torch.autocast(device.type, dtype=torch.float16):
+                torch.ones(2, 2) @ torch.ones(2, 2)
+        except (RuntimeError, AssertionError, TypeError) as e:
+            raise ValueError(f"precision='fp16' is not supported on {device.type} by this torch "
+                             f"({torch.__version__}: {e}); use 'bf16' or 'fp32'") from None
+    return precision
 
 
 def _warn_if_changed(path, saved: dict, current: dict) -> None:
@@ -122,17 +174,37 @@ class _Loop:
 
     A loop body calls :meth:`resume` once (it returns the checkpoint to restore the models from, or None), then
     :meth:`run` with its ``step()`` — one optimizer update that returns the history row's values after ``step``
-    and before ``seconds`` — and ``payload()``, the checkpoint entries besides the loop's own.
+    and before ``seconds`` (the first one its loss) — and ``payload()``, the checkpoint entries besides the loop's
+    own. The step calls its networks through :meth:`prepare`, computes the batch's ``rows`` of this process, runs
+    its forward and loss under :meth:`autocast` and its backward and update through ``scaler``.
     """
 
     def __init__(self, cfg: TrainConfig, *, ckpt_path, kind: str, model_config: dict, resume: bool,
-                 progress: bool, configs: dict):
+                 progress: bool, configs: dict, device: torch.device):
         self.cfg, self.ckpt_path, self.kind, self.model_config = cfg, ckpt_path, kind, model_config
         self.configs = configs  # e.g. {"train_config": cfg.to_dict()}: stored, and compared on resume
         self.do_resume, self.progress = resume, progress
         self.g = torch.Generator().manual_seed(cfg.seed)  # CPU: the one stream of randomness of the loop
         self.step, self.history, self.train_seconds = 0, [], 0.0
         self._stop_requested = False
+        self.rows = distributed.rows(cfg.batch_size)  # this process's rows of each global batch (all in one process)
+        if distributed.rank() > 0:  # dropout inside the model: a stream of its own per process (rank 0: as alone)
+            torch.manual_seed(cfg.seed + 1_000_003 * distributed.rank())
+        self.device, self.precision = device, resolve_precision(cfg.precision, device)
+        self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+        # fp16 only: the loss is multiplied by a scale before backward so small gradients do not underflow; with
+        # enabled=False, scale(loss) is loss and step(opt) is opt.step()
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
+
+    def autocast(self):
+        """The context for the forward and the loss: ``torch.autocast`` in bf16/fp16, nothing in fp32."""
+        return contextlib.nullcontext() if self.dtype is None else torch.autocast(self.device.type, dtype=self.dtype)
+
+    def prepare(self, module: nn.Module) -> nn.Module:
+        """``module`` as the step calls it: DistributedDataParallel across processes, torch.compile'd with
+        ``cfg.compile``; the module itself otherwise. The step saves and averages the module itself, never this."""
+        net = distributed.wrap(module)
+        return torch.compile(net) if self.cfg.compile else net
 
     def resume(self) -> dict | None:
         """Load the checkpoint if there is one to resume: restores the loop's state and returns it (else None)."""
@@ -142,8 +214,17 @@ class _Loop:
         check_resumable(ckpt, self.ckpt_path, self.configs)
         for key, current in self.configs.items():
             _warn_if_changed(self.ckpt_path, ckpt[key], current)
+        if ckpt.get("precision", "fp32") != self.precision:  # checkpoints before mixed precision were all fp32
+            warnings.warn(f"resuming {self.ckpt_path}, trained in {ckpt.get('precision', 'fp32')}, in "
+                          f"{self.precision}; the run will not match an uninterrupted one", stacklevel=3)
         self.g.set_state(ckpt["generator_state"])
-        torch.set_rng_state(ckpt["rng_state"])
+        states, rank = ckpt.get("rng_states") or [ckpt["rng_state"]], distributed.rank()  # one per process
+        if rank < len(states):
+            torch.set_rng_state(states[rank])
+        else:  # more processes than the run that wrote it: a fresh stream for this one
+            torch.manual_seed(self.cfg.seed + 1_000_003 * rank + ckpt["step"])
+        if ckpt.get("grad_scaler"):  # fp16: the loss scale and its growth counter
+            self.scaler.load_state_dict(ckpt["grad_scaler"])
         self.step, self.history = ckpt["step"], [tuple(h) for h in ckpt["history"]]
         self.train_seconds = self.history[-1][-1] if self.history else 0.0
         return ckpt
@@ -162,9 +243,14 @@ class _Loop:
     def save(self, payload: dict) -> None:
         if not _all_finite(payload):  # a finite loss, then an update that overflowed: never save that as "good"
             raise self._diverged(f"non-finite weights after step {self.step}, not saved")
-        save_checkpoint(self.ckpt_path, dict(**payload, step=self.step, history=[list(h) for h in self.history],
-                                             generator_state=self.g.get_state(), rng_state=torch.get_rng_state(),
-                                             **self.configs), kind=self.kind, config=self.model_config)
+        states = distributed.gather(torch.get_rng_state())  # every process's stream for the model's dropout
+        if distributed.is_main():  # one writer; the others wait at the barrier until the file is in place
+            save_checkpoint(self.ckpt_path, dict(**payload, step=self.step, history=[list(h) for h in self.history],
+                                                 generator_state=self.g.get_state(), rng_state=states[0],
+                                                 **(dict(rng_states=states) if len(states) > 1 else {}),
+                                                 precision=self.precision, grad_scaler=self.scaler.state_dict(),
+                                                 **self.configs), kind=self.kind, config=self.model_config)
+        distributed.barrier()
 
     def _on_sigint(self, signum, frame) -> None:
         self._stop_requested = True  # finish the step in progress, then checkpoint and stop
@@ -175,29 +261,37 @@ class _Loop:
 
         ``log(recent_rows)`` every ``log_every`` steps and at the end, ``sample()`` every ``sample_every`` steps;
         a checkpoint every ``ckpt_every`` steps, at the end, when stopped by the time budget, and on Ctrl-C.
+        Across processes every decision is shared: the row is averaged over them (a NaN on one is a NaN on all), and
+        a Ctrl-C or the time budget on any one stops them all after the same step; only rank 0 logs and samples.
         """
-        cfg, start = self.cfg, self.step
-        self.bar = bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, desc=self.kind,
-                              dynamic_ncols=True)
+        cfg, start, main_rank, n = self.cfg, self.step, distributed.is_main(), distributed.world()
+        if n > 1 and main_rank:  # the learning-rate rule for the global batch, said out loud
+            print(f"{self.kind}: {n} processes; lr {cfg.lr:g} for global batch {cfg.batch_size} = {n} × "
+                  f"{cfg.batch_size // n}; not scaled", flush=True)
+        self.bar = bar = tqdm(total=cfg.steps, initial=self.step, disable=not (self.progress and main_rank),
+                              desc=self.kind, dynamic_ncols=True)
         t0 = time.perf_counter() - self.train_seconds
         main = threading.current_thread() is threading.main_thread()
         old_handler = signal.signal(signal.SIGINT, self._on_sigint) if main else None
         try:
-            while self.step < cfg.steps and not (cfg.max_seconds > 0 and time.perf_counter() - t0 >= cfg.max_seconds):
-                row = tuple(float(v) for v in step())
-                if not all(math.isfinite(v) for v in row):
+            while self.step < cfg.steps and not (cfg.max_seconds > 0 and
+                                                 distributed.anyone(time.perf_counter() - t0 >= cfg.max_seconds)):
+                scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
+                row = distributed.mean(step())  # each process's row is for its rows of the batch: their mean
+                skipped = scale is not None and self.scaler.get_scale() < scale  # fp16: inf/NaN grads, no update
+                if not math.isfinite(row[0]) or not (skipped or all(math.isfinite(v) for v in row)):
                     raise self._diverged(f"non-finite loss at step {self.step + 1} ({row})")
                 self.step += 1
                 self.history.append((self.step, *row, time.perf_counter() - t0))
                 bar.update(1)
-                if (cfg.log_every > 0 and self.step % cfg.log_every == 0) or self.step == cfg.steps:
+                if main_rank and ((cfg.log_every > 0 and self.step % cfg.log_every == 0) or self.step == cfg.steps):
                     log(self.history[-max(cfg.log_every, 1):])
-                if cfg.sample_every > 0 and self.step % cfg.sample_every == 0:
+                if main_rank and cfg.sample_every > 0 and self.step % cfg.sample_every == 0:
                     sample()
                 if self.ckpt_path is not None and ((cfg.ckpt_every > 0 and self.step % cfg.ckpt_every == 0)
                                                    or self.step == cfg.steps):
                     self.save(payload())
-                if self._stop_requested:
+                if distributed.anyone(self._stop_requested):
                     if self.ckpt_path is not None:
                         self.save(payload())
                     raise KeyboardInterrupt(f"{self.kind} interrupted at step {self.step}" + (
@@ -235,6 +329,8 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
     RNG are restored. A non-finite loss raises :class:`NonFiniteLossError`, keeping the last good checkpoint.
     ``kind`` is the checkpoint's kind, one of :data:`minildm.checkpoint.DIFFUSION_KINDS`.
     ``extra`` (plain values) is stored in every checkpoint as is: how to sample, the frozen first stage (notebook 04).
+    ``cfg.precision`` chooses the forward's arithmetic (:func:`resolve_precision`; the weights stay float32), and
+    under torchrun each process computes its rows of every global batch (the module docstring, docs/TRAINING.md).
     """
     t_call = time.perf_counter()
     cfg = cfg or TrainConfig()
@@ -255,8 +351,8 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
             num_classes = int(nc) if nc is not None else int(labels.max()) + 1
         null_condition = torch.tensor(num_classes)  # the null label
     loop = _Loop(cfg, ckpt_path=ckpt_path, kind=kind, model_config=model_config, resume=resume, progress=progress,
-                 configs=dict(train_config=cfg.to_dict()))
-    g = loop.g
+                 configs=dict(train_config=cfg.to_dict()), device=device)
+    g, rows, scaler = loop.g, loop.rows, loop.scaler
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     ckpt = loop.resume()
@@ -265,10 +361,11 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
         ema.module.load_state_dict(ckpt["ema"])
         ema.n_averaged.copy_(ckpt["ema_n_averaged"])
         opt.load_state_dict(ckpt["optimizer"])
+    net = loop.prepare(model)  # what the step calls: the model, or its DDP (and torch.compile) wrapper
 
     def one_step() -> tuple:
         # ---- a batch: indices, then (optionally) conditions with condition dropout, all from g
-        idx = torch.randint(N, (cfg.batch_size,), generator=g)  # (B,)
+        idx = torch.randint(N, (cfg.batch_size,), generator=g)  # (B,) the global batch, in every process
         x0 = data[idx].to(device)  # (B, C, H, W)
         kw = {}
         if labels is not None:
@@ -278,16 +375,19 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
             if cfg.p_uncond > 0:
                 y = condition_dropout(y, null_condition, cfg.p_uncond, generator=g)  # y → ∅ with prob. p_uncond
             kw["y"] = y.to(device)
-        # ---- one optimizer step on L = ‖ε − ε_θ(x_t, t)‖²  (t and ε drawn from g inside)
+        # ---- one optimizer step on L = ‖ε − ε_θ(x_t, t)‖²  (t and ε drawn from g inside; this process's rows)
         lr = lr_at(loop.step, cfg)
         for group in opt.param_groups:
             group["lr"] = lr
-        loss = diffusion_loss(model, x0, sched.alpha_bar, generator=g, **kw)
+        with loop.autocast():  # bf16/fp16 for the forward and the loss (fp32: nothing); the weights stay float32
+            loss = diffusion_loss(net, x0, sched.alpha_bar, generator=g, rows=rows, **kw)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()  # loss.backward() (fp16: of loss × scale); across processes grads averaged
+        scaler.unscale_(opt)  # fp16: the gradients ÷ scale, before clipping (otherwise nothing)
         # clip_grad_norm_ returns the norm *before* clipping; max_norm=inf only measures it
         grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
-        opt.step()
+        scaler.step(opt)  # opt.step() (fp16: skipped if a gradient is inf/NaN)
+        scaler.update()  # fp16: the scale halves after a skip, grows after 2000 good steps
         ema.update_parameters(model)
         return loss.item(), lr, grad_norm.item()  # history row: (step, loss, lr, grad_norm, seconds)
 
@@ -317,6 +417,23 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
                        steps_done=steps_done)
 
 
+class _Reconstruction(nn.Module):
+    """x → (x̃, q(z|x)) for the first stage's training step: ``AutoencoderKL.forward`` with z = μ + σ·ε drawn from
+    ``g``, where ε is drawn for the whole global batch (``batch_size`` rows) and this process keeps its ``rows``, so
+    N processes draw what one would. q(z|x) is built in float32 (its KL too) even under autocast. DDP wraps this."""
+
+    def __init__(self, ae: nn.Module, g: torch.Generator, batch_size: int, rows: slice):
+        super().__init__()
+        self.ae, self.g, self.batch_size, self.rows = ae, g, batch_size, rows
+
+    def forward(self, x: Tensor) -> tuple[Tensor, DiagonalGaussian]:
+        q = self.ae.encode(x)
+        q = DiagonalGaussian(q.mean.float(), q.logvar.float())  # (b, C, h, w); a no-op in float32
+        eps = torch.randn((self.batch_size, *q.mean.shape[1:]), generator=self.g, device=self.g.device,
+                          dtype=q.mean.dtype)[self.rows]  # ε ~ N(0, I) for the global batch; these rows
+        return self.ae.decode(q.mean + q.std * eps.to(q.mean.device)), q
+
+
 def train_autoencoder(model: nn.Module, data: Tensor, loss_cfg: AutoencoderLossConfig | None = None,
                       cfg: TrainConfig | None = None, *, feature_net: nn.Module | None = None,
                       disc: nn.Module | None = None, ckpt_path: str | Path | None = None, resume: bool = True,
@@ -339,7 +456,8 @@ def train_autoencoder(model: nn.Module, data: Tensor, loss_cfg: AutoencoderLossC
     seconds), with rec_loss = l1_w·L1 + p_w·d, kl unweighted, and 0 for the GAN entries while it is off.
     ``callback`` gets ``dict(event="log", step, rec_loss, kl, g_loss, d_loss, lam, history, model, disc)`` every
     ``log_every`` steps and ``dict(event="sample", step, model, disc)`` every ``sample_every`` steps.
-    Checkpoints, resume (bit for bit on CPU), ``max_seconds`` and the safe stops work as in :func:`train_diffusion`;
+    Checkpoints, resume (bit for bit on CPU), ``max_seconds``, the safe stops, ``cfg.precision`` and several
+    processes work as in :func:`train_diffusion` (under torchrun each process computes λ from its own rows);
     checkpoints hold both models and both optimisers, and ``model_config`` (default ``model.cfg.to_dict()``) so that
     :func:`~minildm.autoencoder.load_autoencoder` rebuilds it.
     """
@@ -357,8 +475,8 @@ def train_autoencoder(model: nn.Module, data: Tensor, loss_cfg: AutoencoderLossC
         perceptual.to(device)
     N, D = data.shape[0], data[0].numel()  # D = C·H·W pixels per image
     loop = _Loop(cfg, ckpt_path=ckpt_path, kind=kind, model_config=model_config, resume=resume, progress=progress,
-                 configs=dict(train_config=cfg.to_dict(), loss_config=loss_cfg.to_dict()))
-    g = loop.g  # CPU: batches and posterior samples
+                 configs=dict(train_config=cfg.to_dict(), loss_config=loss_cfg.to_dict()), device=device)
+    g, rows, scaler = loop.g, loop.rows, loop.scaler  # g (CPU): batches and posterior samples
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay)
     opt_d = None if disc is None else torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9),
                                                         weight_decay=cfg.weight_decay)
@@ -371,6 +489,8 @@ def train_autoencoder(model: nn.Module, data: Tensor, loss_cfg: AutoencoderLossC
         if disc is not None and ckpt["disc"] is not None:  # a checkpoint without one: D starts fresh
             disc.load_state_dict(ckpt["disc"])
             opt_d.load_state_dict(ckpt["disc_optimizer"])
+    net = loop.prepare(_Reconstruction(model, g, cfg.batch_size, rows))  # x → (x̃, q(z|x)), as model(x) with g
+    disc_net = None if disc is None else loop.prepare(disc)
 
     def set_train() -> None:
         model.train()
@@ -380,37 +500,42 @@ def train_autoencoder(model: nn.Module, data: Tensor, loss_cfg: AutoencoderLossC
     clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
 
     def one_step() -> tuple:
-        idx = torch.randint(N, (cfg.batch_size,), generator=g)  # (B,)
-        x = data[idx].to(device)  # (B, C, H, W)
+        idx = torch.randint(N, (cfg.batch_size,), generator=g)  # (B,) the global batch, in every process
+        x = data[idx[rows]].to(device)  # (b, C, H, W): this process's rows of it (b = B in one process)
         lr = lr_at(loop.step, cfg)
         for o in (opt, opt_d) if opt_d is not None else (opt,):
             for group in o.param_groups:
                 group["lr"] = lr
         gan_on = disc is not None and loop.step >= loss_cfg.disc_start
-        # ---- ℰ, 𝒟 step:  L = L_rec + kl_w·KL/D (+ λ·disc_w·L_adv)
-        x_hat, posterior = model(x, sample_posterior=True, generator=g)  # z ~ q(z|x) drawn from g
-        rec_loss = loss_cfg.l1_weight * l1(x, x_hat)
-        if perceptual is not None:
-            rec_loss = rec_loss + loss_cfg.perceptual_weight * perceptual(x, x_hat).mean()
-        kl = posterior.kl().mean()  # Σ over latent dims, mean over the batch (as LDM)
-        loss = rec_loss + loss_cfg.kl_weight * kl / D
-        g_loss, lam = torch.zeros(()), torch.zeros(())
-        if gan_on:
-            g_loss = hinge_g_loss(disc(x_hat))
-            lam = adaptive_weight(rec_loss, g_loss, model.last_layer()) if loss_cfg.adaptive else torch.ones(())
-            loss = loss + lam * loss_cfg.disc_weight * g_loss
+        # ---- ℰ, 𝒟 step:  L = L_rec + kl_w·KL/D (+ λ·disc_w·L_adv), the forward under autocast (bf16/fp16)
+        with loop.autocast():
+            x_hat, posterior = net(x)  # z ~ q(z|x) drawn from g; q in float32, so the KL is float32
+            rec_loss = loss_cfg.l1_weight * l1(x, x_hat)
+            if perceptual is not None:
+                rec_loss = rec_loss + loss_cfg.perceptual_weight * perceptual(x, x_hat).mean()
+            kl = posterior.kl().mean()  # Σ over latent dims, mean over the batch (as LDM)
+            loss = rec_loss + loss_cfg.kl_weight * kl / D
+            g_loss, lam = torch.zeros(()), torch.zeros(())
+            if gan_on:
+                g_loss = hinge_g_loss(disc_net(x_hat))
+                lam = adaptive_weight(rec_loss, g_loss, model.last_layer()) if loss_cfg.adaptive else torch.ones(())
+                loss = loss + lam * loss_cfg.disc_weight * g_loss
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()  # as in train_diffusion: fp16 scales the loss, DDP averages the grads
+        scaler.unscale_(opt)
         nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
+        scaler.step(opt)
         # ---- D_ψ step: hinge loss on real x and the detached x̃ (no gradient reaches the decoder)
         d_loss = torch.zeros(())
         if gan_on:
-            d_loss = hinge_d_loss(disc(x), disc(x_hat.detach()))
+            with loop.autocast():
+                d_loss = hinge_d_loss(disc_net(x), disc_net(x_hat.detach()))
             opt_d.zero_grad(set_to_none=True)  # also drops the grads the ℰ, 𝒟 step left on D_ψ
-            d_loss.backward()
+            scaler.scale(d_loss).backward()
+            scaler.unscale_(opt_d)
             nn.utils.clip_grad_norm_(disc.parameters(), clip)
-            opt_d.step()
+            scaler.step(opt_d)
+        scaler.update()  # once per step, after both optimizers
         # history row: (step, rec_loss, kl, g_loss, d_loss, λ, seconds)
         return rec_loss.item(), kl.item(), g_loss.item(), d_loss.item(), lam.item()
 
