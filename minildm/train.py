@@ -77,7 +77,7 @@ class TrainConfig(DictConfig):
     p_unspecified: float = 0.0 # attribute vectors only (notebook 06): P(one attribute → ∅), each entry on its own
     max_seconds: float = 0.0   # also stop once training has taken this long (0 = no limit): equal-time comparisons
     precision: str | None = None  # "fp32", "bf16" or "fp16" for the forward and loss; None: by device (resolve_precision)
-    compile: bool = False      # torch.compile the network the step calls (not faster on 2 CPU cores: docs/TRAINING.md)
+    compile: bool = False      # torch.compile the network the step calls (off: its CPU A/B is not measured yet, docs/TRAINING.md §4)
 
 
 @dataclass
