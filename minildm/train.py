@@ -77,7 +77,7 @@ class TrainConfig(DictConfig):
     p_unspecified: float = 0.0 # attribute vectors only (notebook 06): P(one attribute → ∅), each entry on its own
     max_seconds: float = 0.0   # also stop once training has taken this long (0 = no limit): equal-time comparisons
     precision: str | None = None  # "fp32", "bf16" or "fp16" for the forward and loss; None: by device (resolve_precision)
-    compile: bool = False      # torch.compile the network the step calls (off: its CPU A/B is not measured yet, docs/TRAINING.md §4)
+    compile: bool = False      # torch.compile the network the step calls (off: 2–3 min to compile; docs/TRAINING.md §4)
 
 
 @dataclass
@@ -108,8 +108,9 @@ def resolve_precision(precision: str | None, device: torch.device | str) -> str:
     """The precision a run on ``device`` uses: ``precision`` if given ("fp32", "bf16", "fp16"), else by device.
 
     None: bf16 on a GPU that has it (Ampere or newer: A100, L4, H100), fp16 with a GradScaler on one that does not
-    (a T4, a V100), fp32 on the CPU and on Apple's mps (where bf16 autocast is slower than fp32 on most CPUs:
-    docs/TRAINING.md). Explicit values are honoured where torch can autocast them, else a ValueError that says so.
+    (a T4, a V100), fp32 on the CPU (bf16 autocast measured 6–10× slower than fp32 on the course's 2-core CPU:
+    docs/TRAINING.md §4) and on Apple's mps. Explicit values are honoured where torch can autocast them, else a
+    ValueError that says so.
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
