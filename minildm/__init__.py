@@ -33,13 +33,13 @@ module                  notebooks               what, and where in the papers
 *first stage and judges*
 ``autoencoder``         03                      the KL-regularised autoencoder ℰ/𝒟, scale factor (LDM §3.1, App. G)
 ``losses``              03                      L1, perceptual, PatchGAN hinge, adaptive λ (LDM App. G, Eq. 25)
-``classifier``          03–05                   the course's MNIST classifier (perceptual features, evaluation)
-``face_classifier``     06                      attribute classifier: judge of face samples, perceptual features
+``classifier``          03–05                   MNIST classifier (perceptual features) and judge (evaluation)
+``face_classifier``     06                      attribute classifier (perceptual features) and face judge
 ``evaluate``            03–06                   PSNR, SSIM, accuracy, Fréchet distance with its real-vs-real floor
 ``cost``                04                      training images/s and seconds per sample, measured (LDM §4.1)
 *training and latent diffusion*
 ``distributed``         (CLI, torchrun)         several processes: torchrun's env, DDP, barrier, shared stops
-``train``               02–06                   the training loops: AdamW, EMA, safe stops, exact resume
+``train``               02–06                   the training loops: AdamW, warmed-up EMA, safe stops, exact resume
 ``latents``             04 (via recipes)        the data set encoded once by the frozen ℰ, cached (LDM §3.2)
 ``ldm``                 04–06 (via release)     DiffusionModel: ε_θ + schedule + 𝒟, sampled in z, decoded (§3.2)
 ``shipped``             04, 05 (via release)    the shipped weights in minildm/weights/, by name

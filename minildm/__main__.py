@@ -31,7 +31,6 @@ from . import distributed, recipes
 from .attention_maps import capture_attention
 from .celeba import CelebADataMissing
 from .checkpoint import CheckpointError, load_checkpoint
-from .classifier import load_classifier
 from .conditions import conditions_for
 from .config import MODES, get_device, get_mode, runs_dir
 from .data import MNISTDataMissing, mnist
@@ -247,12 +246,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
     model = load_diffusion(ckpt)
     images = model.sample(args.n, sampler=args.sampler, steps=args.steps, seed=args.seed)
     _write_samples(images, None, out / "samples.png", out / "samples.npz")
-    ev = Evaluator(load_classifier())
+    ev = Evaluator()  # the judge: no training loss touched it
     conf = ev.confidence(images)
     digits = ev.logits(images).argmax(1).bincount(minlength=10).tolist()
     print(f"{args.n} digits from {ckpt} ({args.sampler}, {args.steps} steps, seed {args.seed}) in "
           f"{time.perf_counter() - t0:.1f} s; "
-          f"the course's classifier is {100 * conf:.1f}% confident on average; digits drawn per class: {digits}")
+          f"the course's judge is {100 * conf:.1f}% confident on average; digits drawn per class: {digits}")
     if text_model is not None:
         _demo_attention(text_model, args, out)
 
@@ -298,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="sample digits from the shipped weights (under a minute on CPU)",
                        description="Sample digits from the shipped latent diffusion weights into OUT/samples.png "
-                                   "and OUT/samples.npz, and judge them with the course's classifier.")
+                                   "and OUT/samples.npz, and judge them with the course's judge network.")
     d.add_argument("--out", default="demo", help="output folder (default: demo/)")
     d.add_argument("--n", type=int, default=64, help="digits to draw (default 64)")
     d.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddpm",

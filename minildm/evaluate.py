@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .classifier import MNISTClassifier, load_classifier
+from .classifier import MNISTClassifier, load_judge
 from .data import mnist
 from .uncertainty import Estimate, bootstrap, bootstrap_mean, over_repeats, ratio
 
@@ -109,14 +109,16 @@ def frechet_distance_features(f1, f2) -> float:
 
 
 class Evaluator:
-    """Accuracy, confidence and Fréchet distance of images (N, 1, 32, 32) in [−1, 1], judged by the MNIST classifier.
+    """Accuracy, confidence and Fréchet distance of images (N, 1, 32, 32) in [−1, 1], judged by the MNIST judge.
 
-    ``Evaluator()`` loads the shipped classifier; pass another one (e.g. freshly trained) to use it instead.
+    ``Evaluator()`` loads the shipped judge (:func:`~minildm.classifier.load_judge`), a network no training loss
+    touched; pass another classifier (e.g. freshly trained) to use it instead. Judging with the perceptual-loss
+    classifier (``load_classifier()``) flatters every model trained through its features.
     """
 
     def __init__(self, classifier: MNISTClassifier | None = None, batch_size: int = 500,
                  device: str | torch.device | None = None):
-        self.classifier = (classifier if classifier is not None else load_classifier()).eval()
+        self.classifier = (classifier if classifier is not None else load_judge()).eval()
         self.device = torch.device(device) if device is not None else next(self.classifier.parameters()).device
         self.classifier.to(self.device)
         self.batch_size = batch_size

@@ -16,6 +16,10 @@ The two jobs of :mod:`minildm.classifier` (notebook 03), for faces:
 The network is :class:`minildm.classifier.MNISTClassifier`'s CNN unchanged (conv blocks at 64², 32², 16² with
 GroupNorm, max-pooled to 2×2, an embedding, a linear head), built for 3×64×64 input with one logit per
 attribute and trained multi-label: L = Σ_m BCE(logit_m, a_m), one independent yes/no question per attribute.
+
+As for digits, the two jobs go to two networks: the classifier (``face_classifier_<source>.pt``) is the
+autoencoder's perceptual net, and a judge of another architecture and seed (:data:`JUDGE_CONFIG`,
+:func:`minildm.recipes.face_judge`, ``face_judge_<source>.pt``), which no training loss touched, measures samples.
 """
 from __future__ import annotations
 
@@ -31,6 +35,8 @@ from .checkpoint import CheckpointNotFoundError, load_checkpoint, save_checkpoin
 from .classifier import ClassifierConfig, MNISTClassifier, warmup_cosine_lr
 
 KIND = "face_classifier"
+# The judge of generated faces (recipes.face_judge): the MNIST judge's architecture for 3×64×64, another seed.
+JUDGE_CONFIG = ClassifierConfig(in_channels=3, widths=(32, 64, 128), image_size=64, arch="strided", dropout=0.2)
 
 
 def _as_float(x: Tensor) -> Tensor:

@@ -139,9 +139,10 @@ def edit_attribute(model: DiffusionModel, attrs: Tensor, name: str, values=(0, 1
     """The same faces once per value of attribute ``name``: (len(values), B, 3, H, W) in [−1, 1].
 
     ``attrs`` (B, M) or (M,): the attribute vectors to start from; in copy k, column ``name`` is set to
-    ``values[k]`` and nothing else changes. Every copy starts from the same z_T (drawn once from ``seed``) and
-    samples with the same seed, so any per-step noise (η > 0, "ddpm") is the same too: the attribute vector is
-    the only difference. ``guidance`` defaults to the model's recommended scale. The default sampler is 50
+    ``values[k]`` and nothing else changes. Every copy starts from the same z_T and draws the same per-step noise
+    (η > 0, "ddpm") as ``model.sample(B, seed=seed)`` would: the attribute vector is the only difference, and a
+    copy whose attributes are unchanged is that ordinary sample. (Until 2026-12 z_T was re-drawn here from the
+    seed and the sampler's first noise *equalled* z_T, so edits started ~40% off the latent distribution.) ``guidance`` defaults to the model's recommended scale. The default sampler is 50
     ancestral steps: deterministic DDIM (η = 0) drifts off the latent distribution with the cpu-budget face model
     (notebook 06, §7).
     """
@@ -152,7 +153,7 @@ def edit_attribute(model: DiffusionModel, attrs: Tensor, name: str, values=(0, 1
     y = y[None] if y.ndim == 1 else y  # (B, M)
     j = attribute_index(model.attributes, name)
     B = y.shape[0]
-    x_T = torch.randn((B, *model.sample_shape), generator=torch.Generator().manual_seed(seed))  # the shared z_T
+    x_T = torch.randn((B, *model.sample_shape), generator=torch.Generator().manual_seed(seed))  # sample()'s z_T
     guidance = model.guidance if guidance is None else guidance
     out = []
     for v in values:

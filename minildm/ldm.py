@@ -96,7 +96,9 @@ class DiffusionModel(nn.Module):
         ``callback`` as the samplers' (per step, per batch).
         ``x_T`` (n, *sample_shape): the starting noise, instead of drawing it from the seed: the same x_T with two
         conditions isolates what the condition does (attribute editing, notebook 06), and an interpolation of two
-        x_T walks between two samples. The seed still draws the stochastic samplers' per-step noise.
+        x_T walks between two samples. The seed still draws the stochastic samplers' per-step noise, from the same
+        place in its stream as without ``x_T`` (the seed's own z_T is drawn and set aside first), so passing the
+        seed's z_T as ``x_T`` changes nothing, and per-step noise never repeats an x_T drawn from that seed.
         """
         steps, eta, y = self._check_sample_args(n, sampler, steps, eta, y, guidance)
         if generator is None:
@@ -104,8 +106,12 @@ class DiffusionModel(nn.Module):
         device = next(self.unet.parameters()).device
         kw: dict = dict(generator=generator, callback=callback, clip_x0=None if self.is_latent else self.clip_x0,
                         steps=steps, eta=eta)
+        # z_T first, for all n (batch-independent), and always drawn, so that the per-step noise is the rest of the
+        # seed's stream whether or not x_T is given: sample(seed=s, x_T=z_T(s)) == sample(seed=s), and an x_T
+        # drawn from the same seed is never re-used as the first step's noise (which makes the latent ~40% too big)
+        z_T = torch.randn((n, *self.sample_shape), generator=generator)
         if x_T is None:
-            x_T = torch.randn((n, *self.sample_shape), generator=generator)  # all noise first: batch-independent
+            x_T = z_T
         elif tuple(x_T.shape) != (n, *self.sample_shape):
             raise ValueError(f"x_T must be the starting noise of n = {n} samples in ε_θ's space, (n, C, h, w) = "
                              f"{(n, *self.sample_shape)}, got {tuple(x_T.shape)}")

@@ -194,6 +194,9 @@ class AutoencoderLossConfig(DictConfig):
     # (a VAE's weight of 1 would trade detail for a smooth prior; the diffusion model is the prior here)
     kl_weight: float = 1e-6
     disc_weight: float = 0.5  # multiplies λ·L_adv (LDM's configs use 0.5)
-    disc_start: int = 0  # step at which the GAN switches on (LDM: after 50k steps); before it, no D updates
+    disc_start: int = 0  # step at which the GAN term joins 𝒟's loss (LDM: after 50k steps)
     adaptive: bool = True  # λ from gradient norms (Eq. 25); False: λ = 1
+    max_weight: float = 1e4  # λ's clamp (taming's 1e4)
+    disc_lead: int = 0  # D_ψ trains alone for this many steps before disc_start (0: both start at disc_start)
+    disc_lr_scale: float = 1.0  # D_ψ's learning rate over 𝒟's
 

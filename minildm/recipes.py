@@ -29,10 +29,11 @@ from . import distributed, presets
 from .autoencoder import AutoencoderKL, compute_scale_factor
 from .captions import captions_for
 from .checkpoint import load_checkpoint, save_checkpoint
-from .classifier import load_classifier
+from .classifier import JUDGE_SEED, load_classifier
 from .conditioning import ConditionalUNet, encoder_from_spec
 from .config import Mode, get_device, get_mode, runs_dir
 from .data import mnist
+from .face_classifier import JUDGE_CONFIG as FACE_JUDGE_CONFIG
 from .face_classifier import AttributeClassifier, train_attribute_classifier
 from .faces import NULL, FaceData, load_faces
 from .latents import encode_dataset
@@ -230,6 +231,18 @@ def face_classifier(data: FaceData, test: FaceData, mode: Mode | None = None, ck
                                       data_info=dict(source=data.source, n=len(data)))
 
 
+
+
+def face_judge(data: FaceData, test: FaceData, mode: Mode | None = None, ckpt_path=None,
+               progress: bool = True) -> tuple[AttributeClassifier, Tensor]:
+    """The judge of generated faces, trained (or loaded): (model, test accuracy (M,)). The attribute classifier's
+    task, but the judge's architecture (:data:`~minildm.face_classifier.JUDGE_CONFIG`) and seed, and no training
+    loss ever goes through it (the classifier is the face autoencoder's perceptual network)."""
+    size = presets.face_classifier(mode)
+    return train_attribute_classifier(data.names, data.images, data.attrs, test.images, test.attrs, steps=size.steps,
+                                      batch_size=size.batch_size, progress=progress, cfg=FACE_JUDGE_CONFIG,
+                                      seed=JUDGE_SEED, ckpt_path=ckpt_path or checkpoint_path("face_judge", data, size.mode),
+                                      data_info=dict(source=data.source, n=len(data)))
 
 
 def face_autoencoder(data: FaceData, classifier: AttributeClassifier, mode: Mode | None = None, ckpt_path=None,

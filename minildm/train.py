@@ -44,7 +44,7 @@ from typing import Callable, Optional
 
 import torch
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from . import distributed
@@ -67,7 +67,8 @@ class TrainConfig(DictConfig):
     lr: float = 1e-3           # peak AdamW learning rate, constant after warm-up
     weight_decay: float = 0.0  # AdamW's decoupled weight decay
     warmup: int = 100          # linear LR warm-up over this many steps (0 = none)
-    ema_decay: float = 0.999   # θ_ema ← decay·θ_ema + (1 − decay)·θ after each step; sample with θ_ema
+    ema_decay: float = 0.999   # the EMA's largest decay: θ_ema ← d·θ_ema + (1 − d)·θ after each step (ema_decay_at)
+    ema_power: float = 0.75    # the EMA's warm-up: d_n = min(ema_decay, 1 − (1 + n)^−ema_power) at update n
     grad_clip: float = 1.0     # clip the global gradient norm to this (0 = no clipping, norm still recorded)
     log_every: int = 50        # steps between progress-bar updates and "log" callbacks
     sample_every: int = 0      # steps between "sample" callbacks (0 = never)
@@ -85,7 +86,7 @@ class TrainResult:
     model: nn.Module        # the raw weights θ after the last step
     ema: nn.Module          # the EMA weights θ_ema (AveragedModel.module): sample with these
     # one row per step, across resumes: (step, loss, lr, grad_norm, seconds) for train_diffusion,
-    # (step, rec_loss, kl, g_loss, d_loss, lambda, seconds) for train_autoencoder
+    # (step, rec_loss, kl, g_loss, d_loss, lambda, D(x), D(x̃), seconds) for train_autoencoder
     history: list = field(default_factory=list)
     seconds: float = 0.0    # wall time of this call
     steps_done: int = 0     # optimizer steps taken in this call (0 if the checkpoint was already complete)
@@ -94,6 +95,40 @@ class TrainResult:
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up from lr/warmup to lr over ``cfg.warmup`` steps, then constant."""
     return cfg.lr * min(1.0, (step + 1) / cfg.warmup) if cfg.warmup > 0 else cfg.lr
+
+
+def ema_decay_at(n: int, max_decay: float, power: float = 0.75) -> float:
+    """The EMA's decay at its n-th update (n = 0, 1, …): d_n = min(max_decay, 1 − (1 + n)^−power).
+
+    Why a warm-up: with a constant decay from step 0 the EMA starts as a copy of the random initial weights and
+    forgets them only at rate d per step, so in a short run much of θ_ema is early weights (at d = 0.995 and 200
+    steps, 37% of its mass is the initial copy). With d_n = 1 − (1 + n)^−p, d_0 = 0 (the first update copies θ)
+    and the EMA averages over about n^p recent steps, a window that grows with the run until it reaches the
+    constant decay's 1/(1 − max_decay) steps. p = 1 would be the plain mean of every step's weights; p = 3/4 is
+    the value k-diffusion's EMAWarmup and diffusers' EMAModel suggest for short runs (inv_gamma = 1).
+    """
+    return min(max_decay, 1.0 - (1.0 + n) ** -power)
+
+
+class EMA(AveragedModel):
+    """θ_ema, a ``torch.optim.swa_utils.AveragedModel`` with the warm-up of :func:`ema_decay_at`.
+
+    ``ema.update_parameters(model)`` after each optimizer step: θ_ema ← d_n·θ_ema + (1 − d_n)·θ with n the number
+    of updates so far (``ema.n_averaged``, saved in checkpoints, so a resumed run continues the schedule). Only
+    parameters are averaged; buffers (running statistics, fixed tables) are copied from the model as they are,
+    since an average of running statistics is not the statistics of the averaged network.
+    """
+
+    def __init__(self, model: nn.Module, max_decay: float, power: float = 0.75):
+        def lerp(ema_params, params, n_averaged) -> None:  # θ_ema += (1 − d_n)(θ − θ_ema), all tensors at once
+            torch._foreach_lerp_(ema_params, params, 1.0 - ema_decay_at(int(n_averaged), max_decay, power))
+
+        super().__init__(model, multi_avg_fn=lerp, use_buffers=False)
+
+    def update_parameters(self, model: nn.Module) -> None:
+        super().update_parameters(model)
+        for b_ema, b in zip(self.module.buffers(), model.buffers()):
+            b_ema.copy_(b)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -355,7 +390,7 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
                  configs=dict(train_config=cfg.to_dict()), device=device)
     g, rows, scaler = loop.g, loop.rows, loop.scaler
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    ema = EMA(model, cfg.ema_decay, cfg.ema_power)
     ckpt = loop.resume()
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
@@ -454,8 +489,10 @@ def train_autoencoder(model: nn.Module, data: Tensor, loss_cfg: AutoencoderLossC
     ``disc`` (e.g. :class:`~minildm.losses.PatchDiscriminator`) enables the GAN, ``None`` trains without one.
     Both optimisers are AdamW with betas (0.5, 0.9), as taming's. There is no EMA: LDM's autoencoder trains
     without one, so ``result.ema`` is ``result.model``. History rows: (step, rec_loss, kl, g_loss, d_loss, λ,
-    seconds), with rec_loss = l1_w·L1 + p_w·d, kl unweighted, and 0 for the GAN entries while it is off.
-    ``callback`` gets ``dict(event="log", step, rec_loss, kl, g_loss, d_loss, lam, history, model, disc)`` every
+    D(x), D(x̃), seconds), with rec_loss = l1_w·L1 + p_w·d, kl unweighted, D(x) and D(x̃) the discriminator's mean
+    logit on the real and the reconstructed batch (its D step), and 0 for the GAN entries while it is off.
+    ``callback`` gets ``dict(event="log", step, rec_loss, kl, g_loss, d_loss, lam, d_real, d_fake, history, model,
+    disc)`` every
     ``log_every`` steps and ``dict(event="sample", step, model, disc)`` every ``sample_every`` steps.
     Checkpoints, resume (bit for bit on CPU), ``max_seconds``, the safe stops, ``cfg.precision`` and several
     processes work as in :func:`train_diffusion` (under torchrun each process computes λ from its own rows);
@@ -479,8 +516,8 @@ def train_autoencoder(model: nn.Module, data: Tensor, loss_cfg: AutoencoderLossC
                  configs=dict(train_config=cfg.to_dict(), loss_config=loss_cfg.to_dict()), device=device)
     g, rows, scaler = loop.g, loop.rows, loop.scaler  # g (CPU): batches and posterior samples
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay)
-    opt_d = None if disc is None else torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9),
-                                                        weight_decay=cfg.weight_decay)
+    opt_d = None if disc is None else torch.optim.AdamW(disc.parameters(), lr=cfg.lr * loss_cfg.disc_lr_scale,
+                                                        betas=(0.5, 0.9), weight_decay=cfg.weight_decay)
     ckpt = loop.resume()
     if ckpt is not None:
         if ckpt["disc"] is not None and disc is None:
@@ -504,10 +541,12 @@ def train_autoencoder(model: nn.Module, data: Tensor, loss_cfg: AutoencoderLossC
         idx = torch.randint(N, (cfg.batch_size,), generator=g)  # (B,) the global batch, in every process
         x = data[idx[rows]].to(device)  # (b, C, H, W): this process's rows of it (b = B in one process)
         lr = lr_at(loop.step, cfg)
-        for o in (opt, opt_d) if opt_d is not None else (opt,):
-            for group in o.param_groups:
-                group["lr"] = lr
-        gan_on = disc is not None and loop.step >= loss_cfg.disc_start
+        for group in opt.param_groups:
+            group["lr"] = lr
+        for group in opt_d.param_groups if opt_d is not None else ():
+            group["lr"] = lr * loss_cfg.disc_lr_scale
+        gan_on = disc is not None and loop.step >= loss_cfg.disc_start  # L_adv in 𝒟's loss
+        d_on = disc is not None and loop.step >= loss_cfg.disc_start - loss_cfg.disc_lead  # D_ψ trains
         # ---- ℰ, 𝒟 step:  L = L_rec + kl_w·KL/D (+ λ·disc_w·L_adv), the forward under autocast (bf16/fp16)
         with loop.autocast():
             x_hat, posterior = net(x)  # z ~ q(z|x) drawn from g; q in float32, so the KL is float32
@@ -519,7 +558,8 @@ def train_autoencoder(model: nn.Module, data: Tensor, loss_cfg: AutoencoderLossC
             g_loss, lam = torch.zeros(()), torch.zeros(())
             if gan_on:
                 g_loss = hinge_g_loss(disc_net(x_hat))
-                lam = adaptive_weight(rec_loss, g_loss, model.last_layer()) if loss_cfg.adaptive else torch.ones(())
+                lam = adaptive_weight(rec_loss, g_loss, model.last_layer(), loss_cfg.max_weight) \
+                    if loss_cfg.adaptive else torch.ones(())
                 loss = loss + lam * loss_cfg.disc_weight * g_loss
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()  # as in train_diffusion: fp16 scales the loss, DDP averages the grads
@@ -527,18 +567,20 @@ def train_autoencoder(model: nn.Module, data: Tensor, loss_cfg: AutoencoderLossC
         nn.utils.clip_grad_norm_(model.parameters(), clip)
         scaler.step(opt)
         # ---- D_ψ step: hinge loss on real x and the detached x̃ (no gradient reaches the decoder)
-        d_loss = torch.zeros(())
-        if gan_on:
+        d_loss, d_real, d_fake = torch.zeros(()), torch.zeros(()), torch.zeros(())
+        if d_on:
             with loop.autocast():
-                d_loss = hinge_d_loss(disc_net(x), disc_net(x_hat.detach()))
+                logits_real, logits_fake = disc_net(x), disc_net(x_hat.detach())
+                d_loss = hinge_d_loss(logits_real, logits_fake)
+            d_real, d_fake = logits_real.detach().float().mean(), logits_fake.detach().float().mean()
             opt_d.zero_grad(set_to_none=True)  # also drops the grads the ℰ, 𝒟 step left on D_ψ
             scaler.scale(d_loss).backward()
             scaler.unscale_(opt_d)
             nn.utils.clip_grad_norm_(disc.parameters(), clip)
             scaler.step(opt_d)
         scaler.update()  # once per step, after both optimizers
-        # history row: (step, rec_loss, kl, g_loss, d_loss, λ, seconds)
-        return rec_loss.item(), kl.item(), g_loss.item(), d_loss.item(), lam.item()
+        # history row: (step, rec_loss, kl, g_loss, d_loss, λ, D(x), D(x̃), seconds)
+        return rec_loss.item(), kl.item(), g_loss.item(), d_loss.item(), lam.item(), d_real.item(), d_fake.item()
 
     def payload() -> dict:
         return dict(model=model.state_dict(), optimizer=opt.state_dict(),
@@ -546,11 +588,12 @@ def train_autoencoder(model: nn.Module, data: Tensor, loss_cfg: AutoencoderLossC
                     disc_optimizer=None if opt_d is None else opt_d.state_dict())
 
     def log(recent: list) -> None:
-        means = [sum(h[i] for h in recent) / len(recent) for i in range(1, 6)]
+        means = [sum(h[i] for h in recent) / len(recent) for i in range(1, 8)]
         loop.bar.set_postfix(rec=f"{means[0]:.4f}", kl=f"{means[1]:.1f}", d=f"{means[3]:.3f}")
         if callback is not None:
             callback(dict(event="log", step=loop.step, rec_loss=means[0], kl=means[1], g_loss=means[2],
-                          d_loss=means[3], lam=means[4], history=loop.history, model=model, disc=disc))
+                          d_loss=means[3], lam=means[4], d_real=means[5], d_fake=means[6], history=loop.history,
+                          model=model, disc=disc))
             set_train()  # in case the callback decoded in eval mode
 
     def sample() -> None:

@@ -228,6 +228,40 @@ def test_gan_switches_on_and_resume_is_bit_for_bit(tmp_path):
     assert not loaded.training
 
 
+def test_the_discriminator_separates_real_from_reconstructed():
+    """The defect notebook 03 showed: D_ψ's hinge loss sat at exactly 1.0, D(x) = D(x̃). Trained on its own (L_adv
+    kept out of 𝒟's loss, disc_weight = 0, so the decoder does not chase it), D_ψ must learn to tell real digits
+    from reconstructions within a few hundred steps, on digits it never saw too; its logits are recorded per step."""
+    x, _ = mnist("train", n=512)
+    x_val, _ = mnist("test", n=256)
+    torch.manual_seed(5)
+    disc = PatchDiscriminator(1, base=16, n_layers=2)
+    loss = AutoencoderLossConfig(perceptual_weight=0.0, disc_weight=0.0, disc_start=50, adaptive=False)
+    res = train_autoencoder(build(dict(TINY)), x, loss, cfg(steps=300, batch_size=32, lr=1e-3, warmup=20,
+                                                           log_every=100, ckpt_every=10**6), disc=disc, progress=False)
+    h = res.history
+    assert all(row[6] == row[7] == 0.0 for row in h[:50])  # D off before disc_start
+    last = h[-50:]
+    gap = sum(row[6] - row[7] for row in last) / len(last)  # mean D(x) − D(x̃) on the training batches
+    hinge = sum(row[4] for row in last) / len(last)
+    assert gap > 0.5, gap
+    assert hinge < 0.9, hinge  # 1.0: cannot tell
+    with torch.no_grad():
+        x_rec = res.model(x_val, sample_posterior=False)[0]
+        real, fake = disc(x_val), disc(x_rec)
+    accuracy = 0.5 * ((real > 0).float().mean() + (fake < 0).float().mean()).item()  # per patch; chance 0.5
+    assert accuracy > 0.65, accuracy
+
+
+def test_disc_lead_trains_the_discriminator_before_the_gan_term():
+    x, _ = mnist("train", n=64)
+    loss = AutoencoderLossConfig(perceptual_weight=0.0, disc_start=6, disc_lead=3)
+    res = train_autoencoder(build(dict(TINY)), x, loss, cfg(steps=8), disc=_disc(), progress=False)
+    lam, d_loss = [row[5] for row in res.history], [row[4] for row in res.history]
+    assert d_loss[:3] == [0.0] * 3 and all(v > 0 for v in d_loss[3:])  # D_ψ from step 3 = 6 − 3
+    assert lam[:6] == [0.0] * 6 and all(v > 0 for v in lam[6:])  # λ·L_adv in 𝒟's loss from step 6
+
+
 def test_perceptual_weight_needs_a_feature_net():
     x, _ = mnist("train", n=16)
     with pytest.raises(ValueError, match="feature_net"):

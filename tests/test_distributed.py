@@ -182,8 +182,9 @@ def launch(argv) -> int:
 
 
 def torchrun(n: int, out: Path, runs: Path, stop_at: int = 0) -> subprocess.CompletedProcess:
+    path = os.pathsep.join([str(TESTS), str(ROOT), os.environ.get("PYTHONPATH", "")])  # this file, this checkout
     env = {**os.environ, "MINILDM_MODE": "smoke", "MINILDM_RUNS": str(runs), "OMP_NUM_THREADS": "1",
-           "STOP_AT": str(stop_at), "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+           "STOP_AT": str(stop_at), "PYTHONPATH": path}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}",
            "-m", "test_distributed", "train", "pixel-mnist", "--no-progress", "--out", str(out)]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
@@ -209,16 +210,22 @@ def test_torchrun_writes_one_checkpoint_that_sample_reads(uninterrupted, capsys)
     assert (d / "s.png").exists()
 
 
-def test_a_stopped_run_resumes_with_two_processes_or_one(uninterrupted, tmp_path, monkeypatch):
-    full = load_checkpoint(uninterrupted[0] / "run.pt")
-    out, runs = tmp_path / "run.pt", tmp_path / "runs"
-    stopped = torchrun(2, out, runs, stop_at=2)  # Ctrl-C on rank 0 at step 2: both stop there, one checkpoint
-    assert stopped.returncode != 0
-    assert "interrupted: pixel_mnist at step 2; checkpoint written" in stopped.stderr, stopped.stderr
-    assert load_checkpoint(out)["step"] == 2  # not a multiple of ckpt_every = 3: written because of the stop
-    shutil.copy(out, tmp_path / "one.pt")
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory):
+    """A 2-process run stopped by Ctrl-C on rank 0 at step 2: both processes stop there, with one checkpoint."""
+    d = tmp_path_factory.mktemp("ddp_stopped")
+    proc = torchrun(2, d / "run.pt", d / "runs", stop_at=2)
+    assert proc.returncode != 0
+    assert "interrupted: pixel_mnist at step 2; checkpoint written" in proc.stderr, proc.stderr
+    assert load_checkpoint(d / "run.pt")["step"] == 2  # not a multiple of ckpt_every = 3: written for the stop
+    return d / "run.pt"
 
-    resumed = torchrun(2, out, runs)  # the same command again: continues from step 2 with 2 processes
+
+def test_a_stopped_run_resumes_with_two_processes_bit_for_bit(uninterrupted, stopped, tmp_path):
+    full = load_checkpoint(uninterrupted[0] / "run.pt")
+    out = tmp_path / "run.pt"
+    shutil.copy(stopped, out)
+    resumed = torchrun(2, out, tmp_path / "runs")  # the same command again: continues from step 2
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     ckpt = load_checkpoint(out)
     assert ckpt["step"] == STEPS and [h[0] for h in ckpt["history"]] == list(range(1, STEPS + 1))
@@ -226,12 +233,17 @@ def test_a_stopped_run_resumes_with_two_processes_or_one(uninterrupted, tmp_path
         assert torch.equal(ckpt["model"][name], w), name
     assert [h[1] for h in ckpt["history"]] == [h[1] for h in full["history"]]
 
-    # one process resumes the 2-process checkpoint: the same batches and noise, float rounding apart
+
+def test_a_two_process_checkpoint_resumes_in_one_process(uninterrupted, stopped, tmp_path, monkeypatch):
+    """The same batches and noise, float rounding apart (one process sums the batch in another order)."""
+    full = load_checkpoint(uninterrupted[0] / "run.pt")
+    out = tmp_path / "one.pt"
+    shutil.copy(stopped, out)
     monkeypatch.setitem(presets.PRESETS, "pixel-mnist", small_pixel)
     monkeypatch.setattr(minildm.ldm.DiffusionModel, "sample", fast_sample)
-    monkeypatch.setenv("MINILDM_RUNS", str(runs))
-    assert main(["train", "pixel-mnist", "--mode", "smoke", "--no-progress", "--out", str(tmp_path / "one.pt")]) == 0
-    one = load_checkpoint(tmp_path / "one.pt")
+    monkeypatch.setenv("MINILDM_RUNS", str(tmp_path / "runs"))
+    assert main(["train", "pixel-mnist", "--mode", "smoke", "--no-progress", "--out", str(out)]) == 0
+    one = load_checkpoint(out)
     assert one["step"] == STEPS and "rng_states" not in one
     for name, w in full["model"].items():
         assert torch.isfinite(one["model"][name]).all()

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from minildm.classifier import (DEFAULT_PATH, TRAIN_COMMAND, ClassifierConfig, MNISTClassifier, load_classifier,
-                                train_classifier)
+from minildm.classifier import (DEFAULT_PATH, JUDGE_COMMAND, JUDGE_CONFIG, TRAIN_COMMAND,
+                                ClassifierConfig, MNISTClassifier, load_classifier, load_judge, train_classifier)
 from minildm.checkpoint import CheckpointNotFoundError
 from minildm.data import mnist
 from minildm.evaluate import Evaluator, feature_stats, frechet_distance, frechet_distance_features
@@ -127,12 +127,40 @@ def test_missing_classifier_says_how_to_train(tmp_path):
     assert "python -m minildm.classifier --out minildm/weights/mnist_classifier.pt" in str(e.value)
 
 
+def test_the_judges_architecture():
+    """The judge shares no conv layer with the classifier: 5×5 then strided 3×3 convolutions, no pooling layers."""
+    x = torch.rand(5, 1, 32, 32) * 2 - 1
+    judge = MNISTClassifier(JUDGE_CONFIG)
+    assert [tuple(f.shape) for f in judge.features(x)] == [(5, 24, 32, 32), (5, 48, 16, 16), (5, 96, 8, 8)]
+    assert judge.embed(x).shape == (5, 96)
+    kernels = [(m.kernel_size, m.stride) for m in judge.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert kernels == [((5, 5), (1, 1)), ((3, 3), (2, 2)), ((3, 3), (2, 2))]
+    assert all(isinstance(block[-1], torch.nn.SiLU) for block in judge.blocks)  # the classifier's: ReLU
+    with pytest.raises(ValueError, match="arch must be one of"):
+        MNISTClassifier(ClassifierConfig(arch="resnet"))
+
+
+def test_missing_judge_says_how_to_train(tmp_path):
+    with pytest.raises(CheckpointNotFoundError, match="--judge"):
+        load_judge(tmp_path / "nope.pt")
+    assert "--judge" in JUDGE_COMMAND
+
+
 @pytest.mark.skipif(not DEFAULT_PATH.exists(), reason=f"no shipped classifier yet; train it with {TRAIN_COMMAND}")
-def test_shipped_classifier_on_the_mnist_test_set():
+def test_shipped_classifier_and_judge_on_the_mnist_test_set():
+    """Both ≥ 98.5% on the 10,000 test digits; the Evaluator's default is the judge, not the perceptual-loss
+    classifier (a network that trained the autoencoder must not grade it); the two disagree on some digits."""
     x, y = mnist("test")
+    clf, judge = load_classifier(), load_judge()
+    assert clf.cfg.arch == "maxpool" and judge.cfg == JUDGE_CONFIG
     ev = Evaluator()
+    assert ev.classifier.cfg == JUDGE_CONFIG
     acc = ev.accuracy(x, y)
-    assert acc >= 0.98, f"shipped classifier: {acc:.2%} on the 10,000 MNIST test digits"
+    assert acc >= 0.985, f"shipped judge: {acc:.2%} on the 10,000 MNIST test digits"
+    acc_clf = Evaluator(clf).accuracy(x, y)
+    assert acc_clf >= 0.985, f"shipped classifier: {acc_clf:.2%}"
+    with torch.no_grad():
+        assert (clf(x[:2000]).argmax(1) != judge(x[:2000]).argmax(1)).any()  # two networks, not one twice
 
 
 def test_psnr_and_ssim_known_values():

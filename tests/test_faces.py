@@ -417,6 +417,20 @@ def test_edit_attribute_holds_the_noise_fixed(jittered, monkeypatch):
         edit_attribute(model, y, "Smilling")
 
 
+def test_an_unchanged_edit_is_the_ordinary_sample(jittered):
+    """An edit that sets an attribute to the value it already has is model.sample with that seed, bit for bit,
+    with per-step noise (ancestral sampling): the edits start from the seed's z_T and the sampler's own noise
+    stream, not from a second generator seeded the same (which re-used z_T as the first step's noise)."""
+    model = jittered
+    y = random_attributes(3, model.attributes, seed=2)
+    j = model.attributes.index("Smiling")
+    y[:, j] = 1
+    edited = edit_attribute(model, y, "Smiling", values=(0, 1), seed=9, guidance=2.0, steps=4, sampler="ddpm")
+    ordinary = model.sample(3, y=y, seed=9, guidance=2.0, steps=4, sampler="ddpm", batch_size=3)
+    assert torch.equal(edited[1], ordinary)
+    assert not torch.equal(edited[0], ordinary)
+
+
 def test_attention_maps_per_attribute_token(jittered):
     y = random_attributes(2, jittered.attributes, seed=0)
     with capture_attention(jittered.unet, which="cross") as store:

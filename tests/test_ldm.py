@@ -9,6 +9,8 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+import minildm.samplers
+
 from minildm import presets, recipes
 from minildm.autoencoder import AutoencoderKL, compute_scale_factor
 from minildm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -236,6 +238,24 @@ def test_stochastic_sample_is_seeded_but_batch_dependent(latent_run):
     a = model.sample(8, steps=4, eta=1.0, seed=3, batch_size=8)
     assert torch.equal(model.sample(8, steps=4, eta=1.0, seed=3, batch_size=8), a)
     assert not torch.allclose(model.sample(8, steps=4, eta=1.0, seed=3, batch_size=3), a)
+
+
+def test_given_x_T_leaves_the_per_step_noise_where_it_was(latent_run, monkeypatch):
+    """sample(seed=s, x_T=z_T(s)) is sample(seed=s), for stochastic samplers too: the seed's z_T is drawn (and set
+    aside) before the per-step noise either way. The defect this guards against: with x_T given, the generator
+    started afresh, so the first per-step noise *was* x_T when x_T came from the same seed (notebook 06's edits)."""
+    model = latent_run.model
+    z_T = torch.randn((4, *model.sample_shape), generator=torch.Generator().manual_seed(5))
+    for sampler, kw in (("ddpm", dict(steps=4)), ("ddim", dict(steps=4, eta=1.0))):
+        ordinary = model.sample(4, sampler=sampler, seed=5, **kw)
+        assert torch.equal(model.sample(4, sampler=sampler, seed=5, x_T=z_T, **kw), ordinary)
+    drawn = []
+    real_noise = minildm.samplers._noise_like
+    monkeypatch.setattr(minildm.samplers, "_noise_like", lambda x, g: drawn.append(real_noise(x, g)) or drawn[-1])
+    model.sample(4, sampler="ddpm", steps=4, seed=5, x_T=z_T)
+    first = drawn[0].flatten()
+    r = torch.corrcoef(torch.stack([first, z_T.flatten()]))[0, 1]
+    assert abs(r) < 4 / first.numel() ** 0.5  # independent draws: |r| ~ 1/√D; the old stream gave r = 1
 
 
 def test_ddpm_with_all_steps():

@@ -1,7 +1,7 @@
 """The shipped weights (minildm/weights/): they load, sample what they promise, and pass their quality gates (docs/DESIGN.md "Targets").
 
 The gate runs the shipped latent model as `demo` does (ancestral sampling, 50 steps, seed 0) and judges the digits with the
-course's classifier. Figures measured when the weights were made are in minildm/weights/README.md; the thresholds
+course's judge (minildm/weights/mnist_judge.pt: no training loss touched it), the faces with the face judge. Figures measured when the weights were made are in minildm/weights/README.md; the thresholds
 here sit below them with room for the noise of a 200-sample estimate, so a regression fails and a reseed does not.
 """
 import numpy as np
@@ -52,13 +52,13 @@ def test_shipped_samples_shape_range_and_seed(model):
 def test_quality_gate_confidence(gate):
     """Crisp digits: the classifier is confident on average, and few samples are ambiguous."""
     images, r = gate
-    assert r["confidence"] >= 0.9, r  # measured 0.928
+    assert r["confidence"] >= 0.9, r  # the judge: 0.924 (the classifier read 0.928)
 
 
 def test_quality_gate_frechet_distance_within_3x_floor(gate):
     """The gate: Fréchet distance in the classifier's features within 3× the real-vs-real floor at the same n."""
     _, r = gate
-    assert r["fd_ratio"] <= 3.0, r  # measured FD 9.35, floor 3.98: 2.35×
+    assert r["fd_ratio"] <= 3.0, r  # the judge: FD 10.22, floor 4.30: 2.38× (at n = 2000: 3.8–4.3×)
 
 
 def test_quality_gate_draws_every_digit(gate):
@@ -164,7 +164,7 @@ def test_text_gate_words_change_the_digits(text_model):
 
 # ------------------------------------------------------------------ the attribute-conditional faces (notebook 06)
 N_FACES = 64  # generated toy faces judged in CI (~40 s on 2 cores)
-FACES_RATE_MIN = 0.85  # measured 91.8% of the requested attribute values carried (chance 60.2%, real faces 98.5%)
+FACES_RATE_MIN = 0.85  # judge: 90.2% of the requested values carried (the classifier read 91.8%; chance 60.2%)
 LOCALISED = ("Eyeglasses", "Wearing_Hat", "No_Beard", "Rosy_Cheeks")  # small regions, drawn where we know
 LOCALISATION_MIN = 1.15  # measured ×1.41 / ×1.44 / ×1.30 / ×1.29 the chance share, all layers and steps
 
@@ -178,7 +178,7 @@ def faces_gate():
     from minildm.faces import attention_localisation, random_attributes
 
     model = load_diffusion(shipped("latent_faces_toy"))
-    clf = load_attribute_classifier(shipped("face_classifier_toy"))
+    clf = load_attribute_classifier(shipped("face_judge_toy"))  # the judge: not the autoencoder's perceptual net
     y = random_attributes(N_FACES, model.attributes, seed=1)
     with capture_attention(model.unet, which="cross") as store:
         images = model.sample(N_FACES, sampler="ddpm", steps=50, seed=0, y=y, guidance=model.guidance,

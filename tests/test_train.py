@@ -1,4 +1,5 @@
 """Training loop and checkpoints: it learns, resumes bit for bit, and fails clearly on bad files."""
+import math
 import os
 
 import pytest
@@ -8,7 +9,7 @@ from torch import nn
 
 from minildm.checkpoint import (CheckpointError, CheckpointNotFoundError, load_checkpoint, save_checkpoint)
 from minildm.schedule import make_schedule
-from minildm.train import TrainConfig, TrainResult, train_diffusion
+from minildm.train import EMA, TrainConfig, TrainResult, ema_decay_at, train_diffusion
 
 
 
@@ -158,3 +159,69 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ["ckpt.pt"]
     assert torch.equal(load_checkpoint(p, kind="pixel_ddpm")["w"], torch.ones(3))  # the old one, intact
+
+
+# ------------------------------------------------------------------------------------------------ the EMA
+class Counter(nn.Module):
+    """θ is one number, set to k at step k, and a buffer that holds the step: what the EMA does is readable."""
+
+    def __init__(self):
+        super().__init__()
+        self.theta = nn.Parameter(torch.zeros(()))
+        self.register_buffer("seen", torch.zeros(()))
+
+
+def run_ema(steps: int, max_decay: float, power: float) -> tuple[EMA, Counter]:
+    model = Counter()
+    ema = EMA(model, max_decay, power)
+    for k in range(1, steps + 1):
+        with torch.no_grad():
+            model.theta.fill_(k)
+            model.seen.fill_(k)
+        ema.update_parameters(model)
+    return ema, model
+
+
+def ema_weights(steps: int, max_decay: float, power: float) -> list:
+    """The weight of step k's θ in θ_ema after ``steps`` updates, from the recursion's closed form:
+    w_k = (1 − d_{k−1}) · Π_{j ≥ k} d_j  (update n = k − 1 mixes in step k's θ, d_0 = 0: the first copies θ)."""
+    d = [ema_decay_at(n, max_decay, power) for n in range(steps)]
+    w = []
+    for k in range(1, steps + 1):
+        tail = 1.0
+        for j in range(k, steps):
+            tail *= d[j]
+        w.append((1 - d[k - 1]) * tail)
+    return w
+
+
+def test_ema_decay_warms_up_to_its_cap():
+    assert ema_decay_at(0, 0.995) == 0.0  # the first update copies θ
+    assert ema_decay_at(1, 0.995, power=1.0) == 0.5  # p = 1: the running mean (1 − 1/(n + 1))
+    assert ema_decay_at(9, 0.999, power=0.75) == pytest.approx(1 - 10 ** -0.75)
+    assert ema_decay_at(10**6, 0.995) == 0.995
+    d = [ema_decay_at(n, 0.995) for n in range(3000)]
+    assert all(a <= b for a, b in zip(d, d[1:]))
+    assert d.index(0.995) == math.ceil(200 ** (1 / 0.75) - 1)  # capped once (1 + n)^−p ≤ 1 − 0.995
+
+
+@pytest.mark.parametrize("steps, max_decay, power", [(50, 0.9, 0.75), (300, 0.995, 0.75), (40, 0.999, 1.0)])
+def test_ema_gives_each_past_step_its_closed_form_weight(steps, max_decay, power):
+    ema, model = run_ema(steps, max_decay, power)
+    w = ema_weights(steps, max_decay, power)
+    assert sum(w) == pytest.approx(1.0)
+    expected = sum(k * wk for k, wk in zip(range(1, steps + 1), w))
+    assert ema.module.theta.item() == pytest.approx(expected, rel=1e-5)
+    assert ema.module.seen.item() == steps  # the buffer is copied, not averaged
+    if power == 1.0 and max_decay ** steps < 1e-3:  # uncapped p = 1: the plain mean of every step's θ
+        assert ema.module.theta.item() == pytest.approx((steps + 1) / 2, rel=1e-5)
+
+
+def test_a_short_runs_ema_forgets_its_warm_up():
+    """The defect: decay 0.995 from step 0 left ~37% of a 200-step run's EMA on the initial copy, and in a 3000-step
+    run the first 200 steps kept weight through the constant decay. With the warm-up, after 3000 steps the first
+    200 steps hold < 10⁻⁶ of θ_ema, and after 200 steps the initial copy holds < 1%."""
+    w = ema_weights(3000, 0.995, 0.75)
+    assert sum(w[:200]) < 1e-6
+    assert ema_weights(200, 0.995, 0.75)[0] < 0.01
+    assert 0.995 ** 200 > 0.36  # what the constant decay gave the initial copy
