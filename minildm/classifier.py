@@ -210,27 +210,24 @@ def _load(path: str | Path, map_location="cpu") -> tuple[MNISTClassifier, dict]:
     return model.to(map_location).eval(), ckpt
 
 
-def load_classifier(path: str | Path | None = None, device: str | torch.device = "cpu") -> MNISTClassifier:
-    """The trained classifier (default: the shipped ``minildm/weights/mnist_classifier.pt``), frozen, in eval mode."""
-    path = Path(path) if path is not None else DEFAULT_PATH
+def _load_frozen(path: Path, what: str, command: str, device) -> MNISTClassifier:
     if not path.is_file():
-        raise CheckpointNotFoundError(f"no MNIST classifier at {path}. Train it (about 3 minutes on 2 CPU cores) "
-                                      f"from the repository root with:\n    {TRAIN_COMMAND}")
+        raise CheckpointNotFoundError(f"no MNIST {what} at {path}. Train it (about 3 minutes on 2 CPU cores) "
+                                      f"from the repository root with:\n    {command}")
     model, _ = _load(path, map_location=device)
     model.requires_grad_(False)
     return model
+
+
+def load_classifier(path: str | Path | None = None, device: str | torch.device = "cpu") -> MNISTClassifier:
+    """The trained classifier (default: the shipped ``minildm/weights/mnist_classifier.pt``), frozen, in eval mode."""
+    return _load_frozen(Path(path) if path is not None else DEFAULT_PATH, "classifier", TRAIN_COMMAND, device)
 
 
 def load_judge(path: str | Path | None = None, device: str | torch.device = "cpu") -> MNISTClassifier:
     """The judge of samples (default: the shipped ``minildm/weights/mnist_judge.pt``), frozen, in eval mode: a
     network that no training loss of the course touched (the module doc)."""
-    path = Path(path) if path is not None else JUDGE_PATH
-    if not path.is_file():
-        raise CheckpointNotFoundError(f"no MNIST judge at {path}. Train it (about 3 minutes on 2 CPU cores) "
-                                      f"from the repository root with:\n    {JUDGE_COMMAND}")
-    model, _ = _load(path, map_location=device)
-    model.requires_grad_(False)
-    return model
+    return _load_frozen(Path(path) if path is not None else JUDGE_PATH, "judge", JUDGE_COMMAND, device)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -87,7 +87,7 @@ def main() -> None:
 
     rows = []
     for name, spec in recipes(loss, train).items():
-        if spec is None or (args.recipes and name not in args.recipes):
+        if args.recipes and name not in args.recipes:
             continue
         loss_r, train_r = spec
         ckpt = work / f"{name}.pt"

@@ -19,11 +19,12 @@ import time
 
 import torch
 
+from minildm.captions import DIGITS
 from minildm.evaluate import Evaluator
 from minildm.release import load_diffusion
 from minildm.shipped import shipped
 
-PROMPTS = ["a zero", "a one", "a two", "a three", "a four", "a five", "a six", "a seven", "an eight", "a nine"]
+PROMPTS = [("an " if d == "eight" else "a ") + d for d in DIGITS]  # "a zero" … "an eight", "a nine"
 
 
 def conditions(model, name: str, n: int):
@@ -31,7 +32,7 @@ def conditions(model, name: str, n: int):
     labels = torch.arange(10).repeat_interleave(n // 10)
     if name == "latent_mnist_class":
         return labels, labels
-    return model.tokenizer.encode_batch([PROMPTS[k] for k in labels.tolist()]), labels
+    return model.tokenizer.encode_batch([PROMPTS[k] for k in labels.tolist()], strict=True), labels
 
 
 def row(ev: Evaluator, model, name: str, n: int, guidance: float, seed: int) -> dict:
