@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -33,6 +34,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointNotFoundError, load_checkpoint, save_checkpoint
 from .classifier import ClassifierConfig, MNISTClassifier, warmup_cosine_lr
+from .uncertainty import Estimate, bootstrap
 
 KIND = "face_classifier"
 # The judge of generated faces (recipes.face_judge): the MNIST judge's architecture for 3×64×64, another seed.
@@ -90,6 +92,24 @@ def attribute_rates(model: AttributeClassifier, images: Tensor, attrs: Tensor) -
     given = attrs != 2  # (N, M): skip ∅
     hits = ((pred == attrs.cpu()) & given).sum(0).float()  # (M,)
     return hits / given.sum(0).float()  # 0/0 → NaN
+
+
+def carried_spread(model: AttributeClassifier, images: Tensor, attrs: Tensor, n_boot: int = 200,
+                   seed: int = 0) -> Estimate:
+    """The mean over attributes of :func:`attribute_rates` (the headline "attributes carried"), with its 95%
+    bootstrap interval over the images: each resample of the N faces recomputes every attribute's rate and
+    their mean, so a rare attribute's few faces weigh as they do in the estimate."""
+    M = len(model.names)
+    if attrs.ndim != 2 or attrs.shape != (images.shape[0], M):
+        raise ValueError(f"attrs must be (N, M) = ({images.shape[0]}, {M}), got {tuple(attrs.shape)}")
+    given = (attrs != 2).cpu()
+    hits = ((predict_attributes(model, images) == attrs.cpu()) & given).double().numpy()  # (N, M)
+
+    def mean_rate(h, g):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return float(np.nanmean(h.sum(0) / g.sum(0)))
+
+    return bootstrap(mean_rate, hits, given.double().numpy(), n_boot=n_boot, seed=seed)
 
 
 def chance_rates(requested: Tensor, positive_rate: Tensor) -> Tensor:

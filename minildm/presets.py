@@ -187,6 +187,19 @@ class AutoencoderPreset:
 AE_VARIANTS = ("l1", "l1+perceptual", "full")  # the loss ablation of notebook 03, one term added at a time
 
 
+def gan_schedule(steps: int) -> tuple[int, int]:
+    """When the patch-GAN joins a first-stage run of ``steps`` steps: ``(disc_start, disc_lead)``.
+
+    L_adv joins the decoder's loss halfway (taming's recipe, on a budget); a tenth of the run before that the
+    learning rate drops ×0.1 (``TrainConfig.lr_drop_at``) and D_ψ starts training (``disc_lead``), at its own,
+    undropped lr. Without the drop the decoder was still improving fast at a constant lr when the GAN joined, D_ψ
+    stayed at chance (hinge loss 1.00) and λ climbed to ~550: notebook 03 lost 5 dB of PSNR to an idle
+    discriminator (benchmarks/RESULTS.md, "Why notebook 03's patch-GAN discriminator was idle").
+    """
+    lead = max(1, steps // 10)
+    return steps // 2, lead
+
+
 @capped
 def autoencoder_mnist(mode: Mode | None = None, f: int = 4, variant: str = "full", short: bool = False) -> AutoencoderPreset:
     """Notebook 03: the KL autoencoder for MNIST 32×32 at downsampling factor ``f`` (2, 4 or 8).
@@ -205,15 +218,16 @@ def autoencoder_mnist(mode: Mode | None = None, f: int = 4, variant: str = "full
     ae = AutoencoderConfig(in_channels=1, base_channels=pick(smoke=8, cpu=24, gpu=64, mode=mode),
                            channel_mult=(1, 2, 2, 4)[:levels], num_res_blocks=1, z_channels=4)
     steps = pick(smoke=12, cpu=300 if short else 1000, gpu=3000 if short else 10000, mode=mode)
+    disc_start, lead = gan_schedule(steps)
     train = TrainConfig(steps=steps, batch_size=pick(smoke=16, cpu=64, gpu=128, mode=mode), lr=pick(
         smoke=1e-3, cpu=1e-3, gpu=4.5e-4, mode=mode), warmup=pick(smoke=2, cpu=50, gpu=200, mode=mode),
+        lr_drop_at=disc_start - lead,  # every variant, so the loss ablation stays an ablation
         ema_decay=0.999, grad_clip=1.0, log_every=pick(smoke=4, cpu=50, gpu=200, mode=mode), ckpt_every=200, seed=0)
     loss = AutoencoderLossConfig(
         l1_weight=1.0,
         perceptual_weight=0.0 if variant == "l1" else 1.0,
         kl_weight=1.0 if variant == "vae" else 1e-6,  # LDM's 1e-6 only keeps z from drifting in scale (notebook 03, §2)
-        disc_weight=0.5,
-        disc_start=steps // 2)  # the GAN joins halfway, once reconstructions are already decent (taming's recipe)
+        disc_weight=0.5, disc_start=disc_start, disc_lead=lead)
     name = f"autoencoder_mnist_f{f}" + ("" if variant == "full" else "_" + variant.replace("+", "_")) + ("_short" if short else "")
     return AutoencoderPreset(name=name, mode=mode, ae=ae, loss=loss, train=train,
                              disc_base=0 if variant != "full" else pick(smoke=8, cpu=32, gpu=64, mode=mode),
@@ -263,10 +277,11 @@ def autoencoder_faces(mode: Mode | None = None) -> AutoencoderPreset:
     train = TrainConfig(steps=steps, batch_size=pick(smoke=8, cpu=AE_FACES_CPU_BATCH, gpu=64, mode=mode),
                         lr=pick(smoke=1e-3, cpu=1e-3, gpu=4.5e-4, mode=mode),
                         warmup=pick(smoke=2, cpu=50, gpu=500, mode=mode), ema_decay=0.999, grad_clip=1.0,
+                        lr_drop_at=gan_schedule(steps)[0] - gan_schedule(steps)[1],
                         log_every=pick(smoke=4, cpu=50, gpu=200, mode=mode), ckpt_every=pick(smoke=12, cpu=250,
                                                                                              gpu=1000, mode=mode))
     loss = AutoencoderLossConfig(l1_weight=1.0, perceptual_weight=1.0, kl_weight=1e-6, disc_weight=0.5,
-                                 disc_start=steps // 2)
+                                 disc_start=gan_schedule(steps)[0], disc_lead=gan_schedule(steps)[1])
     # PatchGAN with 2 stride-2 layers: 64 → 32 → 16 → 15 → 14, a 14×14 grid of patch logits
     return AutoencoderPreset(name="autoencoder_faces", mode=mode, ae=ae, loss=loss, train=train,
                              disc_base=pick(smoke=8, cpu=32, gpu=64, mode=mode), disc_layers=2,

@@ -64,7 +64,10 @@ class TrainConfig(DictConfig):
 
     steps: int = 2000          # optimizer steps in total (a resumed run continues up to this)
     batch_size: int = 128      # images (or latents) per step, drawn with replacement; the global batch under torchrun
-    lr: float = 1e-3           # peak AdamW learning rate, constant after warm-up
+    lr: float = 1e-3           # peak AdamW learning rate, constant after warm-up (until lr_drop_at)
+    lr_drop_at: int = 0        # from this step on the lr is lr·lr_drop (0 = never): the autoencoders settle their
+                               # decoder before the discriminator joins (notebook 03, §4; benchmarks/RESULTS.md)
+    lr_drop: float = 0.1       # the factor lr_drop_at applies
     weight_decay: float = 0.0  # AdamW's decoupled weight decay
     warmup: int = 100          # linear LR warm-up over this many steps (0 = none)
     ema_decay: float = 0.999   # the EMA's largest decay: θ_ema ← d·θ_ema + (1 − d)·θ after each step (ema_decay_at)
@@ -92,9 +95,11 @@ class TrainResult:
     steps_done: int = 0     # optimizer steps taken in this call (0 if the checkpoint was already complete)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up from lr/warmup to lr over ``cfg.warmup`` steps, then constant."""
-    return cfg.lr * min(1.0, (step + 1) / cfg.warmup) if cfg.warmup > 0 else cfg.lr
+def lr_at(step: int, cfg: TrainConfig, drop: bool = True) -> float:
+    """Linear warm-up from lr/warmup to lr over ``cfg.warmup`` steps, then constant; × ``cfg.lr_drop`` from step
+    ``cfg.lr_drop_at`` on (if set and ``drop``: the discriminator's optimiser keeps the undropped lr)."""
+    lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) if cfg.warmup > 0 else cfg.lr
+    return lr * cfg.lr_drop if drop and 0 < cfg.lr_drop_at <= step else lr
 
 
 def ema_decay_at(n: int, max_decay: float, power: float = 0.75) -> float:
@@ -544,7 +549,7 @@ def train_autoencoder(model: nn.Module, data: Tensor, loss_cfg: AutoencoderLossC
         for group in opt.param_groups:
             group["lr"] = lr
         for group in opt_d.param_groups if opt_d is not None else ():
-            group["lr"] = lr * loss_cfg.disc_lr_scale
+            group["lr"] = lr_at(loop.step, cfg, drop=False) * loss_cfg.disc_lr_scale  # D_ψ keeps its pace
         gan_on = disc is not None and loop.step >= loss_cfg.disc_start  # L_adv in 𝒟's loss
         d_on = disc is not None and loop.step >= loss_cfg.disc_start - loss_cfg.disc_lead  # D_ψ trains
         # ---- ℰ, 𝒟 step:  L = L_rec + kl_w·KL/D (+ λ·disc_w·L_adv), the forward under autocast (bf16/fp16)

@@ -38,6 +38,12 @@ class Estimate:
     def __str__(self) -> str:
         return f"{self.value:.4g} [{self.low:.4g}, {self.high:.4g}]"
 
+    def __format__(self, spec: str) -> str:
+        """``f"{e:.1%}"`` → ``99.6% [99.3%, 99.9%]``: the format applies to the value and both ends."""
+        if not spec:
+            return str(self)
+        return f"{self.value:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
+
     def contains(self, x: float) -> bool:
         return self.low <= x <= self.high
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from minildm.checkpoint import (CheckpointError, CheckpointNotFoundError, load_checkpoint, save_checkpoint)
 from minildm.schedule import make_schedule
-from minildm.train import EMA, TrainConfig, TrainResult, ema_decay_at, train_diffusion
+from minildm.train import EMA, TrainConfig, TrainResult, ema_decay_at, lr_at, train_diffusion
 
 
 
@@ -225,3 +225,18 @@ def test_a_short_runs_ema_forgets_its_warm_up():
     assert sum(w[:200]) < 1e-6
     assert ema_weights(200, 0.995, 0.75)[0] < 0.01
     assert 0.995 ** 200 > 0.36  # what the constant decay gave the initial copy
+
+
+def test_lr_warms_up_then_drops_once():
+    """lr_at: lr·(n+1)/warmup for the first ``warmup`` steps, then lr, then lr·lr_drop from lr_drop_at on; the
+    discriminator's optimiser asks with drop=False and keeps lr. And the loop really uses it (history column 2)."""
+    c = TrainConfig(lr=1e-3, warmup=4, lr_drop_at=8, lr_drop=0.1)
+    assert [lr_at(n, c) for n in range(10)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3,
+                                                              1e-4, 1e-4])
+    assert [lr_at(n, c, drop=False) for n in (8, 100)] == pytest.approx([1e-3, 1e-3])
+    assert lr_at(100, TrainConfig(lr=1e-3, warmup=4)) == pytest.approx(1e-3)  # lr_drop_at = 0: never
+    res = train_diffusion(build(MC), DATA, SCHED, cfg(steps=10, lr_drop_at=6, lr_drop=0.5, ckpt_every=100),
+                          progress=False)
+    assert [row[2] for row in res.history] == pytest.approx([lr_at(n, res_cfg) for n, res_cfg in
+                                                             zip(range(10), [cfg(lr_drop_at=6, lr_drop=0.5)] * 10)])
+    assert res.history[-1][2] == pytest.approx(0.5e-2)

@@ -96,3 +96,10 @@ def test_evaluator_spreads_on_real_digits():
     assert sum(s.value for s in rep["digit_shares"]) == pytest.approx(1.0)
     assert all(0.03 < s.value < 0.2 for s in rep["digit_shares"])
     torch.testing.assert_close(torch.tensor(rep["fd"].value), torch.tensor(ev.fid_to_real(x)))
+
+
+def test_an_estimate_formats_all_three_numbers_alike():
+    e = Estimate(0.996, 0.993, 0.999, "bootstrap 95%", 2000)
+    assert f"{e:.1%}" == "99.6% [99.3%, 99.9%]"
+    assert f"{e:.2f}" == "1.00 [0.99, 1.00]"
+    assert f"{e}" == str(e) == "0.996 [0.993, 0.999]"
