@@ -18,6 +18,7 @@ An :class:`Estimate` prints as ``9.35 [8.91, 9.82]``, its ``replicates`` kept so
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -39,10 +40,11 @@ class Estimate:
         return f"{self.value:.4g} [{self.low:.4g}, {self.high:.4g}]"
 
     def __format__(self, spec: str) -> str:
-        """``f"{e:.1%}"`` → ``99.6% [99.3%, 99.9%]``: the format applies to the value and both ends."""
-        if not spec:
-            return str(self)
-        return f"{self.value:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
+        """``f"{e:.1%}"`` → ``99.6% [99.3%, 99.9%]``: the number format applies to the value and both ends, an
+        alignment and width to the whole (``f"{e:>24.1%}"`` pads the three together, for tables)."""
+        align, width, number = re.fullmatch(r"(.?[<>=^])?(\d+)?(.*)", spec).groups()
+        text = str(self) if not number else f"{self.value:{number}} [{self.low:{number}}, {self.high:{number}}]"
+        return f"{text:{align or ''}{width or ''}}" if width else text
 
     def contains(self, x: float) -> bool:
         return self.low <= x <= self.high

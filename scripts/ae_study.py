@@ -20,6 +20,7 @@ Measured on held-out test digits (set A: the first 2,000) against 2,000 other re
 
     python scripts/ae_study.py                                    # everything, ~60 min on 2 cores
     python scripts/ae_study.py --seeds 0 1 2 --variants full      # one process' share
+    python scripts/ae_study.py --seeds 0 --variants full --probe  # + D_ψ trained alone on its reconstructions
 """
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ from minildm import config, evaluate, presets, recipes
 from minildm.checkpoint import load_checkpoint
 from minildm.classifier import load_classifier
 from minildm.data import mnist
-from minildm.losses import PatchDiscriminator
+from minildm.autoencoder import AutoencoderKL
+from minildm.losses import PatchDiscriminator, hinge_d_loss
 from minildm.uncertainty import over_repeats
 
 
@@ -86,12 +88,45 @@ def measure(model, disc, history, x_a, y_a, x_b, judge: evaluate.Evaluator, p) -
     return out
 
 
+def probe_discriminator(path, preset, lrs=(1e-3, 4e-3), steps=400, seed=0) -> None:
+    """Can D_ψ tell these reconstructions apart at all, given time? A fresh PatchGAN trained alone (hinge loss,
+    the recipe's optimiser) on 4,096 training digits and their reconstructions by the finished autoencoder at
+    ``path``, which does not move; its patch accuracy on 1,000 held-out digits and their reconstructions."""
+    model = AutoencoderKL(preset.ae)
+    model.load_state_dict(load_checkpoint(path, kind="autoencoder_kl")["model"])
+    model.eval()
+    x, _ = mnist("train", n=4096)
+    xv, _ = mnist("test", n=1000)
+    with torch.no_grad():
+        xr, xvr = (torch.cat([model(a[i:i + 512], sample_posterior=False)[0] for i in range(0, len(a), 512)])
+                   for a in (x, xv))
+    for lr in lrs:
+        torch.manual_seed(seed)
+        disc = PatchDiscriminator(1, preset.disc_base, preset.disc_layers)
+        opt = torch.optim.AdamW(disc.parameters(), lr=lr, betas=(0.5, 0.9), weight_decay=0.0)
+        g, out = torch.Generator().manual_seed(seed), []
+        for step in range(1, steps + 1):
+            idx = torch.randint(len(x), (preset.train.batch_size,), generator=g)
+            loss = hinge_d_loss(disc(x[idx]), disc(xr[idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step in (50, 100, 200, 400, steps):
+                with torch.no_grad():
+                    real, fake = disc(xv), disc(xvr)
+                acc = 0.5 * ((real > 0).float().mean() + (fake < 0).float().mean()).item()
+                out.append(f"step {step}: hinge {loss.item():.3f}, held-out accuracy {acc:.1%}")
+        print(f"D_ψ alone, lr {lr:g}, on {path.name}'s reconstructions: " + " | ".join(dict.fromkeys(out)), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--variants", nargs="+", default=["full", "l1+perceptual"])
     ap.add_argument("--gan-start", type=int, default=0,
                     help="L_adv joins at this step instead of the preset's 500 (D_ψ still from the lr drop at 400)")
+    ap.add_argument("--probe", action="store_true",
+                    help="also train a fresh D_ψ alone on each finished GAN run's reconstructions (probe_discriminator)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--json", default=None, help="also write the measurements here")
     args = ap.parse_args()
@@ -110,6 +145,8 @@ def main() -> None:
         for variant in args.variants:
             p, model, disc, history = train_or_load(variant, seed, x_train, clf, args.gan_start)
             rows[(variant, seed)] = measure(model, disc, history, x_a, y_a, x_b, judge, p)
+            if args.probe and p.disc_base:
+                probe_discriminator(run_path(p, seed), p)
     print(f"\nfloor FD(A, B), judge features, n = 2,000 each: {floor:.2f}")
     print("| variant | seed | PSNR dB | SSIM | FD(x̃_A, B) | FD / floor | judge acc | D acc | D(x)−D(x̃), last 100 | λ, last 100 |")
     print("|---|---:|---|---|---|---|---|---:|---:|---:|")

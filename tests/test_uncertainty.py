@@ -103,3 +103,5 @@ def test_an_estimate_formats_all_three_numbers_alike():
     assert f"{e:.1%}" == "99.6% [99.3%, 99.9%]"
     assert f"{e:.2f}" == "1.00 [0.99, 1.00]"
     assert f"{e}" == str(e) == "0.996 [0.993, 0.999]"
+    assert f"{e:>24.1%}" == "    99.6% [99.3%, 99.9%]"  # a width pads the whole, for tables
+    assert f"{e:<19.2f}|" == "1.00 [0.99, 1.00]  |"
