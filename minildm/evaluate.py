@@ -251,30 +251,23 @@ class Evaluator:
         labels = labels.cpu()
         x_all, y_all = pool if pool is not None else mnist("test")
         g = torch.Generator().manual_seed(seed)
-        feats, refs, floors = {}, {}, {}
+        refs, floors = {}, {}
         for k in labels.unique().tolist():
-            f_k = self.embed(images[labels == k]).double().numpy()
-            pool = x_all[y_all == k]
-            pool = pool[torch.randperm(len(pool), generator=g)]
-            n = len(f_k)
-            if n < 2 or 2 * n > len(pool):
-                raise ValueError(f"within_class needs 2 ≤ n ≤ {len(pool) // 2} samples of class {k} (two disjoint "
+            n = int((labels == k).sum())
+            real_k = x_all[y_all == k]
+            if n < 2 or 2 * n > len(real_k):
+                raise ValueError(f"within_class needs 2 ≤ n ≤ {len(real_k) // 2} samples of class {k} (two disjoint "
                                  f"real sets of n), got {n}")
-            refs[k] = feature_stats(self.embed(pool[:n]))
-            floors[k] = frechet_distance(*feature_stats(self.embed(pool[n:2 * n])), *refs[k])
-            feats[k] = f_k
-        classes = list(feats)
+            real_k = real_k[torch.randperm(len(real_k), generator=g)]
+            refs[k] = feature_stats(self.embed(real_k[:n]))
+            floors[k] = frechet_distance(*feature_stats(self.embed(real_k[n:2 * n])), *refs[k])
 
-        def mean_ratio(*fs):
-            return float(np.mean([frechet_distance(*feature_stats(f), *refs[k]) / floors[k] for k, f in zip(classes, fs)]))
+        def mean_ratio(f, y):  # f (n, D) features, y (n,) the classes asked for
+            return float(np.mean([frechet_distance(*feature_stats(f[y == k]), *refs[k]) / floors[k] for k in refs]))
 
-        value = mean_ratio(*(feats[k] for k in classes))
-        rng = np.random.default_rng(seed)
-        reps = np.array([mean_ratio(*(feats[k][rng.integers(0, len(feats[k]), len(feats[k]))] for k in classes))
-                         for _ in range(n_boot)])
-        reps = reps - reps.mean() + value  # resampling repeats samples and inflates an FD: keep the spread only
-        lo, hi = np.percentile(reps, [2.5, 97.5])
-        return Estimate(value, float(lo), float(hi), "bootstrap 95% within classes, recentred", len(labels), reps)
+        y = labels.numpy()
+        return bootstrap(mean_ratio, self.embed(images).double().numpy(), y, n_boot=n_boot, seed=seed, recentre=True,
+                         strata=y)
 
     def report_spread(self, images: Tensor, labels: Tensor | None = None, n_boot: int = 200, pairs: int = 3,
                       seed: int = 0) -> dict:

@@ -84,14 +84,19 @@ def attribute_rates(model: AttributeClassifier, images: Tensor, attrs: Tensor) -
     skipped; NaN if none is). On generated images with the attributes they were asked for, it says how often the
     request is met; on real images with their labels it is the classifier's accuracy: the reference.
     """
+    hits, given = _hits(model, images, attrs)
+    return hits.sum(0).float() / given.sum(0).float()  # (M,); 0/0 → NaN
+
+
+def _hits(model: AttributeClassifier, images: Tensor, attrs: Tensor) -> tuple[Tensor, Tensor]:
+    """(N, M) each: whether the classifier finds the value in ``attrs``, and whether that value is specified (∅,
+    the value 2, is skipped: never a hit)."""
     M = len(model.names)
     if attrs.ndim != 2 or attrs.shape != (images.shape[0], M):
         raise ValueError(f"attrs must be (N, M) = ({images.shape[0]}, {M}): one value per image and attribute, in "
                          f"the classifier's order ({', '.join(model.names[:3])}, …), got {tuple(attrs.shape)}")
-    pred = predict_attributes(model, images)  # (N, M)
-    given = attrs != 2  # (N, M): skip ∅
-    hits = ((pred == attrs.cpu()) & given).sum(0).float()  # (M,)
-    return hits / given.sum(0).float()  # 0/0 → NaN
+    given = (attrs != 2).cpu()  # (N, M): skip ∅
+    return (predict_attributes(model, images) == attrs.cpu()) & given, given
 
 
 def carried_spread(model: AttributeClassifier, images: Tensor, attrs: Tensor, n_boot: int = 200,
@@ -99,17 +104,13 @@ def carried_spread(model: AttributeClassifier, images: Tensor, attrs: Tensor, n_
     """The mean over attributes of :func:`attribute_rates` (the headline "attributes carried"), with its 95%
     bootstrap interval over the images: each resample of the N faces recomputes every attribute's rate and
     their mean, so a rare attribute's few faces weigh as they do in the estimate."""
-    M = len(model.names)
-    if attrs.ndim != 2 or attrs.shape != (images.shape[0], M):
-        raise ValueError(f"attrs must be (N, M) = ({images.shape[0]}, {M}), got {tuple(attrs.shape)}")
-    given = (attrs != 2).cpu()
-    hits = ((predict_attributes(model, images) == attrs.cpu()) & given).double().numpy()  # (N, M)
+    hits, given = _hits(model, images, attrs)
 
     def mean_rate(h, g):
         with np.errstate(invalid="ignore", divide="ignore"):
             return float(np.nanmean(h.sum(0) / g.sum(0)))
 
-    return bootstrap(mean_rate, hits, given.double().numpy(), n_boot=n_boot, seed=seed)
+    return bootstrap(mean_rate, hits.double().numpy(), given.double().numpy(), n_boot=n_boot, seed=seed)
 
 
 def chance_rates(requested: Tensor, positive_rate: Tensor) -> Tensor:

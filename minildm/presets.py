@@ -274,14 +274,15 @@ def autoencoder_faces(mode: Mode | None = None) -> AutoencoderPreset:
     ae = AutoencoderConfig(in_channels=3, base_channels=pick(smoke=8, cpu=AE_FACES_CPU_WIDTH, gpu=64, mode=mode),
                            channel_mult=(1, 2, 2), num_res_blocks=1, z_channels=3)
     steps = pick(smoke=12, cpu=AE_FACES_CPU_STEPS, gpu=20000, mode=mode)
+    disc_start, lead = gan_schedule(steps)
     train = TrainConfig(steps=steps, batch_size=pick(smoke=8, cpu=AE_FACES_CPU_BATCH, gpu=64, mode=mode),
                         lr=pick(smoke=1e-3, cpu=1e-3, gpu=4.5e-4, mode=mode),
                         warmup=pick(smoke=2, cpu=50, gpu=500, mode=mode), ema_decay=0.999, grad_clip=1.0,
-                        lr_drop_at=gan_schedule(steps)[0] - gan_schedule(steps)[1],
+                        lr_drop_at=disc_start - lead,
                         log_every=pick(smoke=4, cpu=50, gpu=200, mode=mode), ckpt_every=pick(smoke=12, cpu=250,
                                                                                              gpu=1000, mode=mode))
     loss = AutoencoderLossConfig(l1_weight=1.0, perceptual_weight=1.0, kl_weight=1e-6, disc_weight=0.5,
-                                 disc_start=gan_schedule(steps)[0], disc_lead=gan_schedule(steps)[1])
+                                 disc_start=disc_start, disc_lead=lead)
     # PatchGAN with 2 stride-2 layers: 64 → 32 → 16 → 15 → 14, a 14×14 grid of patch logits
     return AutoencoderPreset(name="autoencoder_faces", mode=mode, ae=ae, loss=loss, train=train,
                              disc_base=pick(smoke=8, cpu=32, gpu=64, mode=mode), disc_layers=2,

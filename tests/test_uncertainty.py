@@ -105,3 +105,14 @@ def test_an_estimate_formats_all_three_numbers_alike():
     assert f"{e}" == str(e) == "0.996 [0.993, 0.999]"
     assert f"{e:>24.1%}" == "    99.6% [99.3%, 99.9%]"  # a width pads the whole, for tables
     assert f"{e:<19.2f}|" == "1.00 [0.99, 1.00]  |"
+
+
+def test_a_stratified_bootstrap_keeps_each_stratum_whole():
+    """With strata, every resample holds as many members of each stratum as the data does: the share of stratum 1
+    then has no spread at all, while the plain bootstrap's share varies."""
+    strata = np.array([0] * 30 + [1] * 70)
+    share = lambda s: float(np.mean(s == 1))  # noqa: E731
+    plain = bootstrap(share, strata, n_boot=200)
+    kept = bootstrap(share, strata, n_boot=200, strata=strata)
+    assert plain.half_width > 0.03
+    assert kept.low == kept.high == kept.value == pytest.approx(0.7)
