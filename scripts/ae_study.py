@@ -40,6 +40,8 @@ from minildm.autoencoder import AutoencoderKL
 from minildm.losses import PatchDiscriminator, hinge_d_loss
 from minildm.uncertainty import over_repeats
 
+from gan_diagnosis import d_accuracy  # scripts/ is on sys.path when a script in it runs
+
 
 def run_path(preset, seed: int):
     runs = config.runs_dir("cpu")
@@ -80,8 +82,7 @@ def measure(model, disc, history, x_a, y_a, x_b, judge: evaluate.Evaluator, p) -
     out = {k: dict(value=e.value, low=e.low, high=e.high) for k, e in rep.items() if k != "n"}
     last = [r for r in history if r[0] >= p.train.steps - 100]
     if disc is not None:
-        real, fake = disc(x_a), disc(x_rec)
-        out["d_acc"] = 0.5 * ((real > 0).float().mean().item() + (fake < 0).float().mean().item())
+        out["d_acc"] = d_accuracy(disc, x_a, x_rec)
         out["d_gap_last100"] = float(np.mean([r[6] - r[7] for r in last]))
         out["lam_last100"] = float(np.mean([r[5] for r in last]))
     out["rec_last100"] = float(np.mean([r[1] for r in last]))
@@ -112,9 +113,7 @@ def probe_discriminator(path, preset, lrs=(1e-3, 4e-3), steps=400, seed=0) -> No
             loss.backward()
             opt.step()
             if step in (50, 100, 200, 400, steps):
-                with torch.no_grad():
-                    real, fake = disc(xv), disc(xvr)
-                acc = 0.5 * ((real > 0).float().mean() + (fake < 0).float().mean()).item()
+                acc = d_accuracy(disc, xv, xvr)
                 out.append(f"step {step}: hinge {loss.item():.3f}, held-out accuracy {acc:.1%}")
         print(f"D_ψ alone, lr {lr:g}, on {path.name}'s reconstructions: " + " | ".join(dict.fromkeys(out)), flush=True)
 
