@@ -285,3 +285,23 @@ class Evaluator:
             out["accuracy"] = bootstrap_mean(read == labels.cpu().numpy(), n_boot=n_boot, seed=seed)
         return out
 
+
+
+def pick_guidance(sweep: dict[float, dict], min_accuracy: float = 0.99) -> float:
+    """The guidance scale to ship, chosen from a sweep ``{s: report}`` measured on *one* set of samples (report the
+    chosen s on another). Fidelity first, then diversity: among the scales whose ``accuracy`` (an Estimate, or a
+    float) reaches ``min_accuracy``, the one with the lowest ``within`` (:meth:`Evaluator.within_class`: 1 = as
+    varied within each class as real digits); if none reaches it, the most accurate.
+
+    Guidance trades the two (notebook 05 §6): a larger s draws the asked digit more often and more alike. Choosing
+    on accuracy alone ships the largest s; choosing on FD alone ships one that draws the wrong digit."""
+    if not sweep:
+        raise ValueError("pick_guidance needs a sweep {guidance: report} with at least one scale")
+
+    def value(e):
+        return e.value if isinstance(e, Estimate) else float(e)
+
+    good = [s for s, r in sweep.items() if value(r["accuracy"]) >= min_accuracy]
+    if not good:
+        return max(sweep, key=lambda s: value(sweep[s]["accuracy"]))
+    return min(good, key=lambda s: value(sweep[s]["within"]))

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import torch
+
 from .autoencoder import AutoencoderConfig
 from .celeba import FACE_SIZE
 from .checkpoint import DIFFUSION_KINDS
@@ -20,7 +22,7 @@ from .config import Mode, get_mode, max_steps, pick
 from .losses import AutoencoderLossConfig
 from .toyfaces import RENDERED_ATTRIBUTES
 from .train import TrainConfig
-from .unet import UNetConfig
+from .unet import UNet, UNetConfig
 
 
 def capped(preset_fn):
@@ -96,21 +98,26 @@ def pixel_mnist(mode: Mode | None = None) -> DiffusionPreset:
 
 
 @capped
-def latent_mnist(mode: Mode | None = None, f: int = 4) -> DiffusionPreset:
+def latent_mnist(mode: Mode | None = None, f: int = 4, matched_params: bool = False) -> DiffusionPreset:
     """Notebook 04: latent diffusion on MNIST (L_LDM, LDM Eq. 2): ε_θ on z = s·ℰ(x), (4, 32/f, 32/f).
 
     The UNet is pixel_mnist's, *matched* (same widths, depths and attention; only its input has the latent's
     4 channels), so the comparison of notebook 04 and ``benchmarks/pixel_vs_latent.py`` isolates what the
-    smaller grid buys. At f = 8 the 4×4 latent allows one level fewer.
+    smaller grid buys. At f = 8 the 4×4 latent allows one level fewer, which leaves 0.18 M parameters against
+    0.69 M; ``matched_params=True`` doubles its base width instead (0.70 M), so that notebook 04's f-study compares
+    networks of one size (issue 13: the unmatched f = 8 had a quarter of the others' capacity).
     """
     mode = mode or get_mode()
     if f not in (2, 4, 8):
         raise ValueError(f"f must be 2, 4 or 8 (the autoencoders of notebook 03; f = 1 is pixel_mnist), got {f}")
     pixel = pixel_mnist(mode)
     mult, attn = pixel.unet.channel_mult, pixel.unet.attn_levels
-    if f == 8:
-        mult, attn = mult[:2], (1,)
-    unet = dataclasses.replace(pixel.unet, in_channels=4, out_channels=None, channel_mult=mult, attn_levels=attn)
+    unet = dataclasses.replace(pixel.unet, in_channels=4, out_channels=None)
+    if f == 8 and len(mult) > 2:
+        unet = dataclasses.replace(unet, channel_mult=mult[:2], attn_levels=(1,))
+        if matched_params:
+            unet = _matching_width(unet, target=unet_parameters(dataclasses.replace(unet, channel_mult=mult,
+                                                                                     attn_levels=attn)))
     train = pick(
         smoke=dataclasses.replace(pixel.train),
         cpu=TrainConfig(steps=LATENT_CPU_STEPS, batch_size=128, lr=2e-3, warmup=200, ema_decay=0.998, log_every=100,
@@ -121,6 +128,19 @@ def latent_mnist(mode: Mode | None = None, f: int = 4) -> DiffusionPreset:
     return DiffusionPreset(name=name, mode=mode, unet=unet, train=train, n_train=pixel.n_train,
                            n_samples=pixel.n_samples, ddim_steps=pixel.ddim_steps, clip_x0=None, f=f,
                            kind="latent_mnist")
+
+
+def unet_parameters(cfg: UNetConfig) -> int:
+    """The parameter count of ``UNet(cfg)``, built on the meta device (no memory, no initialisation)."""
+    with torch.device("meta"):
+        return sum(p.numel() for p in UNet(cfg).parameters())
+
+
+def _matching_width(cfg: UNetConfig, target: int) -> UNetConfig:
+    """``cfg`` with the base width (a multiple of 8, from today's up to 4×) whose parameter count is nearest ``target``."""
+    widths = range(cfg.base_channels, 4 * cfg.base_channels + 1, 8)
+    best = min(widths, key=lambda w: abs(unet_parameters(dataclasses.replace(cfg, base_channels=w)) - target))
+    return dataclasses.replace(cfg, base_channels=best)
 
 
 LATENT_CPU_STEPS = 20000

@@ -7,7 +7,8 @@ from minildm.classifier import (DEFAULT_PATH, JUDGE_COMMAND, JUDGE_CONFIG, TRAIN
                                 ClassifierConfig, MNISTClassifier, load_classifier, load_judge, train_classifier)
 from minildm.checkpoint import CheckpointNotFoundError
 from minildm.data import mnist
-from minildm.evaluate import Evaluator, feature_stats, frechet_distance, frechet_distance_features
+from minildm.evaluate import Evaluator, feature_stats, frechet_distance, frechet_distance_features, pick_guidance
+from minildm.uncertainty import over_repeats
 
 
 
@@ -222,3 +223,16 @@ def test_within_class_catches_right_but_alike_samples():
     assert collapsed.low > 5 * real.high, (collapsed, real)
     with pytest.raises(ValueError, match="within_class needs"):
         ev.within_class(x[:1], y[:1])
+
+
+def test_pick_guidance_puts_fidelity_first_then_diversity():
+    """The shipped default: the most varied scale among those accurate enough; the most accurate when none is."""
+    sweep = {1.0: dict(accuracy=0.95, within=1.2), 1.5: dict(accuracy=0.992, within=1.6),
+             2.0: dict(accuracy=0.996, within=2.5), 3.0: dict(accuracy=0.999, within=4.0)}
+    assert pick_guidance(sweep) == 1.5  # accuracy alone would pick 3, diversity alone 1
+    assert pick_guidance(sweep, min_accuracy=0.995) == 2.0
+    assert pick_guidance(sweep, min_accuracy=0.9999) == 3.0  # none reaches it: the most accurate
+    est = {s: {k: over_repeats([v, v]) for k, v in r.items()} for s, r in sweep.items()}  # Estimates work alike
+    assert pick_guidance(est) == 1.5
+    with pytest.raises(ValueError, match="at least one scale"):
+        pick_guidance({})

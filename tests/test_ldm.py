@@ -385,6 +385,20 @@ def test_load_diffusion_reads_latent_presets_at_every_f(digits, tmp_path):
     assert torch.equal(load_diffusion(release).sample(1, steps=2), images)
 
 
+def test_matched_params_gives_f8_the_capacity_of_the_other_factors():
+    """Notebook 04's f-study compares networks of one size: at f = 8 (one level fewer on the 4×4 latent)
+    ``matched_params`` widens the UNet to within 5% of f = 4's parameter count; without it the cpu preset's f = 8
+    keeps the width and about a quarter of the parameters. Counted on real modules, not the meta device."""
+    def count(preset):
+        return sum(p.numel() for p in UNet(preset.unet).parameters())
+
+    for mode in ("smoke", "cpu", "gpu"):
+        n4 = count(presets.latent_mnist(mode, f=4))
+        assert abs(count(presets.latent_mnist(mode, f=8, matched_params=True)) / n4 - 1) < 0.05, mode
+        assert count(presets.latent_mnist(mode, f=2, matched_params=True)) == n4  # f = 2 and 4 already match
+    assert count(presets.latent_mnist("cpu", f=8)) < 0.3 * count(presets.latent_mnist("cpu", f=4))
+
+
 def test_shipped_missing_name_lists_what_is_shipped():
     with pytest.raises(CheckpointError, match=r"no shipped weights named 'no_such_model'.*shipped: .*mnist_classifier"):
         shipped("no_such_model")
