@@ -60,7 +60,8 @@ from minildm import config, evaluate, faces, presets, recipes, toyfaces, viz
 from minildm.attention_maps import capture_attention
 from minildm.celeba import CelebADataMissing
 from minildm.exercises import check
-from minildm.face_classifier import attribute_rates, chance_rates, predict_attributes
+from minildm.face_classifier import attribute_rates, carried_spread, chance_rates, predict_attributes
+from minildm.uncertainty import bootstrap, split_halves
 
 print(config.describe())
 print(viz.mode_banner())
@@ -116,31 +117,40 @@ for ax, n in zip(axes, shown):
 fig.suptitle("the drawn region of each localised attribute (toy faces)", fontsize=10);
 
 # %% [markdown]
-# ## 2 · The judge: an attribute classifier
+# ## 2 · Two attribute classifiers: a perceptual network and a judge
 #
-# Notebook 04 judged digits with the course's own MNIST classifier; here a small CNN learns to answer the M
-# attribute questions at once (multi-label: one BCE per attribute). It has two jobs: it tells how often a generated
-# face carries the attributes asked for (§5), and its feature maps are the **perceptual loss** of the autoencoder
-# (§3), because LPIPS' ImageNet VGG cannot be downloaded offline.
+# A small CNN learns to answer the M attribute questions at once (multi-label: one BCE per attribute). Its feature
+# maps are the **perceptual loss** of the autoencoder (§3), because LPIPS' ImageNet VGG cannot be downloaded
+# offline. Because the autoencoder is trained to please those features, the same network must not also *judge*
+# the generated faces: it would grade its own homework. So a second network answers the same questions, with
+# another architecture (5×5 then strided 3×3 convolutions, SiLU: `face_classifier.JUDGE_CONFIG`) and another seed,
+# and no training loss ever goes through it: the **judge** of §5–§7 (as `mnist_judge.pt` is for digits).
 
 # %%
-clf, clf_acc = recipes.face_classifier(data, test)
+clf, clf_acc = recipes.face_classifier(data, test)  # the perceptual network of §3
 clf = clf.to(device).eval()
-p_real = predict_attributes(clf, test.images).float().mean(0)  # how often the classifier sees each attribute
+judge, judge_acc = recipes.face_judge(data, test)  # the judge of §5–§7
+judge = judge.to(device).eval()
+p_real = predict_attributes(judge, test.images).float().mean(0)  # how often the judge sees each attribute
 majority = torch.maximum(test.attrs.float().mean(0), 1 - test.attrs.float().mean(0))
 fig, ax = plt.subplots(figsize=(10, 2.8))
-ax.bar(np.arange(len(names)) - 0.2, 100 * clf_acc.numpy(), 0.4, label="classifier, test faces")
-ax.bar(np.arange(len(names)) + 0.2, 100 * majority.numpy(), 0.4, label="always the majority answer")
+for k, (lab, acc) in enumerate([("classifier (perceptual loss)", clf_acc), ("judge", judge_acc),
+                                ("always the majority answer", majority)]):
+    ax.bar(np.arange(len(names)) + (k - 1) * 0.27, 100 * acc.numpy(), 0.27, label=lab)
 ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
-ax.set(ylabel="accuracy (%)", ylim=(40, 101), title=f"attribute classifier on {len(test)} test faces")
-ax.legend(fontsize=8)
-print(f"mean test accuracy {clf_acc.mean():.1%} (majority answer {majority.mean():.1%})")
+ax.set(ylabel="accuracy (%)", ylim=(40, 101), title=f"the two attribute classifiers on {len(test)} test faces")
+ax.legend(fontsize=8, ncol=3)
+print(f"mean test accuracy: classifier {clf_acc.mean():.1%}, judge {judge_acc.mean():.1%} (majority answer "
+      f"{majority.mean():.1%}); the judge's weakest: " + ", ".join(
+          f"{names[i]} {judge_acc[i]:.1%}" for i in judge_acc.argsort()[:2].tolist()))
 
 # %% [markdown]
 # ## 3 · The first stage: an RGB autoencoder
 #
-# Notebook 03's recipe unchanged (L1 + perceptual + KL 10⁻⁶ + patch-GAN from half-way, with the adaptive weight),
-# with 3 input channels and the attribute classifier's features in the perceptual term. f = 4 turns a face into a
+# Notebook 03's recipe unchanged (L1 + perceptual + KL 10⁻⁶, the learning rate dropped ×0.1 at step 320, the
+# patch-GAN with its adaptive weight from step 400 of 800), with 3 input channels and the attribute classifier's
+# features in the perceptual term. (Notebook 03 found the discriminator slow to learn at this budget on digits; on
+# faces it is not diagnosed here.) f = 4 turns a face into a
 # 3 × 16 × 16 latent: 16× fewer numbers.
 #
 # **What the perceptual term costs here, against LPIPS.** LPIPS runs an ImageNet VGG-16 (14.7 M parameters in its
@@ -179,8 +189,8 @@ x_test = test.float(config.pick(smoke=32, cpu=500, gpu=2000))
 with torch.no_grad():
     x_rec = torch.cat([ae(x_test[i:i + 100].to(device))[0].clamp(-1, 1).cpu() for i in range(0, len(x_test), 100)])
 print(f"{len(x_test)} test faces: PSNR {evaluate.psnr(x_rec, x_test):.1f} dB, SSIM {evaluate.ssim(x_rec, x_test):.3f}; "
-      f"the classifier's accuracy on them {attribute_rates(clf, x_test, test.attrs[:len(x_test)]).mean():.1%} vs "
-      f"{attribute_rates(clf, x_rec, test.attrs[:len(x_test)]).mean():.1%} on their reconstructions")
+      f"the judge's accuracy on them {carried_spread(judge, x_test, test.attrs[:len(x_test)]):.1%} vs "
+      f"{carried_spread(judge, x_rec, test.attrs[:len(x_test)]):.1%} on their reconstructions (95% intervals)")
 with torch.no_grad():
     z_show = ae.encode_latents(x_test[:8].to(device)).cpu()
 fig, axes = plt.subplots(3, 1, figsize=(10, 4.4))
@@ -218,14 +228,14 @@ viz.show_grid(x_gen[:32], nrow=8, title=f"generated faces, s = {model.guidance:g
 # %% [markdown]
 # ## 5 · Do the faces carry the attributes asked for?
 #
-# Per attribute, the share of generated faces on which the classifier finds the requested value, next to the same
-# rate on real test faces with their true labels (the classifier's own accuracy: what a perfect generator would
+# Per attribute, the share of generated faces on which the judge finds the requested value, next to the same
+# rate on real test faces with their true labels (the judge's own accuracy: what a perfect generator would
 # reach) and next to **chance**: the rate of a generator that ignored the request and drew attributes as often as
-# real faces show them.
+# real faces show them. The means carry 95% bootstrap intervals over the faces (`face_classifier.carried_spread`).
 
 # %%
-gen_rate = attribute_rates(clf, x_gen, req)
-real_rate = attribute_rates(clf, test.float(N_EVAL), test.attrs[:N_EVAL])
+gen_rate = attribute_rates(judge, x_gen, req)
+real_rate = attribute_rates(judge, test.float(N_EVAL), test.attrs[:N_EVAL])
 chance = chance_rates(req, p_real)
 fig, ax = plt.subplots(figsize=(11, 3))
 for k, (lab, r) in enumerate([("generated, as requested", gen_rate), ("real faces (reference)", real_rate),
@@ -234,8 +244,8 @@ for k, (lab, r) in enumerate([("generated, as requested", gen_rate), ("real face
 ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
 ax.set(ylabel="rate (%)", ylim=(30, 101), title=f"attributes carried, n = {N_EVAL}, s = {model.guidance:g}")
 ax.legend(fontsize=8, ncol=3)
-print(f"mean over attributes: generated {gen_rate.nanmean():.1%}, real {real_rate.nanmean():.1%}, "
-      f"chance {chance.nanmean():.1%}")
+print(f"mean over attributes (95% intervals): generated {carried_spread(judge, x_gen, req):.1%}, real "
+      f"{carried_spread(judge, test.float(N_EVAL), test.attrs[:N_EVAL]):.1%}, chance {chance.nanmean():.1%}")
 
 # %% [markdown]
 # Guidance trades diversity for fidelity (notebook 05); here the fidelity is per attribute. The same requests at
@@ -245,7 +255,7 @@ print(f"mean over attributes: generated {gen_rate.nanmean():.1%}, real {real_rat
 n_sweep = config.pick(smoke=8, cpu=200, gpu=500)
 for s in (1.0, 2.0, 4.0):
     x_s = model.sample(n_sweep, sampler="ddpm", steps=50, y=req[:n_sweep], guidance=s, seed=0)
-    print(f"s = {s:g}: attributes carried {attribute_rates(clf, x_s, req[:n_sweep]).nanmean():.1%} "
+    print(f"s = {s:g}: attributes carried {carried_spread(judge, x_s, req[:n_sweep]):.1%} "
           f"(chance {chance_rates(req[:n_sweep], p_real).nanmean():.1%})")
 
 # %% [markdown]
@@ -262,21 +272,31 @@ fig, axes = plt.subplots(len(edits), 1, figsize=(5.5, 2.45 * len(edits)))
 for ax, n in zip(axes, edits):
     pair = faces.edit_attribute(model, base, n, seed=3)  # (2, 5, 3, 64, 64): without, with
     viz.show_grid(torch.cat([pair[0], pair[1]]), nrow=5, ax=ax)
+    seen = [predict_attributes(judge, pair[v])[:, names.index(n)] for v in (0, 1)]  # (5,) each: the judge's reading
     ax.set_title(f"{n}: top row 0, bottom row 1 (everything else fixed)", fontsize=9, loc="left")
+    print(f"{n:>12}: the judge sees it on {seen[0].sum()}/5 of the top row and {seen[1].sum()}/5 of the bottom row; "
+          f"{((seen[0] == 0) & (seen[1] == 1)).sum()}/5 columns edited as asked")
 fig.tight_layout()
 
 # %% [markdown]
-# Glasses, a hat and blond hair appear where they should and little else moves; the smile and the bangs are
-# small at 64 × 64 and change less visibly. Not every starting noise gives a clean face with a model trained for
-# 16 minutes: some columns above are smeared in both rows, and toggling an attribute does not repair them.
+# Read with the judge's counts printed above. The hat appears on all five faces and the glasses and the smile on
+# four; little else moves (the hat brings its own background tint, which is how the toy faces draw it). Two edits
+# are weak: bangs are a thin fringe at 64 × 64, visible on close inspection only, although the judge reads them on
+# 4 of 5; blond hair shows on 1 of 5, on the one face whose other hair attributes leave room for it (the others are
+# grey-haired or bald in the base request, and the model keeps them so). No column is smeared: an earlier version
+# of `edit_attribute` drew the sampler's first step noise equal to z_T (two generators seeded alike), which started
+# the latent about 40% too large and smeared two of five columns; the per-step noise has its own stream now
+# (`tests/test_faces.py` checks both).
 
 # %% [markdown]
 # ## 7 · Walking between two faces, and why not DDIM here
 #
 # Notebook 04 found deterministic DDIM (η = 0) weaker than ancestral sampling for its small models. For this
-# face model, trained for minutes, it is worse than weak: the deterministic path drifts off the latent
-# distribution the decoder knows. Measure it: the spread of the final latents against the training latents'
-# (which the scale factor made ≈ 1):
+# face model the deterministic path drifts off the latent distribution the decoder knows. Measure it: the spread
+# of the final latents against the training latents' (which the scale factor made ≈ 1), and what the judge reads.
+# In the committed run DDIM's final latents are 1.24× as spread as the training latents (ancestral: 1.01×) and carry
+# 89.4% of the requested attributes against 94.7% (64 faces, s = 2; the model trained before this one drifted to 3×).
+# Why, and what fixes it, is notebook 07's subject (issue 15).
 
 # %%
 z_train_std = ae.encode_latents(data.float(256).to(device)).std().item()
@@ -286,7 +306,7 @@ for sampler, eta in [("ddpm", None), ("ddim", 0.0)]:
                                 return_latents=True)
     name = "ancestral (η = 1)" if sampler == "ddpm" else "DDIM (η = 0)"
     print(f"{name:18s}: std of z_0 {z_chk.std():.2f} (training latents {z_train_std:.2f}); attributes carried "
-          f"{attribute_rates(clf, x_chk, y8).nanmean():.1%}")
+          f"{attribute_rates(judge, x_chk, y8).nanmean():.1%}")
 
 # %% [markdown]
 # So the walk uses ancestral sampling too, one face at a time with the same seed, so that every face on the path
@@ -335,21 +355,36 @@ localised = [n for n in names if n in regions and regions[n].float().mean() < 0.
 cols = [names.index(n) for n in localised]
 layer_sets = {n.replace("unet.", "").replace(".blocks.0.attn2", "") + f" {store.select(n)[0].size[0]}×"
               f"{store.select(n)[0].size[1]}": n for n in store.names} | {"all layers": "all"}
-ratio = np.zeros((len(layer_sets), len(localised)))
-for r, layers in enumerate(layer_sets.values()):
-    share, chance_area = faces.attention_localisation(store.token_maps(size=(64, 64), layers=layers)[:n_loc], names)
-    ratio[r] = (share / chance_area)[cols].numpy()
+# choose the best layer on one half of the faces, report every number on the other half
+choose, held_out = (torch.as_tensor(i) for i in split_halves(n_loc, seed=0))
+token_maps = {k: store.token_maps(size=(64, 64), layers=layers)[:n_loc] for k, layers in layer_sets.items()}
+
+
+def localisation(maps):  # (B, M, 64, 64) → (len(localised),): attention share inside the region ÷ the region's area
+    share, chance_area = faces.attention_localisation(maps, names)
+    return (share / chance_area)[cols].numpy()
+
+
+ratio_choose = np.stack([localisation(m[choose]) for m in token_maps.values()])  # (layers, attributes)
+ratio = np.stack([localisation(m[held_out]) for m in token_maps.values()])  # the same on the held-out half
 fig, ax = plt.subplots(figsize=(8, 0.4 * len(layer_sets) + 1.8))
 im = ax.imshow(ratio, cmap="RdBu_r", vmin=0, vmax=2)
 ax.set_xticks(range(len(localised)), localised, rotation=45, ha="right", fontsize=8)
 ax.set_yticks(range(len(layer_sets)), list(layer_sets), fontsize=8)
 for (i, j), v in np.ndenumerate(ratio):
     ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
-ax.set_title(f"attention inside the attribute's region ÷ the region's area ({n_loc} generated toy faces)", fontsize=9)
+ax.set_title(f"attention inside the attribute's region ÷ the region's area ({len(held_out)} held-out generated "
+             f"toy faces)", fontsize=9)
 fig.colorbar(im, ax=ax, fraction=0.04)
-best = list(layer_sets)[int(ratio[:-1].mean(1).argmax())]
-print("all layers: " + ", ".join(f"{n} ×{v:.2f}" for n, v in zip(localised, ratio[-1])))
-print(f"best layer, {best}: " + ", ".join(f"{n} ×{v:.2f}" for n, v in zip(localised, ratio[list(layer_sets).index(best)])))
+best = list(layer_sets)[int(ratio_choose[:-1].mean(1).argmax())]  # chosen on the other half
+for k in ("all layers", best):
+    m = token_maps[k][held_out]
+    spread = [bootstrap(lambda i, j=j: float(localisation(m[torch.as_tensor(i)])[j]), np.arange(len(m)), n_boot=100)
+              for j in range(len(localised))]
+    print(f"{k} (held-out half, 95% bootstrap over its {len(m)} faces): " + ", ".join(
+        f"{n} ×{e:.2f}" for n, e in zip(localised, spread)))
+print(f"the best layer chosen on the other {len(choose)} faces: {best} (mean ratio there "
+      f"{ratio_choose[list(layer_sets).index(best)].mean():.2f}, on the held-out half {ratio[list(layer_sets).index(best)].mean():.2f})")
 
 # %% [markdown]
 # The maps of that layer alone, for the faces above:
@@ -378,14 +413,22 @@ fig = viz.show_attention(x_map, best_maps[:, idx], shown, title=f"attention per 
 #
 # ## What we measured
 #
-# Printed above, from this run on toy faces (cpu mode): the classifier's test accuracy (§2); the autoencoder's
-# PSNR and SSIM, and how much of the attributes survive reconstruction (§3); how often generated faces carry the
-# attributes asked for, against real faces and chance, and how guidance moves it (§5); and where each attribute
-# token's attention goes, layer by layer (§8). The localisation is real but lives in few layers: the decoder's
-# first 8 × 8 block reads the small, localised attributes at their places (glasses, smile, cheeks: about 2.7–2.9×
-# their regions' share), the 4 × 4 middle reads the hat, and the 16 × 16 layers, which attend only to the
-# attributes (no self-attention), spread their attention almost evenly. Averaged over all layers the effect is
-# diluted to 1.2–1.4×.
+# Printed above, from this run on toy faces (cpu mode), with 95% intervals:
+# * **two networks, two jobs** (§2): the attribute classifier (98.4% on test faces) is the autoencoder's perceptual
+#   loss; the judge (97.9%, another architecture and seed) scores every generated face, so no number here is
+#   graded by the network the model was trained to please;
+# * **the first stage** (§3): PSNR 29.0 dB, SSIM 0.891; the judge reads 97.8% [97.6, 98.1] of the true attributes
+#   on the test faces and 96.0% [95.6, 96.4] on their reconstructions;
+# * **attributes carried** (§5): 95.8% [95.4, 96.1] of the requested values at s = 2 (512 faces), against 97.8% on
+#   real faces and 61.0% for a generator that ignored the request. The course's target (≥ 95%) is met. Guidance
+#   moves it from 93.5% (s = 1) to 96.0% (s = 2) and 97.2% (s = 4) (200 faces each);
+# * **editing** (§6): hat 5/5, glasses, smile and bangs 4/5 as the judge reads them, blond hair 1/5; no smeared
+#   column;
+# * **where attention goes** (§8): the best layer was chosen on 32 faces and is reported on 32 others. It is the
+#   decoder's first 8 × 8 block (`up.2.1`): smile ×2.69, glasses ×2.40, cheeks ×2.57 and the open mouth ×2.52
+#   their regions' share, with No_Beard the exception at ×0.86. The 4 × 4 middle reads the hat (×2.88). The 16 × 16
+#   layers attend only to the attributes (no self-attention) and spread their attention almost evenly. Averaged
+#   over all layers the effect is diluted to ×1.05–1.53.
 #
 # The shipped weights `minildm/weights/latent_faces_toy.pt` are this model; `tests/test_shipped.py` checks both
 # measurements on every CI run.

@@ -13,6 +13,7 @@ from minildm.checkpoint import load_checkpoint
 from minildm.evaluate import Evaluator
 from minildm.release import load_diffusion
 from minildm.shipped import WEIGHTS_DIR, shipped
+from minildm.uncertainty import split_halves
 
 N_GATE = 500  # samples judged in CI (~20 s on one core); the real-vs-real floor at n = 500 is about 4
 
@@ -164,9 +165,11 @@ def test_text_gate_words_change_the_digits(text_model):
 
 # ------------------------------------------------------------------ the attribute-conditional faces (notebook 06)
 N_FACES = 64  # generated toy faces judged in CI (~40 s on 2 cores)
-FACES_RATE_MIN = 0.85  # judge: 90.2% of the requested values carried (the classifier read 91.8%; chance 60.2%)
+FACES_RATE_MIN = 0.85  # judge: 94.7% [93.7, 95.7] of the requested values carried (chance about 61%), 2026-12-01
 LOCALISED = ("Eyeglasses", "Wearing_Hat", "No_Beard", "Rosy_Cheeks")  # small regions, drawn where we know
-LOCALISATION_MIN = 1.15  # measured ×1.41 / ×1.44 / ×1.30 / ×1.29 the chance share, all layers and steps
+LOCALISATION_MIN = 1.08  # measured ×1.27 / ×1.54 / ×1.15 / ×1.25 the chance share, all layers and steps
+BEST_LAYER_ATTRIBUTES = ("Eyeglasses", "Smiling", "Rosy_Cheeks")
+BEST_LAYER_MIN = 2.0  # measured ×2.40 / ×2.77 / ×2.62 on the held-out 32 (up.2.1, the decoder's first 8×8)
 
 
 @pytest.fixture(scope="module")
@@ -185,9 +188,17 @@ def faces_gate():
                               batch_size=N_FACES)
     maps = store.token_maps(size=(64, 64))[:N_FACES]  # the conditional rows
     share, chance = attention_localisation(maps, model.attributes)
-    best = store.token_maps(size=(64, 64), layers="unet.up.2.1.blocks.0.attn2")[:N_FACES]  # the decoder's first 8×8
-    best_share, _ = attention_localisation(best, model.attributes)
-    return model, clf, y, images, share, chance, best_share
+    # the best layer (notebook 06, §8) is chosen on one half of the faces and its localisation read on the other
+    choose, held_out = (torch.as_tensor(i) for i in split_halves(N_FACES, seed=0))
+    cols = [model.attributes.index(n) for n in BEST_LAYER_ATTRIBUTES]
+
+    def ratios(layer, idx):
+        m = store.token_maps(size=(64, 64), layers=layer)[:N_FACES][idx]
+        s, c = attention_localisation(m, model.attributes)
+        return (s / c)[cols]
+
+    best = max(store.names, key=lambda layer: ratios(layer, choose).mean().item())
+    return model, clf, y, images, share, chance, dict(zip(BEST_LAYER_ATTRIBUTES, ratios(best, held_out).tolist()))
 
 
 def test_shipped_face_model_is_labelled_and_small(faces_gate):
@@ -217,10 +228,9 @@ def test_faces_gate_attributes_carried(faces_gate):
 
 def test_faces_gate_attention_localised(faces_gate):
     """The localised attributes' tokens put more of their attention inside their drawn regions than chance would."""
-    model, _, _, _, share, chance, best_share = faces_gate
+    model, _, _, _, share, chance, best_held_out = faces_gate
     ratio = {n: (share[i] / chance[i]).item() for i, n in enumerate(model.attributes) if n in LOCALISED}
     assert all(r >= LOCALISATION_MIN for r in ratio.values()), ratio
-    # one layer does most of the localising (notebook 06, §8): there the small attributes are read at their places
-    best = {n: (best_share[i] / chance[i]).item() for i, n in enumerate(model.attributes)
-            if n in ("Eyeglasses", "Smiling", "Rosy_Cheeks")}
-    assert all(r >= 2.0 for r in best.values()), best  # measured ×2.9 / ×2.7 / ×2.8 in notebook 06
+    # one layer does most of the localising (notebook 06, §8): there the small attributes are read at their places.
+    # Chosen on 32 faces, read on the other 32, so the figure is not the best of several noisy ones.
+    assert all(r >= BEST_LAYER_MIN for r in best_held_out.values()), best_held_out
