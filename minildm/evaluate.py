@@ -286,7 +286,6 @@ class Evaluator:
         return out
 
 
-
 def pick_guidance(sweep: dict[float, dict], min_accuracy: float = 0.99) -> float:
     """The guidance scale to ship, chosen from a sweep ``{s: report}`` measured on *one* set of samples (report the
     chosen s on another). Fidelity first, then diversity: among the scales whose ``accuracy`` (an Estimate, or a

@@ -104,8 +104,9 @@ def latent_mnist(mode: Mode | None = None, f: int = 4, matched_params: bool = Fa
     The UNet is pixel_mnist's, *matched* (same widths, depths and attention; only its input has the latent's
     4 channels), so the comparison of notebook 04 and ``benchmarks/pixel_vs_latent.py`` isolates what the
     smaller grid buys. At f = 8 the 4×4 latent allows one level fewer, which leaves 0.18 M parameters against
-    0.69 M; ``matched_params=True`` doubles its base width instead (0.70 M), so that notebook 04's f-study compares
-    networks of one size (issue 13: the unmatched f = 8 had a quarter of the others' capacity).
+    0.69 M; ``matched_params=True`` widens its base width instead, to the parameter count nearest f = 4's (cpu: 32,
+    0.70 M), so that notebook 04's f-study compares networks of one size (issue 13: the unmatched f = 8 had a
+    quarter of the others' capacity).
     """
     mode = mode or get_mode()
     if f not in (2, 4, 8):

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 
 from minildm.captions import DIGITS
-from pathlib import Path
-
 from minildm.evaluate import Evaluator, pick_guidance
 from minildm.release import load_diffusion
 from minildm.shipped import shipped
