@@ -13,7 +13,7 @@ demo: setup
 ## The whole test suite, as CI runs it: package tests, then every notebook under nbval, in smoke mode.
 # PYTHONPATH: the notebook kernels import this checkout's minildm, whatever else is installed
 test: setup
-	CI=true MINILDM_MODE=smoke PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest tests notebooks --nbval-lax -q -p no:cacheprovider
+	CI=true MINILDM_MODE=smoke PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest tests notebooks --nbval-lax -q -p no:cacheprovider --durations=25
 
 ## Re-execute the notebooks in cpu mode and save their outputs (what is committed).
 notebooks: setup
