@@ -206,6 +206,18 @@ def test_train_preset_rejects_wrong_inputs(ae, digits, latent_run):
         recipes.train_preset(presets.pixel_mnist("smoke"), latent_run.z, progress=False)  # and the reverse
 
 
+def test_train_preset_refuses_a_run_trained_with_another_schedule(ae, latent_run):
+    """A finished (or interrupted) run is loaded by its path; had the preset's β schedule changed since, its ε_θ would
+    be sampled with the wrong ᾱ_t, silently. It is refused, with both schedules named."""
+    assert latent_run.preset.schedule == "linear"
+    other = dataclasses.replace(latent_run.preset, schedule="scaled_linear")
+    with pytest.raises(CheckpointError, match=r"'linear' β schedule.*now uses 'scaled_linear'.*another path"):
+        recipes.train_preset(other, latent_run.z, ckpt_path=latent_run.ckpt, progress=False, first_stage=ae)
+    result, sched = recipes.train_preset(latent_run.preset, latent_run.z, ckpt_path=latent_run.ckpt, progress=False,
+                                         first_stage=ae)  # the same schedule: loaded as before
+    assert result.steps_done == 0 and torch.equal(sched.betas, latent_run.sched.betas)
+
+
 # ------------------------------------------------------------------------------------------ sampling
 def test_latent_sample_shapes_range_and_latents(latent_run):
     model = latent_run.model
