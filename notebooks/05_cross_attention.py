@@ -66,11 +66,11 @@ from einops import rearrange
 from minildm import attention, captions, config, evaluate, presets, recipes, release, viz
 from minildm.attention_maps import capture_attention, region_share
 from minildm.checkpoint import load_checkpoint
-from minildm.classifier import load_classifier
 from minildm.conditioning import ClassEncoder, TextEncoder
 from minildm.data import mnist
 from minildm.exercises import check
 from minildm.guidance import condition_dropout, guided
+from minildm.uncertainty import bootstrap
 
 print(config.describe())
 print(viz.mode_banner())
@@ -78,7 +78,7 @@ device = config.get_device()
 class_preset, text_preset = presets.latent_mnist_class(), presets.latent_mnist_text()
 print(f"class-conditional preset ({class_preset.mode}):\n  {class_preset.unet}\n  {class_preset.train}")
 SKIP_TRAINING = False  # True: use the shipped weights (minildm/weights/latent_mnist_{class,text}.pt) instead (§5, §7)
-ev = evaluate.Evaluator(load_classifier().to(device))  # the course's MNIST classifier judges the samples
+ev = evaluate.Evaluator(device=device)  # the judge: an MNIST classifier no training loss of the course touched
 N_PER_S = config.pick(smoke=20, cpu=500, gpu=1000)  # samples per guidance scale in the sweep of §6
 torch.manual_seed(0);
 
@@ -288,7 +288,7 @@ class_model = train_or_load("latent-mnist-class", "latent_mnist_class", "L_LDM w
 y_grid = torch.arange(10).repeat_interleave(10)  # 0 ×10, 1 ×10, …
 x_grid = class_model.sample(100, sampler="ddpm", steps=50, y=y_grid, guidance=class_model.guidance, seed=0)
 viz.show_grid(x_grid, nrow=10, title=f"class-conditional samples, one row per label (s = {class_model.guidance:g})");
-print(f"the classifier agrees with the label for {ev.accuracy(x_grid, y_grid):.0%} of these 100")
+print(f"the judge reads the asked digit in {ev.accuracy(x_grid, y_grid):.0%} of these 100")
 
 # %% [markdown]
 # ## 6 · Classifier-free guidance
@@ -315,31 +315,64 @@ with torch.no_grad():
 print("naive guidance == minildm.guidance.guided for s = 0, 1, 3 ✓ (s = 1 is ε_y, s = 0 is ε_∅)")
 
 # %% [markdown]
-# **The sweep.** For each s, the same 50 noises per digit; the course's classifier says how often the digit is the
-# one asked for (fidelity), and the Fréchet distance to real digits (notebook 04, §7) says how far the *set* of
-# samples is from the real distribution: it rises when every "seven" looks alike. The figures are printed next to
-# the real-vs-real floor at the same n.
+# **The sweep.** For each s, the same 50 noises per digit, and three numbers, each with its 95% interval:
+# * **fidelity**: how often the judge (notebook 04, §7: a classifier no training loss touched) reads the digit
+#   asked for;
+# * **FD / floor**: how far the whole *set* of samples is from real digits (notebook 04, §7);
+# * **within class**: `Evaluator.within_class`, the mean over digits k of FD(samples asked for k, real k) over
+#   FD(real k, other real k). It is 1 when the sevens are as varied as real sevens, and it rises when every
+#   "seven" looks alike, which accuracy and each digit's share of the samples cannot see.
+#
+# The default scale is then *chosen* on these samples (`evaluate.pick_guidance`: among the scales that draw the
+# asked digit ≥ 99% of the time, the most varied) and *reported* on new ones (other noises): a choice measured on
+# the samples it was chosen on flatters itself.
 
 # %%
-scales = [0.0, 1.0, 2.0, 3.0, 5.0]
+scales = [0.0, 1.0, 1.5, 2.0, 3.0, 5.0]
 y_sweep = torch.arange(10).repeat_interleave(N_PER_S // 10)
+
+
+def judged(model, y, labels, s, seed):
+    """Samples for conditions y (the digits `labels`) at guidance s, and the three numbers with their intervals."""
+    x = model.sample(len(labels), sampler="ddpm", steps=50, y=y, guidance=s, seed=seed)
+    r = ev.report_spread(x, labels, seed=seed)
+    return dict(images=x, accuracy=r["accuracy"], fd_ratio=r["fd_ratio"], within=ev.within_class(x, labels, seed=seed))
+
+
+def show_row(label, r):
+    print(f"{label:>12}: named digit {r['accuracy']:>22.1%}   FD / floor {r['fd_ratio']:>20.2f}   "
+          f"within class {r['within']:>20.2f}")
+
+
 sweep, t0 = {}, time.perf_counter()
 for s in scales:
-    x_s = class_model.sample(len(y_sweep), sampler="ddpm", steps=50, y=y_sweep, guidance=s, seed=1)
-    sweep[s] = ev.report(x_s, y_sweep) | {"images": x_s}
-    print(f"s = {s:3.1f}: accuracy {sweep[s]['accuracy']:6.1%}   FD {sweep[s]['fd']:6.2f} "
-          f"(floor {sweep[s]['floor']:.2f}, ratio {sweep[s]['fd_ratio']:4.2f})   confidence {sweep[s]['confidence']:.3f}")
-print(f"{len(scales)} × {len(y_sweep)} samples in {time.perf_counter() - t0:.0f} s")
+    sweep[s] = judged(class_model, y_sweep, y_sweep, s, seed=1)
+    show_row(f"s = {s:g}", sweep[s])
+print(f"{len(scales)} × {len(y_sweep)} samples in {time.perf_counter() - t0:.0f} s (n = {len(y_sweep)} per s)")
+s_class = evaluate.pick_guidance(sweep)
+report = judged(class_model, y_sweep, y_sweep, s_class, seed=7)  # new noises: the chosen scale, reported
+show_row(f"s = {s_class:g}", report)
+print(f"↑ the scale chosen on these samples (≥ 99% named, then most varied), re-measured on new noises; "
+      f"the model's stored default is s = {class_model.guidance:g}")
 
 # %%
 fig, ax1 = plt.subplots(figsize=(6.5, 3.4))
-ax1.plot(scales, [100 * sweep[s]["accuracy"] for s in scales], "o-", color="C0")
-ax1.set(xlabel="guidance scale s", ylabel="accuracy (%)", title=f"fidelity vs diversity, n = {len(y_sweep)} per s")
+def errorbar(ax, key, scale=1.0, **kw):
+    e = [sweep[s][key] for s in scales]
+    v = np.array([x.value for x in e]) * scale
+    ax.errorbar(scales, v, yerr=[v - np.array([x.low for x in e]) * scale, np.array([x.high for x in e]) * scale - v],
+                capsize=3, **kw)
+
+
+errorbar(ax1, "accuracy", 100, fmt="o-", color="C0")
+ax1.set(xlabel="guidance scale s", ylabel="named digit (%)", title=f"fidelity vs diversity, n = {len(y_sweep)} per s")
 ax1.yaxis.label.set_color("C0")
 ax2 = ax1.twinx()
-ax2.plot(scales, [sweep[s]["fd_ratio"] for s in scales], "s--", color="C3")
-ax2.axhline(1, color="C3", lw=0.6, alpha=0.5)
-ax2.set_ylabel("FD / real-vs-real floor", color="C3")
+errorbar(ax2, "fd_ratio", fmt="s--", color="C3", label="FD / floor")
+errorbar(ax2, "within", fmt="^:", color="C2", label="within class")
+ax2.axhline(1, color="k", lw=0.6, alpha=0.5)
+ax2.axvline(s_class, color="gray", lw=0.8, ls="--")
+ax2.set_ylabel("÷ real vs real (1 = as real)"); ax2.legend(fontsize=8, loc="center right")
 fig.tight_layout()
 
 # %% [markdown]
@@ -399,23 +432,33 @@ for ax, p, x in zip(axes, prompts, rows):
 fig.tight_layout()
 
 # %% [markdown]
-# Do the words do what they say? The digit's name is judged by the classifier; "thick" and "thin" by *measuring*
+# Do the words do what they say? The digit's name is judged by the judge, with the same three numbers as the class
+# model's sweep (and the same rule: the scale chosen on one set of samples, reported on another); "thick" and "thin"
+# by *measuring*
 # the stroke width of the samples with the same function that wrote the training captions.
 
 # %%
-n_p = config.pick(smoke=8, cpu=100, gpu=200)
-named = {d: text_model.sample(n_p, sampler="ddpm", steps=50, y=tok.encode_batch([f"a {captions.DIGITS[d]}"] * n_p,
-                              strict=True), guidance=text_model.guidance, seed=10 + d) for d in range(10)}
-acc = {d: ev.accuracy(x, torch.full((n_p,), d)) for d, x in named.items()}
-print("named digit recognised: " + ", ".join(f"{captions.DIGITS[d]} {a:.0%}" for d, a in acc.items())
-      + f"; mean {np.mean(list(acc.values())):.1%} (n = {n_p} per digit, s = {text_model.guidance:g})")
+n_p = config.pick(smoke=8, cpu=50, gpu=100)  # samples per digit
+y_named = torch.arange(10).repeat_interleave(n_p)
+named_prompts = tok.encode_batch([("an " if d == 8 else "a ") + captions.DIGITS[d] for d in y_named.tolist()],
+                                 strict=True)  # "a zero" … "an eight", "a nine"
+text_sweep = {}
+for s in (1.0, 1.5, 2.0, 3.0):
+    text_sweep[s] = judged(text_model, named_prompts, y_named, s, seed=10)
+    show_row(f"s = {s:g}", text_sweep[s])
+s_text = evaluate.pick_guidance(text_sweep)
+text_report = judged(text_model, named_prompts, y_named, s_text, seed=11)
+show_row(f"s = {s_text:g}", text_report)
+print(f"↑ chosen on the samples above, re-measured on new noises (n = {len(y_named)}: {n_p} per digit); "
+      f"the model's stored default is s = {text_model.guidance:g}")
 width = {}
 for word in ("thin", "thick"):
-    xw = text_model.sample(n_p, sampler="ddpm", steps=50, y=tok.encode_batch([f"a {word} seven"] * n_p, strict=True),
-                           guidance=text_model.guidance, seed=20)
+    xw = text_model.sample(2 * n_p, sampler="ddpm", steps=50, guidance=s_text, seed=20,
+                           y=tok.encode_batch([f"a {word} seven"] * 2 * n_p, strict=True))
     width[word] = captions.measure(xw)["thickness"]
 real7 = caps.attributes["thickness"][y_train == 7]
-print(f'stroke width of "a thin seven" {width["thin"].mean():.2f} px, "a thick seven" {width["thick"].mean():.2f} px '
+print(f'at s = {s_text:g}, stroke width of "a thin seven" {width["thin"].mean():.2f} px, "a thick seven" '
+      f'{width["thick"].mean():.2f} px '
       f"(real sevens: {real7.mean():.2f} px on average, thirds cut at {caps.thresholds['thickness'][7, 0]:.2f} and "
       f"{caps.thresholds['thickness'][7, 1]:.2f} px)")
 fig, ax = plt.subplots(figsize=(6, 2.6))
@@ -503,6 +546,33 @@ print("ink ratio per word there: " + ", ".join(f'"{w}" {r:.2f}' for w, r in zip(
 fig = viz.show_attention(x_seen, fine_maps, words, title=f'"{prompt}": decoder layers at {finest[0]}×{finest[1]}')
 
 # %% [markdown]
+# Four sevens are too few to quote a ratio to two decimals. So we repeat the measurement on more sevens, drawn from new
+# noises, at the same layers, with 95% intervals from resampling the images (`uncertainty.bootstrap`). The layers were
+# fixed in advance (the decoder's finest grid), not picked from the table above, so these samples are not the ones a
+# choice was made on.
+
+# %%
+N_LOC = config.pick(smoke=4, cpu=64, gpu=128)  # sevens whose attention is measured
+y_loc = tok.encode_batch([prompt] * N_LOC, strict=True)
+with capture_attention(text_model.unet, which="cross") as store_loc:
+    x_loc = text_model.sample(N_LOC, sampler="ddpm", steps=50, y=y_loc, guidance=text_model.guidance, seed=5,
+                              batch_size=N_LOC)
+m_loc = store_loc.token_maps(size=(32, 32), layers=fine_layers)[:N_LOC, :M_show]  # the conditional rows
+ink_loc = x_loc[:, :1] > 0
+del store_loc  # ~100 MB of maps in cpu mode
+
+
+def ink_ratio(idx, j):
+    """Word j's attention mass on the ink ÷ the ink's share of the pixels, over the sevens ``idx``."""
+    share, chance = region_share(m_loc[torch.as_tensor(idx)], ink_loc[torch.as_tensor(idx)])
+    return float(share[j] / chance[j])
+
+
+loc = {w: bootstrap(lambda i, j=j: ink_ratio(i, j), np.arange(N_LOC), n_boot=200) for j, w in enumerate(words)}
+print(f"{N_LOC} new sevens, decoder layers at {finest[0]}×{finest[1]}, 95% intervals over the images:\n  "
+      + ", ".join(f'"{w}" {e:.2f}' for w, e in loc.items()))
+
+# %% [markdown]
 # **Over the trajectory.** The store labels each record with its sampling step, so `token_maps(steps=…)` shows the
 # maps of one moment. Top: the model's guess of the final digit, $\mathcal D(\hat z_0/s)$, at that step; below, where
 # "thick" and "seven" are read at that step, from the decoder's finest layers.
@@ -540,14 +610,21 @@ print("mean attention per token: " + ", ".join(f"{tok.vocab[int(i)]} {share:.2f}
 # %% [markdown]
 # ## What we measured
 #
-# Printed above, from this run (the table in the README has the same figures from the shipped weights):
-# * the class-conditional model draws the digit asked for (the classifier agrees for nearly all at s = 2), and the
-#   sweep traces guidance's trade-off: accuracy climbs from chance at s = 0, while the FD to real digits grows past
-#   s ≈ 1 as the samples become more alike;
-# * the text model draws the named digit, and "thick" and "thin" change the measured stroke width in the direction
-#   the words say;
-# * per-word attention is mostly global in this small model; where it is local, it is in the decoder's finest
-#   layers, where "thick" is read on the stroke.
+# Printed above, from this run. The judge is a classifier that no training loss touched, and every figure has its 95%
+# interval. n = 500 samples per setting, 50 per digit: at this n the real floor is large and FD / floor is loose.
+# `minildm/weights/README.md` has the same models at n = 2000.
+# * **The class-conditional model** (8,000 steps): the named digit climbs from chance at s = 0 (8.0%) to 93.4% at
+#   s = 1 and 99.4% at s = 2. Diversity within each class is best at s = 1.5 (1.37× real) and worsens steadily past
+#   s = 2 (1.76× at s = 5), as each digit's samples converge on one shape. `pick_guidance` chose s = 2, the most
+#   varied scale with ≥ 99% named digit. Re-measured on new noises: 99.0% [98.2, 99.8] named, FD / floor
+#   0.98 [0.55, 1.83], within class 1.31× [1.22, 1.44].
+# * **The text model** (4,000 steps): s = 1.5 was chosen (99.4%, within class 1.43×). On new noises: 99.6%
+#   [99.0, 100] named, FD / floor 1.82 [1.15, 2.86], within class 1.51× [1.42, 1.62]. At its stored default s = 2 the
+#   samples are less varied (1.72×). "Thick" and "thin" still separate at s = 1.5: sevens of 2.76 vs 1.64 px mean
+#   stroke width, on either side of real sevens' 2.08 px.
+# * **Attention** is mostly global in this small model. Where it is local, it is in the decoder's finest layers:
+#   there "thick" puts 1.22× its fair share of attention on the ink, over 64 sevens, with an interval narrower than
+#   ±0.01. "a" gets 1.07× and "seven" 0.99×, i.e. none.
 #
 # Notebook 06 does all of this on faces, where the attributes (glasses, a hat, a smile) have places, so that
 # attention localisation can be measured against where each attribute is drawn.
