@@ -28,7 +28,7 @@ from torch import Tensor
 from . import distributed, presets
 from .autoencoder import AutoencoderKL, compute_scale_factor
 from .captions import captions_for
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .classifier import JUDGE_SEED, load_classifier
 from .conditioning import ConditionalUNet, encoder_from_spec
 from .config import Mode, get_device, get_mode, runs_dir
@@ -110,12 +110,6 @@ def train_preset(preset: DiffusionPreset, data, labels=None, ckpt_path=None, cal
         what = "latents s·E(x) (minildm.ldm.encode_dataset)" if preset.f > 1 else "images"
         raise ValueError(f"{preset.name} expects {what} with {preset.unet.in_channels} channels, got data of shape "
                          f"{tuple(data.shape)}")
-    if ckpt_path is not None and Path(ckpt_path).exists():  # resuming, or loading a finished run
-        stored = (load_checkpoint(ckpt_path).get("sampling") or {}).get("schedule")
-        if stored is not None and stored != preset.schedule:  # its ε_θ would be sampled with the wrong ᾱ_t
-            raise CheckpointError(f"{ckpt_path} was trained with the {stored!r} β schedule, but {preset.name} now uses "
-                                  f"{preset.schedule!r}; train into another path (ckpt_path=), or delete it to "
-                                  "start over")
     model = build_unet(preset)
     sched = make_schedule(preset.schedule, preset.T)
     device = next(model.parameters()).device

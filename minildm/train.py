@@ -199,6 +199,18 @@ def check_resumable(ckpt: dict, path, configs=("train_config",)) -> None:
             "(python -m minildm train PRESET --out new.pt, or ckpt_path=), or delete it to start over")
 
 
+def _check_same_schedule(ckpt: dict, sampling: dict | None, path) -> None:
+    """A CheckpointError if the run in ``ckpt`` was trained with another β schedule than the one this call trains
+    with (``sampling``, :func:`minildm.release.sampling_payload`): resumed, or loaded as finished, its ε_θ would be
+    sampled with the wrong ᾱ_t, silently."""
+    stored = (ckpt.get("sampling") or {}).get("schedule")
+    current = (sampling or {}).get("schedule")
+    if stored is not None and current is not None and stored != current:
+        raise CheckpointError(f"{path} was trained with the {stored!r} β schedule, but "
+                              f"{sampling.get('preset', 'this run')} now uses {current!r}; train into another path "
+                              "(ckpt_path=), or delete it to start over")
+
+
 def _all_finite(obj) -> bool:
     """No NaN or infinity in any floating-point tensor of a (nested) checkpoint payload."""
     if isinstance(obj, torch.Tensor):
@@ -398,6 +410,7 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
     ema = EMA(model, cfg.ema_decay, cfg.ema_power)
     ckpt = loop.resume()
     if ckpt is not None:
+        _check_same_schedule(ckpt, (extra or {}).get("sampling"), ckpt_path)
         model.load_state_dict(ckpt["model"])
         ema.module.load_state_dict(ckpt["ema"])
         ema.n_averaged.copy_(ckpt["ema_n_averaged"])
