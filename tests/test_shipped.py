@@ -57,7 +57,7 @@ def test_quality_gate_confidence(gate):
     assert r["confidence"] >= 0.9, r  # the judge: 0.935 (2026-12-01 weights; the old ones 0.924)
 
 
-def test_quality_gate_frechet_distance_within_3x_floor(gate):
+def test_quality_gate_frechet_distance_near_the_floor(gate):
     """The gate: Fréchet distance in the judge's features within 2.2× the real-vs-real floor at the same n."""
     _, r = gate
     # the judge: FD 6.51, floor 4.30: 1.51× (2026-12-01 weights; the old ones 2.38×). At n = 2000 the same model sits
