@@ -114,13 +114,16 @@ class AttentionStore:
         return out
 
     def token_maps(self, size: Optional[tuple[int, int]] = None, heads: Union[str, int] = "mean",
-                   layers: Union[str, Iterable[str]] = "all", steps: Union[None, int, Iterable[int]] = None) -> Tensor:
+                   layers: Union[str, Iterable[str]] = "all", steps: Union[None, int, Iterable[int]] = None,
+                   rows: Optional[slice] = None) -> Tensor:
         """Per-token maps (B, M, H, W): the attention each pixel pays to each token, averaged over records.
 
         Each record's probs (B, heads, h·w, M) are reduced over heads (``"mean"``, or one head's index), put on
         their (h, w) grid, upsampled bilinearly to ``size`` (default: the largest grid recorded), then averaged
         over the chosen ``layers`` and ``steps``. Bilinear weights are convex, so at every pixel the maps still sum
         to 1 over the M tokens. All chosen records must have the same B and M (cross-attention to one context).
+        ``rows`` keeps those batch rows before upsampling (``slice(0, n)``: the conditional half of a guided batch
+        [y; ∅]); the same numbers as slicing the result, without upsampling the rows thrown away.
         """
         recs = self.select(layers, steps)
         if not recs:
@@ -138,7 +141,7 @@ class AttentionStore:
             size = max((r.size for r in recs), key=lambda s: s[0] * s[1])
         total = 0.0
         for r in recs:
-            p = r.probs.float()  # (B, heads, h·w, M)
+            p = r.probs.float() if rows is None else r.probs[rows].float()  # (B, heads, h·w, M)
             p = p.mean(1, keepdim=True) if heads == "mean" else p[:, [heads]]  # (B, 1, h·w, M)
             m = probs_to_spatial(p, *r.size)[:, 0]  # (B, M, h, w)
             if tuple(r.size) != tuple(size):

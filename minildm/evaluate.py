@@ -87,19 +87,35 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     (S⁻¹(Σ1Σ2)S = S Σ2 S), so Tr((Σ1Σ2)^{1/2}) = Σ_i √λ_i(S Σ2 S): two symmetric eigen-decompositions, which
     are stable, where a general ``sqrtm`` of the non-symmetric Σ1Σ2 can return complex round-off.
     """
-    mu1, mu2, sigma1, sigma2 = map(_f64, (mu1, mu2, sigma1, sigma2))
-    D = mu1.shape[0]
-    if mu1.shape != (D,) or mu2.shape != (D,) or sigma1.shape != (D, D) or sigma2.shape != (D, D):
-        raise ValueError(f"need μ (D,) and Σ (D, D) of one D; got μ {tuple(mu1.shape)}, {tuple(mu2.shape)} "
-                         f"and Σ {tuple(sigma1.shape)}, {tuple(sigma2.shape)}")
-    diff = mu1 - mu2  # (D,)
-    S = _sqrtm_psd(sigma1)  # Σ1^{1/2}, (D, D)
-    M = S @ sigma2 @ S  # (D, D), symmetric PSD, same eigenvalues as Σ1Σ2
-    # Tr((Σ1Σ2)^{1/2}) = Σ_i √λ_i(Σ1^{1/2} Σ2 Σ1^{1/2})
-    tr_covmean = torch.linalg.eigvalsh((M + M.T) / 2).clamp(min=0).sqrt().sum()
-    # d² = ‖μ1 − μ2‖² + Tr(Σ1) + Tr(Σ2) − 2 Tr((Σ1Σ2)^{1/2})
-    d2 = diff @ diff + torch.trace(sigma1) + torch.trace(sigma2) - 2 * tr_covmean
-    return float(d2.clamp(min=0))  # ≥ 0 in exact arithmetic; clamp round-off like −1e-13
+    return FrechetReference(mu1, sigma1).distance(mu2, sigma2)
+
+
+class FrechetReference:
+    """A fixed Gaussian N(μ, Σ) (a real set's features) with S = Σ^{1/2} computed once: the Fréchet distance of
+    many sets to it (a bootstrap: hundreds of resamples against one real set) then costs one symmetric
+    eigen-decomposition each instead of two. ``distance(μ', Σ')`` is :func:`frechet_distance` (μ, Σ, μ', Σ')."""
+
+    def __init__(self, mu, sigma):
+        self.mu, self.sigma = _f64(mu), _f64(sigma)
+        D = self.mu.shape[0]
+        if self.mu.shape != (D,) or self.sigma.shape != (D, D):
+            raise ValueError(f"need μ (D,) and Σ (D, D) of one D; got μ {tuple(self.mu.shape)} and Σ "
+                             f"{tuple(self.sigma.shape)}")
+        self.sqrt_sigma = _sqrtm_psd(self.sigma)  # S = Σ^{1/2}, (D, D)
+
+    def distance(self, mu, sigma) -> float:
+        mu, sigma = _f64(mu), _f64(sigma)
+        if mu.shape != self.mu.shape or sigma.shape != self.sigma.shape:
+            raise ValueError(f"need μ (D,) and Σ (D, D) of one D; got μ {tuple(self.mu.shape)}, {tuple(mu.shape)} "
+                             f"and Σ {tuple(self.sigma.shape)}, {tuple(sigma.shape)}")
+        diff = self.mu - mu  # (D,)
+        S = self.sqrt_sigma
+        M = S @ sigma @ S  # (D, D), symmetric PSD, same eigenvalues as ΣΣ'
+        # Tr((ΣΣ')^{1/2}) = Σ_i √λ_i(Σ^{1/2} Σ' Σ^{1/2})
+        tr_covmean = torch.linalg.eigvalsh((M + M.T) / 2).clamp(min=0).sqrt().sum()
+        # d² = ‖μ − μ'‖² + Tr(Σ) + Tr(Σ') − 2 Tr((ΣΣ')^{1/2})
+        d2 = diff @ diff + torch.trace(self.sigma) + torch.trace(sigma) - 2 * tr_covmean
+        return float(d2.clamp(min=0))  # ≥ 0 in exact arithmetic; clamp round-off like −1e-13
 
 
 def feature_stats(feats) -> tuple[Tensor, Tensor]:
@@ -208,10 +224,9 @@ class Evaluator:
     def fd_spread(self, images: Tensor, n_boot: int = 200, seed: int = 0) -> Estimate:
         """:meth:`fid_to_real` with a bootstrap over the generated samples (the real set held fixed), recentred
         (:func:`~minildm.uncertainty.bootstrap`: resampling with replacement inflates a Fréchet distance)."""
-        real = feature_stats(self.embed(self._real_sets(images.shape[0], seed)[0]))
+        real = FrechetReference(*feature_stats(self.embed(self._real_sets(images.shape[0], seed)[0])))
         feats = self.embed(images).double().numpy()
-        return bootstrap(lambda f: frechet_distance(*feature_stats(f), *real), feats, n_boot=n_boot, seed=seed,
-                         recentre=True)
+        return bootstrap(lambda f: real.distance(*feature_stats(f)), feats, n_boot=n_boot, seed=seed, recentre=True)
 
     def reconstruction_report(self, x_rec: Tensor, x: Tensor, labels: Tensor, reference: Tensor, n_boot: int = 200,
                               seed: int = 0) -> dict:
@@ -225,11 +240,11 @@ class Evaluator:
         PSNR and far on FD). FD and its ratio are recentred (:func:`~minildm.uncertainty.bootstrap`)."""
         if not (len(x_rec) == len(x) == len(labels)):
             raise ValueError(f"x_rec, x and labels must hold the same images, got {len(x_rec)}, {len(x)}, {len(labels)}")
-        ref = feature_stats(self.embed(reference))
+        ref = FrechetReference(*feature_stats(self.embed(reference)))
         f_rec, f_x = self.embed(x_rec).double().numpy(), self.embed(x).double().numpy()
 
         def fd(f):
-            return frechet_distance(*feature_stats(f), *ref)
+            return ref.distance(*feature_stats(f))
 
         kw = dict(n_boot=n_boot, seed=seed)
         return dict(n=len(x), psnr=bootstrap_mean(psnr_per_image(x_rec, x).numpy(), **kw),
@@ -259,11 +274,11 @@ class Evaluator:
                 raise ValueError(f"within_class needs 2 ≤ n ≤ {len(real_k) // 2} samples of class {k} (two disjoint "
                                  f"real sets of n), got {n}")
             real_k = real_k[torch.randperm(len(real_k), generator=g)]
-            refs[k] = feature_stats(self.embed(real_k[:n]))
-            floors[k] = frechet_distance(*feature_stats(self.embed(real_k[n:2 * n])), *refs[k])
+            refs[k] = FrechetReference(*feature_stats(self.embed(real_k[:n])))
+            floors[k] = refs[k].distance(*feature_stats(self.embed(real_k[n:2 * n])))
 
         def mean_ratio(f, y):  # f (n, D) features, y (n,) the classes asked for
-            return float(np.mean([frechet_distance(*feature_stats(f[y == k]), *refs[k]) / floors[k] for k in refs]))
+            return float(np.mean([refs[k].distance(*feature_stats(f[y == k])) / floors[k] for k in refs]))
 
         y = labels.numpy()
         return bootstrap(mean_ratio, self.embed(images).double().numpy(), y, n_boot=n_boot, seed=seed, recentre=True,

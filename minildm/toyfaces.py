@@ -17,6 +17,7 @@ All geometry below is in the coordinates of the 148×148 centre crop that the lo
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Mapping, Union
@@ -241,6 +242,30 @@ def write_toy_faces(root: str | Path | None = None, n: int = 20000, seed: int = 
     work if the same (n, seed) is already there. Refuses to write over a real CelebA (no marker file).
     """
     folder = (Path(root) if root is not None else data_root()) / "celeba"
+    # one writer at a time (two notebooks, or two test workers, asking for the same faces): the second waits, then
+    # finds them written and returns
+    with _exclusive(folder.parent / ".celeba.lock"):
+        return _write_toy_faces(folder, n, seed, overwrite)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """Hold an exclusive lock on ``lock_path`` (POSIX ``flock``; where there is none, as on Windows, no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: one process at a time is the user's to keep
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # blocks until the other writer is done
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _write_toy_faces(folder: Path, n: int, seed: int, overwrite: bool) -> Path:
     marker, images = folder / MARKER, folder / IMAGE_DIR
     stamp = f"version={VERSION}\nn={n}\nseed={seed}\n"
     if marker.is_file() and marker.read_text().endswith(stamp) and not overwrite \

@@ -9,7 +9,7 @@ PY=${PYTHON:-python3}
 # Checked from another folder: run from here, `import minildm` would find this checkout through the working directory
 # even when the installed minildm (what notebook kernels import) is another checkout's.
 if ! (cd / && "$PY" - "$PWD" <<'PY' 2>/dev/null
-import pathlib, sys, minildm, nbval, jupytext, ipykernel, scipy, pyarrow  # noqa: F401
+import pathlib, sys, minildm, nbval, jupytext, ipykernel, scipy, pyarrow, xdist  # noqa: F401
 assert pathlib.Path(minildm.__file__).resolve().parent.parent == pathlib.Path(sys.argv[1]).resolve()
 PY
 )

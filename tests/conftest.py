@@ -1,10 +1,16 @@
 """Shared test set-up: tests run on CPU, one thread, seeded, and never in a GPU run mode."""
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
 os.environ.setdefault("MINILDM_MODE", "smoke")
+# Under pytest-xdist (make test), each worker trains and caches in runs/xdist-<worker>/, so two workers (and the
+# notebook kernels they start, which inherit this environment) never resume from or write over each other's runs.
+if os.environ.get("PYTEST_XDIST_WORKER") and not os.environ.get("MINILDM_RUNS"):
+    worker = os.environ["PYTEST_XDIST_WORKER"]  # gw0, gw1, …
+    os.environ["MINILDM_RUNS"] = str(Path(__file__).resolve().parent.parent / "runs" / f"xdist-{worker}")
 # Tests use tiny tensors: a second OpenMP thread costs more than it saves, and on a busy 2-core machine it
 # spin-waits against whatever else runs there.
 torch.set_num_threads(1)

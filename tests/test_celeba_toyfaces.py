@@ -160,3 +160,24 @@ def test_attribute_changes_only_its_region(name):
         assert changed.sum() >= 5, f"{name} made no visible change"
         inside = (changed & region).sum() / changed.sum()
         assert inside >= 0.95, f"{name}: only {inside:.0%} of changed pixels lie in its region"
+
+
+def test_a_second_writer_waits_for_the_first(tmp_path):
+    """Two processes asking for the same toy faces (two notebooks, two CI workers): while one holds the write lock,
+    the other waits instead of writing beside it, then returns the finished folder."""
+    import subprocess
+    import sys
+    import time
+
+    from minildm.toyfaces import MARKER, _exclusive
+
+    code = ("from minildm.toyfaces import write_toy_faces; print('imported', flush=True); "
+            f"write_toy_faces({str(tmp_path)!r}, n=6, seed=0)")
+    with _exclusive(tmp_path / ".celeba.lock"):
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "imported"
+        time.sleep(1.5)  # ample time to write 6 faces (about 0.1 s), had it not waited
+        assert proc.poll() is None  # still waiting on the lock
+        assert not (tmp_path / "celeba" / MARKER).exists()  # and it wrote nothing
+    assert proc.wait(timeout=120) == 0
+    assert (tmp_path / "celeba" / MARKER).read_text().endswith("n=6\nseed=0\n")  # the finished stamp

@@ -185,5 +185,9 @@ def test_token_maps_aggregate_layers_steps_and_heads():
     one = store.token_maps(layers=mid, steps=10, heads=1)  # one layer, one step, one head: that record's map
     rec = store.select(mid, 10)[0]
     assert_close(one, probs_to_spatial(rec.probs[:, [1]], *rec.size)[:, 0])
+    # rows picked before upsampling = the same rows of the full result (the conditional half of a guided batch)
+    assert_close(store.token_maps(size=(16, 16), rows=slice(0, 1)), maps[:1])
+    # every layer records once per step, so the all-layer map is the mean of the per-layer maps
+    assert_close(torch.stack([store.token_maps(size=(16, 16), layers=n) for n in store.names]).mean(0), maps)
     with pytest.raises(ValueError, match="no records from layers"):
         store.token_maps(layers=["nope"])

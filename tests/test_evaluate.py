@@ -236,3 +236,19 @@ def test_pick_guidance_puts_fidelity_first_then_diversity():
     assert pick_guidance(est) == 1.5
     with pytest.raises(ValueError, match="at least one scale"):
         pick_guidance({})
+
+
+def test_frechet_reference_is_the_distance_with_the_square_root_kept():
+    """FrechetReference (a real set's Σ^{1/2} computed once, for bootstraps) gives frechet_distance in either order:
+    Tr((Σ1Σ2)^{1/2}) = Tr((Σ2Σ1)^{1/2}), also for a rank-deficient sample covariance (N < D)."""
+    from minildm.evaluate import FrechetReference
+
+    g = torch.Generator().manual_seed(3)
+    real = feature_stats(torch.randn(400, 16, generator=g) @ torch.randn(16, 16, generator=g))
+    ref = FrechetReference(*real)
+    for n in (8, 200):  # 8 < D = 16: Σ of the sample is singular
+        sample = feature_stats(torch.randn(n, 16, generator=g) + 0.5)
+        assert ref.distance(*sample) == pytest.approx(frechet_distance(*sample, *real), rel=1e-9)
+        assert ref.distance(*sample) == pytest.approx(frechet_distance(*real, *sample), rel=1e-9)
+    with pytest.raises(ValueError, match="one D"):
+        ref.distance(torch.zeros(3), torch.eye(3))

@@ -218,15 +218,19 @@ def faces_gate():
     with capture_attention(model.unet, which="cross") as store:
         images = model.sample(N_FACES, sampler="ddpm", steps=50, seed=0, y=y, guidance=model.guidance,
                               batch_size=N_FACES)
-    maps = store.token_maps(size=(64, 64))[:N_FACES]  # the conditional rows
+    # each layer's maps once, on the conditional rows; all layers = their mean weighted by records (every layer
+    # records once per step, so this is token_maps over all records)
+    conditional = slice(0, N_FACES)
+    by_layer = {layer: store.token_maps(size=(64, 64), layers=layer, rows=conditional) for layer in store.names}
+    counts = {layer: len(store.select(layer)) for layer in store.names}
+    maps = sum(counts[k] * m for k, m in by_layer.items()) / sum(counts.values())
     share, chance = attention_localisation(maps, model.attributes)
     # the best layer (notebook 06, §8) is chosen on one half of the faces and its localisation read on the other
     choose, held_out = (torch.as_tensor(i) for i in split_halves(N_FACES, seed=0))
     cols = [model.attributes.index(n) for n in BEST_LAYER_ATTRIBUTES]
 
     def ratios(layer, idx):
-        m = store.token_maps(size=(64, 64), layers=layer)[:N_FACES][idx]
-        s, c = attention_localisation(m, model.attributes)
+        s, c = attention_localisation(by_layer[layer][idx], model.attributes)
         return (s / c)[cols]
 
     best = max(store.names, key=lambda layer: ratios(layer, choose).mean().item())
