@@ -27,8 +27,11 @@ module                  notebooks               what, and where in the papers
 ``attention``           02, 05                  softmax(QKᵀ/√d)·V, self/cross-attention, SpatialTransformer (§3.3)
 ``unet``                02                      the time-conditional UNet ε_θ(x_t, t) (LDM §3.3, App. E)
 ``objective``           02, 04                  L_DM (LDM Eq. 1) and L_LDM (Eq. 2)
-``samplers``            02                      DDPM ancestral (DDPM Alg. 2, respaced), DDIM (DDIM Eq. 12)
-``conditioning``        05, 06                  τ_θ: Class-, Text-, AttributeEncoder; ConditionalUNet (§3.3, Eq. 3)
+``spacing``             (via samplers)          timestep spacing leading/trailing/linspace (Lin et al. 2024 Table 2)
+``solvers``             (samplers; 07 planned)  the probability-flow ODE in σ: Euler, Heun, DPM-Solver++(2M), ancestral
+``samplers``            02                      DDPM ancestral (DDPM Alg. 2, respaced), DDIM (DDIM Eq. 12); SAMPLERS
+``editing``             (07, planned)           SDEdit (Meng et al. 2022), DDIM inversion and its round trip (§5.4)
+``conditioning``        05, 06, 09              τ_θ: Class-, Text-, Attribute-, LayoutEncoder; ConditionalUNet (§3.3)
 ``attention_maps``      05, 06                  capture_attention: maps per token, layer, step; region share
 *first stage and judges*
 ``autoencoder``         03                      the KL-regularised autoencoder ℰ/𝒟, scale factor (LDM §3.1, App. G)
@@ -36,6 +39,7 @@ module                  notebooks               what, and where in the papers
 ``classifier``          03–05                   MNIST classifier (perceptual features) and judge (evaluation)
 ``face_classifier``     06                      attribute classifier (perceptual features) and face judge
 ``evaluate``            03–06                   PSNR, SSIM, accuracy, Fréchet distance with its real-vs-real floor
+``layout``              09                      digits in boxes on 64² canvases, and what/where is drawn (LDM §4.3.1)
 ``cost``                04                      training images/s and seconds per sample, measured (LDM §4.1)
 *training and latent diffusion*
 ``distributed``         (CLI, torchrun)         several processes: torchrun's env, DDP, barrier, shared stops
@@ -45,11 +49,11 @@ module                  notebooks               what, and where in the papers
 ``shipped``             04, 05 (via release)    the shipped weights in minildm/weights/, by name
 ``release``             04, 05                  load any diffusion checkpoint; export small release files
 *sizes*
-``presets``             02–06                   every training job's size, per run mode, in one place, and nothing else
+``presets``             02–06, 09               every training job's size, per run mode, in one place, and nothing else
 *face data, conditions and runs*
 ``faces``               06                      face data (CelebA or toy), attribute vectors, editing, localisation
-``conditions``          (CLI)                   default conditions per kind, and parsing --label/--prompt/--attributes
-``recipes``             02–06                   every training job end to end: data → ℰ → latents → ε_θ; faces
+``conditions``          (CLI)                   defaults per kind; parses --label/--prompt/--attributes/--layout
+``recipes``             02–06, 09               every training job end to end: data → ℰ → latents → ε_θ; faces
 ``dryrun``              (tests, gpu_check)      a preset tried on any device: real widths, a few steps, memory
 *the doors*
 ``exercises``           all (last cells)        answer checks for the exercises

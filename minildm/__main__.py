@@ -38,7 +38,9 @@ from .evaluate import Evaluator
 from .faces import load_faces
 from .presets import PRESETS
 from .release import export_diffusion, load_diffusion
+from .samplers import SAMPLERS
 from .shipped import resolve, shipped, shipped_names
+from .spacing import SPACINGS
 from .train import NonFiniteLossError, check_resumable
 from .viz import save_grid, show_attention
 
@@ -132,7 +134,9 @@ def _write_samples(images, labels, out: Path | None, npz: Path | None, nrow: int
     if npz:
         npz.parent.mkdir(parents=True, exist_ok=True)
         arrays = dict(images=((images.float().cpu() + 1) / 2).clamp(0, 1).numpy().astype(np.float32))
-        if labels is not None:
+        if labels is not None and labels.is_floating_point():  # a layout model's (N, K, 5): class, x0, y0, x1, y1
+            arrays["layouts"] = labels.cpu().numpy().astype(np.float32)
+        elif labels is not None:
             arrays["labels"] = labels.cpu().numpy().astype(np.int64)
         np.savez_compressed(npz, **arrays)
         print(f"wrote {npz}: " + ", ".join(f"{k} {v.shape} {v.dtype}" for k, v in arrays.items()))
@@ -148,15 +152,16 @@ def cmd_sample(args: argparse.Namespace) -> None:
     if args.info:
         print(f"{model.name}: {'latent' if model.is_latent else 'pixel'} diffusion, ε_θ on {model.sample_shape}, "
               f"{sum(p.numel() for p in model.unet.parameters()):,} UNet parameters; {model.checkpoint_info}")
-    y, labels = conditions_for(model, args.n, args.label, args.prompt, args.attributes, args.seed)
+    y, labels = conditions_for(model, args.n, args.label, args.prompt, args.attributes, args.seed, layout=args.layout)
     if y is None and args.guidance is not None and args.guidance != 1.0:
         raise CLIError(f"--guidance needs a conditional model; {model.name} is unconditional")
     guidance = 1.0 if y is None else args.guidance if args.guidance is not None else model.guidance
     steps = 50 if args.steps is None else args.steps
     t0 = time.perf_counter()
     images = model.sample(args.n, sampler=args.sampler, steps=steps, seed=args.seed, y=y, eta=args.eta,
-                          guidance=guidance)
+                          guidance=guidance, spacing=args.spacing)
     print(f"{args.n} samples from {model.name} with {args.sampler}-{steps}"
+          + (f" ({args.spacing} spacing)" if args.spacing != "leading" else "")
           + (f", guidance {guidance:g}" if y is not None else "") + f" in {time.perf_counter() - t0:.1f} s on {device}")
     _write_samples(images, labels, out, npz)
 
@@ -199,7 +204,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         y, _ = conditions_for(model, 64)
         guidance = model.guidance if y is not None else 1.0
         images = model.sample(64, sampler="ddpm", steps=50, seed=0, y=y, guidance=guidance)
-        what = "random attribute vectors" if model.attributes is not None else "digits 0–9 cycling"
+        what = "random attribute vectors" if model.attributes is not None else "random layouts" \
+            if model.max_objects is not None else "digits 0–9 cycling"
         print(f"wrote {save_grid(images, grid, nrow=8)} (64 samples, 50 ancestral steps, seed 0"
               + (f", {what}, guidance {guidance:g})" if y is not None else ")"))
 
@@ -300,9 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and OUT/samples.npz, and judge them with the course's judge network.")
     d.add_argument("--out", default="demo", help="output folder (default: demo/)")
     d.add_argument("--n", type=int, default=64, help="digits to draw (default 64)")
-    d.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddpm",
-                   help="ddpm: ancestral sampling (η = 1) on --steps evenly spaced steps, the best FD for this small "
-                        "model (notebook 04, §7); ddim: deterministic (η = 0)")
+    d.add_argument("--sampler", default="ddpm", metavar="NAME",
+                   help=f"one of {', '.join(SAMPLERS)}; ddpm (default): ancestral sampling (η = 1) on --steps evenly "
+                        "spaced steps, the best FD for this small model (notebook 04, §7); ddim: deterministic (η = 0)")
     d.add_argument("--steps", type=int, default=50, help="sampling steps (default 50)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--prompt", default="a thick seven",
@@ -333,12 +339,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("checkpoint", help="a checkpoint path, or the name of a shipped model (latent_mnist, "
                                       "latent_mnist_class, latent_mnist_text, latent_faces_toy)")
     s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
-    s.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddpm",
-                   help="ddpm (default): ancestral sampling (η = 1), on --steps evenly spaced steps: the better "
-                        "sampler for the course's small models (notebooks 04 and 06); ddim: deterministic (η = 0)")
+    s.add_argument("--sampler", default="ddpm", metavar="NAME",
+                   help=f"one of {', '.join(SAMPLERS)}. ddpm (default): ancestral sampling (η = 1), on --steps evenly "
+                        "spaced steps: the better sampler for the course's small models (notebooks 04 and 06); ddim: "
+                        "deterministic (η = 0); euler (= ddim with η = 0), heun (2·steps − 1 network evaluations), "
+                        "dpmpp_2m: ODE solvers in σ; euler_ancestral: their stochastic counterpart (η = 1)")
     s.add_argument("--steps", type=int, default=None,
                    help="sampling steps (default 50; --steps 1000 with ddpm is DDPM's full chain)")
-    s.add_argument("--eta", type=float, default=None, help="DDIM η (default 0; ddpm: 1)")
+    s.add_argument("--spacing", default="leading", metavar="SPACING",
+                   help=f"which timesteps the steps visit: one of {', '.join(SPACINGS)} (default leading: DDIM's, "
+                        "starts at 980 for 50 steps of 1000; trailing starts at 999; linspace has both 999 and 0)")
+    s.add_argument("--eta", type=float, default=None,
+                   help="η of ddim and euler_ancestral (default: 0 for ddim, 1 for ddpm and euler_ancestral; the "
+                        "ODE solvers are η = 0)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--label", type=int, default=None, help="class for a class-conditional model (default: 0..9 cycling)")
     s.add_argument("--prompt", default=None,
@@ -346,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--attributes", default=None,
                    help="attribute values for a face model, e.g. Smiling=1,Eyeglasses=0 (the others: plausible "
                         "random values)")
+    s.add_argument("--layout", default=None,
+                   help='objects for a layout model, CLASS@x0,y0,x1,y1 separated by ";" in fractions of the canvas '
+                        'from the top-left, e.g. "7@0.05,0.05,0.45,0.45;2@0.55,0.50,0.95,0.95" (default: random '
+                        "layouts; the .npz gets them as layouts (N, K, 5))")
     s.add_argument("--guidance", type=float, default=None,
                    help="classifier-free guidance scale s for a conditional model (default: the one stored with the "
                         "model, 2 for the shipped ones; 1 = the conditional model alone)")

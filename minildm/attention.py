@@ -180,11 +180,12 @@ class TransformerBlock(nn.Module):
         self.norm2, self.attn2 = nn.LayerNorm(dim), Attention(dim, context_dim, heads=heads, dim_head=dim_head)
         self.norm3, self.ff = nn.LayerNorm(dim), FeedForward(dim, ff_mult, glu)
 
-    def forward(self, x: Tensor, context: Optional[Tensor] = None) -> Tensor:
-        """x (B, N, dim), context (B, M, context_dim) → (B, N, dim)."""
+    def forward(self, x: Tensor, context: Optional[Tensor] = None, context_mask: Optional[Tensor] = None) -> Tensor:
+        """x (B, N, dim), context (B, M, context_dim), context_mask (B, M) bool (False: a padding token that no
+        query may attend to) → (B, N, dim)."""
         if self.attn1 is not None:
             x = x + self.attn1(self.norm1(x))  # self-attention
-        x = x + self.attn2(self.norm2(x), context)  # cross-attention: Q from x, K and V from τ_θ(y)
+        x = x + self.attn2(self.norm2(x), context, key_mask=context_mask)  # cross-attention: Q from x, K, V from τ_θ(y)
         return x + self.ff(self.norm3(x))  # (B, N, dim)
 
 
@@ -207,8 +208,8 @@ class SpatialTransformer(nn.Module):
         nn.init.zeros_(self.proj_out.weight)
         nn.init.zeros_(self.proj_out.bias)
 
-    def forward(self, x: Tensor, context: Optional[Tensor] = None) -> Tensor:
-        """x (B, C, H, W), context (B, M, context_dim) → (B, C, H, W)."""
+    def forward(self, x: Tensor, context: Optional[Tensor] = None, context_mask: Optional[Tensor] = None) -> Tensor:
+        """x (B, C, H, W), context (B, M, context_dim), context_mask (B, M) bool or None → (B, C, H, W)."""
         B, C, H, W = x.shape
         h = self.proj_in(self.norm(x))  # (B, C, H, W)
         h = rearrange(h, "b c h w -> b (h w) c")  # (B, H·W, C): pixel (r, c) is token r·W + c
@@ -216,7 +217,7 @@ class SpatialTransformer(nn.Module):
             for attn in (block.attn1, block.attn2):
                 if attn is not None:
                     attn.spatial_size = (H, W)  # for attention_maps
-            h = block(h, context)  # (B, H·W, C)
+            h = block(h, context, context_mask)  # (B, H·W, C)
         h = rearrange(h, "b (h w) c -> b c h w", h=H, w=W)  # (B, C, H, W)
         return x + self.proj_out(h)
 

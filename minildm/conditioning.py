@@ -1,4 +1,5 @@
-"""Condition encoders τ_θ: a class label or a prompt → tokens for the UNet's cross-attention.  Notebook 05 · LDM §3.3.
+"""Condition encoders τ_θ: a class label, a prompt, attributes or a layout → tokens for the UNet's cross-attention.
+Notebooks 05, 06, 09 · LDM §3.3, §4.3.1.
 
 LDM conditions ε_θ on y through a domain-specific encoder τ_θ that maps y to M tokens of width d_τ, which the
 UNet's cross-attention layers read as keys and values (LDM Eq. 3):
@@ -11,17 +12,21 @@ code                   paper         meaning
 ``ClassEncoder``       τ_θ (class)   y (B,) class ids → (B, 1, dim): one learned token per class (+ the null class)
 ``TextEncoder``        τ_θ (text)    y (B, L) token ids → (B, L, dim): a small transformer (LDM §4.3 uses BERT-like)
 ``AttributeEncoder``   τ_θ (attrs)   y (B, M) values in {0, 1, ∅} → (B, M, dim): one token per attribute (notebook 06)
+``LayoutEncoder``      τ_θ (layout)  y (B, K, 5) objects (class, x0, y0, x1, y1) → (B, 1 + K, dim): ∅ + one per object
 ``null_condition``     ∅             the input meaning "no condition", for classifier-free guidance
 ``ConditionalUNet``    ε_θ(·, t, τ)  UNet + τ_θ as one module, so both train together and sample together
 =====================  ============  ==============================================================================
 
-Every encoder has a null input: the class ``num_classes``, the <null> prompt (``Tokenizer.encode("")``), and the
-all-∅ attribute vector (every value ``AttributeEncoder.NULL`` = 2).
+Every encoder has a null input: the class ``num_classes``, the <null> prompt (``Tokenizer.encode("")``), the
+all-∅ attribute vector (every value ``AttributeEncoder.NULL`` = 2), and the empty layout (every slot
+``LayoutEncoder.NO_OBJECT`` = −1). An encoder with a ``key_mask(y)`` method (the layout one) also says which of its
+tokens are padding; :class:`ConditionalUNet` hands that mask to every cross-attention layer.
 Training replaces y by it with probability p_uncond (:func:`minildm.guidance.condition_dropout`), so the same
 network also learns ε_θ(z_t, t, τ_θ(∅)), the unconditional model that guidance needs.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -155,6 +160,78 @@ class AttributeEncoder(nn.Module):
         return torch.full((batch, self.num_attributes), self.NULL, dtype=torch.long, device=device)
 
 
+def fourier_features(c: Tensor, num_freqs: int) -> Tensor:
+    """γ(c) = [c, sin(2^i π c), cos(2^i π c)]_{i<F} per coordinate: (…, D) → (…, D·(2F + 1)) (NeRF's encoding).
+
+    A raw coordinate in [0, 1] is one slowly varying number, which an MLP turns into sharp position codes only
+    slowly; the highest frequency here has period 2/2^(F−1): F = 8 resolves 1/64, one pixel of the 64² canvas."""
+    freqs = math.pi * 2.0 ** torch.arange(num_freqs, dtype=c.dtype, device=c.device)  # (F,) 2^i·π
+    angles = c[..., None] * freqs  # (…, D, F)
+    return torch.cat([c[..., None], angles.sin(), angles.cos()], -1).flatten(-2)  # (…, D·(2F + 1))
+
+
+class LayoutEncoder(nn.Module):
+    """τ_θ for layouts (notebook 09, LDM §4.3.1): y (B, K, 5) objects → 1 + K tokens (B, 1 + K, dim).
+
+    An object is (class, x0, y0, x1, y1), its box in [0, 1] from the canvas's top-left corner; a slot with class
+    ``NO_OBJECT`` (−1) is empty. token_k = LN(e_class + MLP(γ(box))), e a learned vector per class and γ
+    :func:`fourier_features` of the 4 coordinates; no mixing between tokens and no slot position, so token k carries
+    object k alone and permuting the objects permutes the tokens. Token 0 is a learned ∅, always present: the key
+    for "no object here", which background pixels may attend to, and the only token of the empty layout
+    (:meth:`null_condition`, what condition dropout gives). Empty slots are masked out of the UNet's cross-attention
+    (:meth:`key_mask`), so what they hold cannot change ε_θ.
+    """
+
+    NO_OBJECT = -1  # the class of an empty slot
+
+    def __init__(self, num_classes: int, dim: int, max_objects: int, num_freqs: int = 8):
+        super().__init__()
+        self.num_classes, self.dim, self.max_objects, self.num_freqs = num_classes, dim, max_objects, num_freqs
+        self.class_embed = nn.Embedding(num_classes, dim)  # e_c
+        self.box_mlp = nn.Sequential(nn.Linear(4 * (2 * num_freqs + 1), dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.null = nn.Parameter(torch.randn(dim))  # ∅
+        self.norm = nn.LayerNorm(dim)
+
+    def _objects(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        """The checked class ids (B, K) long and validity (B, K) bool of layouts y (B, K, 5)."""
+        K = self.max_objects
+        if y.ndim != 3 or y.shape[1:] != (K, 5):
+            raise ValueError(f"LayoutEncoder takes layouts (B, {K}, 5), rows (class, x0, y0, x1, y1) and class "
+                             f"{self.NO_OBJECT} in empty slots, got {tuple(y.shape)}; build them with "
+                             "minildm.conditions.parse_layout or minildm.layout.layout_dataset")
+        cls = y[..., 0].round().long()  # (B, K)
+        valid = cls != self.NO_OBJECT
+        if bool(((cls < 0) | (cls >= self.num_classes))[valid].any()):
+            raise ValueError(f"object classes must be in 0..{self.num_classes - 1} ({self.NO_OBJECT}: empty slot), "
+                             f"got {sorted(set(cls[valid].tolist()))}")
+        box = y[..., 1:][valid]  # (n, 4)
+        if box.numel() and not bool(((box >= 0) & (box <= 1)).all()):
+            raise ValueError("box coordinates must be fractions of the canvas in [0, 1], got values in "
+                             f"{box.min().item():.3g}..{box.max().item():.3g}")
+        return cls, valid
+
+    def forward(self, y: Tensor) -> Tensor:
+        cls, valid = self._objects(y)
+        B, K = cls.shape
+        box = torch.where(valid[..., None], y[..., 1:].float(), 0.0)  # (B, K, 4): empty slots' contents ignored
+        # token_k = LN(e_{c_k} + MLP(γ(x0, y0, x1, y1)))
+        obj = self.norm(self.class_embed(cls.clamp(min=0)) + self.box_mlp(fourier_features(box, self.num_freqs)))
+        null = self.null.expand(B, 1, self.dim)  # (B, 1, dim)
+        obj = torch.where(valid[..., None], obj, null)  # (B, K, dim): an empty slot holds ∅ (and is masked)
+        return torch.cat([null, obj], 1)  # (B, 1 + K, dim)
+
+    def key_mask(self, y: Tensor) -> Tensor:
+        """(B, 1 + K) bool: ∅ and the objects may be attended, empty slots may not."""
+        _, valid = self._objects(y)
+        return torch.cat([torch.ones_like(valid[:, :1]), valid], 1)
+
+    def null_condition(self, batch: int, device=None) -> Tensor:
+        """∅ for a batch: the empty layout, (batch, K, 5) float with every class NO_OBJECT and zero boxes."""
+        y = torch.zeros(batch, self.max_objects, 5, device=device)
+        y[..., 0] = self.NO_OBJECT
+        return y
+
+
 class ConditionalUNet(nn.Module):
     """ε_θ(x_t, t, τ_θ(y)): a cross-attention UNet and its encoder τ_θ, one module trained jointly (LDM Eq. 3).
 
@@ -176,12 +253,13 @@ class ConditionalUNet(nn.Module):
         return self.unet.cfg
 
     def forward(self, x: Tensor, t: Tensor | int, y: Optional[Tensor] = None) -> Tensor:
-        """x (B, C, H, W), t (B,), y the condition → ε_θ (B, C, H, W); y: (B,) class ids, (B, L) token ids or
-        (B, M) attribute values."""
+        """x (B, C, H, W), t (B,), y the condition → ε_θ (B, C, H, W); y: (B,) class ids, (B, L) token ids,
+        (B, M) attribute values or (B, K, 5) layouts."""
         if y is None:
             raise ValueError("ConditionalUNet needs the condition y; for the unconditional prediction pass "
                              "y=model.null_condition(B)")
-        return self.unet(x, t, context=self.encoder(y))  # τ_θ(y): (B, M, context_dim)
+        mask = self.encoder.key_mask(y) if hasattr(self.encoder, "key_mask") else None  # (B, M) or None: all
+        return self.unet(x, t, context=self.encoder(y), context_mask=mask)  # τ_θ(y): (B, M, context_dim)
 
     def null_condition(self, batch: int, device=None) -> Tensor:
         return self.encoder.null_condition(batch, device)
@@ -192,7 +270,8 @@ def encoder_from_spec(spec: dict) -> tuple[nn.Module, Tokenizer | None]:
 
     ``{"type": "class", "num_classes": 10, "dim": 64}`` → :class:`ClassEncoder`;
     ``{"type": "text", "dim": 64, "depth": 2, "heads": 4, "tokenizer": Tokenizer.to_dict()}`` → :class:`TextEncoder`;
-    ``{"type": "attributes", "names": ["Smiling", …], "dim": 64}`` → :class:`AttributeEncoder` (names in token order).
+    ``{"type": "attributes", "names": ["Smiling", …], "dim": 64}`` → :class:`AttributeEncoder` (names in token order);
+    ``{"type": "layout", "num_classes": 10, "dim": 64, "max_objects": 3, "num_freqs": 8}`` → :class:`LayoutEncoder`.
     """
     kind = spec.get("type")
     if kind == "class":
@@ -206,4 +285,7 @@ def encoder_from_spec(spec: dict) -> tuple[nn.Module, Tokenizer | None]:
         if not spec.get("names"):
             raise ValueError("an attributes conditioning spec needs its attribute names (in token order) under 'names'")
         return AttributeEncoder(list(spec["names"]), int(spec["dim"])), None
-    raise ValueError(f"unknown conditioning type {kind!r}; expected 'class', 'text' or 'attributes'")
+    if kind == "layout":
+        return LayoutEncoder(int(spec["num_classes"]), int(spec["dim"]), int(spec["max_objects"]),
+                             int(spec.get("num_freqs", 8))), None
+    raise ValueError(f"unknown conditioning type {kind!r}; expected 'class', 'text', 'attributes' or 'layout'")

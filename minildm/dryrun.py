@@ -27,7 +27,9 @@ from . import presets
 from .autoencoder import AutoencoderKL
 from .classifier import ClassifierConfig, MNISTClassifier
 from .cost import training_memory
+from .conditioning import LayoutEncoder
 from .face_classifier import AttributeClassifier
+from .layout import LayoutConfig, random_layouts
 from .ldm import DiffusionModel
 from .losses import PatchDiscriminator
 from .objective import diffusion_loss
@@ -49,6 +51,7 @@ VARIANTS = {
     "latent_mnist_text": presets.latent_mnist_text,
     "autoencoder_faces": presets.autoencoder_faces,
     "latent_faces": presets.latent_faces,
+    "latent_mnist_layout": presets.latent_mnist_layout,
 }
 CAPTIONS = ["a thin seven", "a thick slanted two", "a small zero"]  # a tokenizer for the text preset's τ_θ
 
@@ -89,6 +92,9 @@ def _conditions(preset, n: int) -> tuple[torch.Tensor | None, torch.Tensor | Non
         tok = Tokenizer.from_captions(CAPTIONS)
         preset = dataclasses.replace(preset, conditioning={**spec, "tokenizer": tok.to_dict()})
         return tok.encode_batch([CAPTIONS[i % len(CAPTIONS)] for i in range(n)]), tok.null(), preset
+    if spec["type"] == "layout":  # random layouts; ∅ the empty one
+        null = LayoutEncoder(spec["num_classes"], spec["dim"], spec["max_objects"]).null_condition(1)[0]
+        return random_layouts(n, cfg=LayoutConfig(max_objects=spec["max_objects"])), null, preset
     M = len(spec["names"])  # attributes: random 0/1 values, ∅ = 2 for the null condition
     return torch.randint(0, 2, (n, M), generator=torch.Generator().manual_seed(0)), torch.full((M,), 2), preset
 

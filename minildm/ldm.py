@@ -13,6 +13,7 @@ beside it: :mod:`minildm.latents` encodes the data set once, :mod:`minildm.relea
 """
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Callable, Optional
 
@@ -21,8 +22,9 @@ from torch import Tensor, nn
 
 from .autoencoder import AutoencoderKL
 from .guidance import guided
-from .samplers import SAMPLERS
+from .samplers import get_sampler
 from .schedule import NoiseSchedule
+from .spacing import spaced_timesteps
 from .unet import UNet
 
 
@@ -67,6 +69,11 @@ class DiffusionModel(nn.Module):
         return getattr(getattr(self.unet, "encoder", None), "names", None)
 
     @property
+    def max_objects(self) -> int | None:
+        """A layout-conditional ε_θ's most objects per layout (its LayoutEncoder's, notebook 09); else None."""
+        return getattr(getattr(self.unet, "encoder", None), "max_objects", None)
+
+    @property
     def is_conditional(self) -> bool:
         """ε_θ needs a condition y: class labels (UNetConfig.num_classes), or a ConditionalUNet's ids."""
         return self.num_classes is not None or hasattr(self.unet, "null_condition")
@@ -79,19 +86,23 @@ class DiffusionModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, *, sampler: str = "ddim", steps: int | None = None, eta: float | None = None,
-               seed: int | None = 0, generator: torch.Generator | None = None, y: Tensor | None = None,
-               guidance: float = 1.0, batch_size: int = 256, callback: Optional[Callable[[dict], None]] = None,
-               return_latents: bool = False, x_T: Tensor | None = None):
+               spacing: str = "leading", seed: int | None = 0, generator: torch.Generator | None = None,
+               y: Tensor | None = None, guidance: float = 1.0, batch_size: int = 256,
+               callback: Optional[Callable[[dict], None]] = None, return_latents: bool = False,
+               x_T: Tensor | None = None):
         """Draw ``n`` images (n, C, H, W) in [−1, 1]; with ``return_latents`` also ε_θ's final x_0 / z_0.
 
         ``sampler`` "ddim" (``steps`` steps, default 50, η = ``eta`` or 0) or "ddpm": ancestral sampling, on all T
         steps by default or on ``steps`` evenly spaced ones (:func:`~minildm.samplers.ddpm_sample`: the respaced
-        chain's posterior, which is DDIM's update with η = 1). Noise comes from a
-        CPU generator seeded with ``seed`` (or ``generator``), so a seed gives the same images on any device. The
+        chain's posterior, which is DDIM's update with η = 1); or a solver of :mod:`minildm.solvers`: "euler",
+        "heun", "dpmpp_2m" (η = 0) or "euler_ancestral" (η = ``eta`` or 1), ``steps`` default 50. ``spacing``
+        picks the timesteps (:func:`~minildm.spacing.spaced_timesteps`: leading, trailing, linspace). Noise comes
+        from a CPU generator seeded with ``seed`` (or ``generator``), so a seed gives the same images on any device. The
         starting noise z_T is drawn for all n at once, so deterministic sampling (DDIM, η = 0) gives the same
         images for any ``batch_size``; stochastic samplers draw per-step noise per batch, so theirs depend on it.
-        ``y`` the conditions, one per sample: class labels (n,), or token ids (n, L) for a text-conditional
-        ConditionalUNet. ``guidance`` s ≠ 1 samples with classifier-free guidance, ε̃ = ε_∅ + s·(ε_y − ε_∅)
+        ``y`` the conditions, one per sample: class labels (n,), token ids (n, L) for a text-conditional
+        ConditionalUNet, or layouts (n, K, 5) for a layout-conditional one (kept as float). ``guidance`` s ≠ 1
+        samples with classifier-free guidance, ε̃ = ε_∅ + s·(ε_y − ε_∅)
         (:func:`~minildm.guidance.guided`; needs ε_θ with ``null_condition``, i.e. a ConditionalUNet).
         ``callback`` as the samplers' (per step, per batch).
         ``x_T`` (n, *sample_shape): the starting noise, instead of drawing it from the seed: the same x_T with two
@@ -100,12 +111,12 @@ class DiffusionModel(nn.Module):
         place in its stream as without ``x_T`` (the seed's own z_T is drawn and set aside first), so passing the
         seed's z_T as ``x_T`` changes nothing, and per-step noise never repeats an x_T drawn from that seed.
         """
-        steps, eta, y = self._check_sample_args(n, sampler, steps, eta, y, guidance)
+        steps, eta, y = self._check_sample_args(n, sampler, steps, eta, y, guidance, spacing)
         if generator is None:
             generator = torch.Generator().manual_seed(0 if seed is None else seed)
         device = next(self.unet.parameters()).device
         kw: dict = dict(generator=generator, callback=callback, clip_x0=None if self.is_latent else self.clip_x0,
-                        steps=steps, eta=eta)
+                        steps=steps, eta=eta, spacing=spacing)
         # z_T first, for all n (batch-independent), and always drawn, so that the per-step noise is the rest of the
         # seed's stream whether or not x_T is given: sample(seed=s, x_T=z_T(s)) == sample(seed=s), and an x_T
         # drawn from the same seed is never re-used as the first step's noise (which makes the latent ~40% too big)
@@ -126,21 +137,21 @@ class DiffusionModel(nn.Module):
                     eps_model = guided(self.unet, guidance, yb, self.unet.null_condition(len(yb), device))
                 else:
                     mk = {"y": yb}
-            zs.append(SAMPLERS[sampler](eps_model, x_T[i:i + batch_size], self.sched, model_kwargs=mk, **kw))
+            zs.append(get_sampler(sampler)(eps_model, x_T[i:i + batch_size], self.sched, model_kwargs=mk, **kw))
         z0 = torch.cat(zs)  # (n, *sample_shape)
         images = torch.cat([self.decode(z0[i:i + batch_size]) for i in range(0, n, batch_size)])
         return (images, z0) if return_latents else images
 
-    def _check_sample_args(self, n: int, sampler: str, steps, eta, y, guidance: float):
+    def _check_sample_args(self, n: int, sampler: str, steps, eta, y, guidance: float, spacing: str = "leading"):
         """:meth:`sample`'s arguments checked, with its defaults filled in: ``(steps, eta, y)``."""
-        if sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        defaults = inspect.signature(get_sampler(sampler)).parameters  # the sampler's own steps and η
         if steps is None:
-            steps = 50 if sampler == "ddim" else self.sched.T
+            steps = defaults["steps"].default or self.sched.T  # ddpm: None, all T steps
         if not 1 <= steps <= self.sched.T:
             raise ValueError(f"steps must be in 1..{self.sched.T} (got {steps})")
+        spaced_timesteps(self.sched.T, steps, spacing)  # an unknown spacing: its error, before any work
         if eta is None:
-            eta = 0.0 if sampler == "ddim" else 1.0
+            eta = defaults["eta"].default  # ddpm, euler_ancestral: 1; ddim and the ODE solvers: 0
         if not 0 <= eta <= 1:  # also False for NaN; η > 1 would ask for more noise than x_{t−1} has room for
             raise ValueError(f"eta (DDIM's η) must be in [0, 1]: 0 deterministic, 1 ancestral (got {eta})")
         if sampler == "ddpm" and eta != 1.0:
@@ -151,17 +162,24 @@ class DiffusionModel(nn.Module):
         if n < 1:
             raise ValueError(f"n must be at least 1 (got {n})")
         if self.is_conditional and y is None:
-            what = f"class-conditional ({self.num_classes} classes)" if self.num_classes is not None else "conditional"
+            what = "layout-conditional" if self.max_objects is not None else \
+                f"class-conditional ({self.num_classes} classes)" if self.num_classes is not None else "conditional"
             raise ValueError(f"this model is {what}: pass labels y (its conditions, one per sample)")
-        if y is not None:
+        if y is not None and self.max_objects is not None:  # layouts (n, K, 5): float boxes, not ids
+            y = torch.as_tensor(y, dtype=torch.float32)
+            if y.ndim != 3 or y.shape[1:] != (self.max_objects, 5):
+                raise ValueError(f"this model is conditioned on layouts: pass y of shape (n, {self.max_objects}, 5), "
+                                 "one layout per sample (minildm.conditions.parse_layout, then .expand(n, -1, -1)), "
+                                 f"got {tuple(y.shape)}")
+        elif y is not None:
             y = torch.as_tensor(y, dtype=torch.long)
             if self.attributes is not None and y.ndim != 2:
                 raise ValueError(f"this model is conditioned on {len(self.attributes)} attributes: pass y of shape "
                                  f"(n, {len(self.attributes)}), one attribute vector per sample in the order of "
                                  f"model.attributes (one vector for all: y.expand(n, -1)), got {tuple(y.shape)}")
             y = y.reshape(-1) if y.ndim <= 1 else y  # class ids (n,), or token ids (n, L) / attributes (n, M)
-            if y.shape[0] != n:
-                raise ValueError(f"y has {y.shape[0]} labels for n = {n} samples")
+        if y is not None and y.shape[0] != n:
+            raise ValueError(f"y has {y.shape[0]} labels for n = {n} samples")
         if guidance != 1.0 and (y is None or not hasattr(self.unet, "null_condition")):
             raise ValueError(f"guidance={guidance} needs a conditional ε_θ with a null condition (a ConditionalUNet "
                              "trained with p_uncond > 0) and its conditions y; use guidance=1.0 otherwise")

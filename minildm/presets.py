@@ -19,6 +19,7 @@ from .autoencoder import AutoencoderConfig
 from .celeba import FACE_SIZE
 from .checkpoint import DIFFUSION_KINDS
 from .config import Mode, get_mode, max_steps, pick
+from .layout import CANVAS_SIZE, MAX_OBJECTS, NUM_CLASSES
 from .losses import AutoencoderLossConfig
 from .toyfaces import RENDERED_ATTRIBUTES
 from .train import TrainConfig
@@ -325,6 +326,19 @@ AE_FACES_CPU_WIDTH, AE_FACES_CPU_BATCH, AE_FACES_CPU_STEPS = 24, 16, 800
 LATENT_FACES_CPU_STEPS = 1800
 
 
+def cross_attention_unet(in_channels: int, mode: Mode) -> UNetConfig:
+    """The UNet of the attribute faces and the layouts: cross-attention to τ_θ(y) at the two finest levels (where
+    small regions and boxes are resolvable) and the middle, self-attention at the second level only in cpu mode."""
+    return pick(
+        smoke=UNetConfig(in_channels=in_channels, base_channels=8, channel_mult=(1, 2), attn_levels=(0, 1), heads=2,
+                         context_dim=CONTEXT_DIM, self_attn_levels=(1,)),
+        cpu=UNetConfig(in_channels=in_channels, base_channels=32, channel_mult=(1, 2, 2), attn_levels=(0, 1),
+                       heads=4, context_dim=CONTEXT_DIM, self_attn_levels=(1,)),
+        gpu=UNetConfig(in_channels=in_channels, base_channels=128, channel_mult=(1, 2, 2), num_res_blocks=2,
+                       attn_levels=(0, 1), heads=8, context_dim=CONTEXT_DIM, dropout=0.1),
+        mode=mode)
+
+
 @capped
 def latent_faces(mode: Mode | None = None, attributes=None) -> DiffusionPreset:
     """Notebook 06: attribute-conditional latent diffusion on 64×64 faces: ε_θ(z_t, t, τ_θ(a)) on z (3, 16, 16).
@@ -340,15 +354,8 @@ def latent_faces(mode: Mode | None = None, attributes=None) -> DiffusionPreset:
     """
     mode = mode or get_mode()
     names = list(attributes or RENDERED_ATTRIBUTES)
-    unet = pick(
-        smoke=UNetConfig(in_channels=3, base_channels=8, channel_mult=(1, 2), attn_levels=(0, 1), heads=2,
-                         context_dim=CONTEXT_DIM, self_attn_levels=(1,)),
-        # 1.48 M parameters, 0.74 s/step at batch 64 on one core; the 1,800 steps took 959 s on 2 cores
-        cpu=UNetConfig(in_channels=3, base_channels=32, channel_mult=(1, 2, 2), attn_levels=(0, 1), heads=4,
-                       context_dim=CONTEXT_DIM, self_attn_levels=(1,)),
-        gpu=UNetConfig(in_channels=3, base_channels=128, channel_mult=(1, 2, 2), num_res_blocks=2, attn_levels=(0, 1),
-                       heads=8, context_dim=CONTEXT_DIM, dropout=0.1),
-        mode=mode)
+    # 1.48 M parameters, 0.74 s/step at batch 64 on one core; the 1,800 steps took 959 s on 2 cores
+    unet = cross_attention_unet(in_channels=3, mode=mode)
     train = pick(
         smoke=TrainConfig(steps=20, batch_size=16, lr=1e-3, warmup=5, ema_decay=0.9, log_every=10, ckpt_every=20,
                           p_uncond=0.1, p_unspecified=0.05),
@@ -364,7 +371,46 @@ def latent_faces(mode: Mode | None = None, attributes=None) -> DiffusionPreset:
                            conditioning=dict(type="attributes", names=names, dim=CONTEXT_DIM))
 
 
+# ------------------------------------------------------------------------------ layouts (notebook 09)
+# cpu budget: a step at batch 64 measured 1.19–1.31 s on one thread of the 2-core machine while another job held
+# both cores (2026-12-02; latent_faces' UNet of the same widths took 0.74 s/step on an idle core), so 3,000 steps
+# are ~60 min contended, ~40 min on an idle core
+LAYOUT_CPU_STEPS = 3000
+
+
+@capped
+def latent_mnist_layout(mode: Mode | None = None) -> DiffusionPreset:
+    """Notebook 09: layout-to-image (LDM §4.3.1): digits placed by bounding-box tokens through cross-attention.
+
+    ε_θ on z = s·ℰ(x) of 64 × 64 canvases (:mod:`minildm.layout`), (4, 16, 16) through notebook 03's f = 4
+    autoencoder, unchanged: it is fully convolutional, and its scale factor still applies (std(s·z) over 500 test
+    canvases measured 1.04). τ_θ is a :class:`~minildm.conditioning.LayoutEncoder`: ∅ + one token per object (class
+    + Fourier features of its box), empty slots masked. Boxes of 20–36 px are 5–9 latent pixels at 16 × 16 and 2.5–4.5
+    at 8 × 8, so cross-attention sits at those two levels (and the 4 × 4 middle); in cpu mode the 16 × 16 blocks have
+    no self-attention, as latent_faces' (the same UNet, 1.49 M parameters with τ_θ). Condition dropout p_uncond =
+    0.1 for classifier-free guidance; the default scale 2 is the class model's, not yet chosen by a sweep.
+    """
+    mode = mode or get_mode()
+    unet = cross_attention_unet(in_channels=4, mode=mode)  # latent_faces' UNet, on 4 latent channels
+    train = pick(
+        smoke=TrainConfig(steps=30, batch_size=16, lr=1e-3, warmup=5, ema_decay=0.9, log_every=10, ckpt_every=30,
+                          p_uncond=0.1),
+        cpu=TrainConfig(steps=LAYOUT_CPU_STEPS, batch_size=64, lr=1e-3, warmup=200, ema_decay=0.998, log_every=100,
+                        sample_every=1000, ckpt_every=250, p_uncond=0.1),
+        gpu=TrainConfig(steps=40000, batch_size=128, lr=2e-4, warmup=1000, ema_decay=0.9995, log_every=200,
+                        sample_every=5000, ckpt_every=2000, p_uncond=0.1),
+        mode=mode)
+    return DiffusionPreset(name="latent_mnist_layout", mode=mode, unet=unet, train=train, image_size=CANVAS_SIZE,
+                           n_train=pick(smoke=256, cpu=20000, gpu=60000, mode=mode),
+                           n_samples=pick(smoke=8, cpu=64, gpu=64, mode=mode),
+                           ddim_steps=pick(smoke=10, cpu=50, gpu=50, mode=mode), clip_x0=None, f=4,
+                           kind="latent_mnist", guidance=2.0,
+                           conditioning=dict(type="layout", num_classes=NUM_CLASSES, dim=CONTEXT_DIM,
+                                             max_objects=MAX_OBJECTS, num_freqs=8))
+
+
 # ------------------------------------------------------------------------------ the command line's presets
 PRESETS = {"autoencoder-mnist": autoencoder_mnist, "pixel-mnist": pixel_mnist, "latent-mnist": latent_mnist,
            "latent-mnist-class": latent_mnist_class, "latent-mnist-text": latent_mnist_text,
-           "autoencoder-faces": autoencoder_faces, "latent-faces": latent_faces}
+           "autoencoder-faces": autoencoder_faces, "latent-faces": latent_faces,
+           "latent-mnist-layout": latent_mnist_layout}

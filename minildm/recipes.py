@@ -1,5 +1,5 @@
 """Recipes: every training job end to end, data → first stage → latents → ε_θ; what ``python -m minildm train`` runs.
-Notebooks 02–06.
+Notebooks 02–06, 09.
 
 A preset (:mod:`minildm.presets`) says *how big*; a recipe says *what to do with it*:
 
@@ -9,6 +9,8 @@ A preset (:mod:`minildm.presets`) says *how big*; a recipe says *what to do with
   :func:`to_model` (trained ε_θ → a :class:`~minildm.ldm.DiffusionModel` that samples images);
 * the face pipeline of notebook 06 — :func:`train_faces`: faces → attribute classifier (:func:`face_classifier`)
   → RGB autoencoder (:func:`face_autoencoder`) → latents → attribute-conditional LDM;
+* the layouts of notebook 09 — :func:`train_layout`: canvases of 1–3 digits (:mod:`minildm.layout`) → the f = 4
+  autoencoder → latents (:func:`layout_latents`) → layout-conditional LDM;
 * :func:`train` — a preset of :data:`minildm.presets.PRESETS` by name, end to end.
 
 Every job is resumable: re-running it continues from its checkpoint, and a finished one just loads.
@@ -37,6 +39,7 @@ from .face_classifier import JUDGE_CONFIG as FACE_JUDGE_CONFIG
 from .face_classifier import AttributeClassifier, train_attribute_classifier
 from .faces import NULL, FaceData, load_faces
 from .latents import encode_dataset
+from .layout import layout_dataset
 from .ldm import DiffusionModel
 from .losses import PatchDiscriminator
 from .presets import PRESETS, AutoencoderPreset, DiffusionPreset
@@ -197,6 +200,8 @@ def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = 
     if name == "autoencoder-mnist":
         ae, _, ckpt_path = first_stage(preset, ckpt_path=ckpt_path, progress=progress)
         return ae, ckpt_path
+    if (preset.conditioning or {}).get("type") == "layout":  # canvases of several digits, not MNIST's images
+        return train_layout(preset, ckpt_path=ckpt_path, progress=progress, callback=callback), ckpt_path
     with distributed.main_first():
         images, labels = mnist("train", size=preset.image_size, n=preset.n_train)
     ae, data = None, images
@@ -213,6 +218,30 @@ def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = 
     result, _ = train_preset(preset, data, labels=labels, ckpt_path=ckpt_path, progress=progress, callback=callback,
                              first_stage=ae, null_condition=null)
     return to_model(preset, result.ema, ae), ckpt_path
+
+
+# ------------------------------------------------------------------------------------------ layouts (notebook 09)
+def layout_latents(preset: DiffusionPreset, ae: AutoencoderKL, split: str = "train", seed: int = 0):
+    """The preset's ``n_train`` canvases of MNIST ``split`` (:func:`minildm.layout.layout_dataset`, ``seed``) encoded
+    by the frozen ``ae`` as s·ℰ(x), cached in ``runs/<mode>/latents_layout_f<f>_<split>.pt``: (latents (N, 4, 16, 16),
+    layouts (N, K, 5)). The canvases are drawn again on every call (~5 ms each), the cache checked against them."""
+    with distributed.main_first():  # rank 0 encodes and caches, the others read the cache
+        data = layout_dataset(preset.n_train, split, seed=seed)
+        z = encode_dataset(ae, data.images, cache_path=runs_dir(preset.mode) / f"latents_layout_f{preset.f}_{split}.pt")
+    return z, data.layouts
+
+
+def train_layout(preset: DiffusionPreset, ckpt_path=None, progress: bool = True, callback=None) -> DiffusionModel:
+    """A layout preset end to end (notebook 09; resumable, a finished run loads): canvases → the frozen f = 4
+    autoencoder of notebook 03 (trained or loaded, its scale factor kept) → latents → ε_θ(z_t, t, τ_θ(layout)) with
+    condition dropout to the empty layout. Returns the EMA model as a :class:`~minildm.ldm.DiffusionModel`."""
+    ae, _, _ = first_stage(presets.autoencoder_mnist(preset.mode, f=preset.f), progress=progress)
+    z, layouts = layout_latents(preset, ae)
+    null = encoder_from_spec(preset.conditioning)[0].null_condition(1)[0]  # (K, 5): the empty layout ∅
+    result, _ = train_preset(preset, z, labels=layouts, ckpt_path=ckpt_path or runs_dir(preset.mode) /
+                             f"{preset.name}.pt", progress=progress, callback=callback, first_stage=ae,
+                             null_condition=null)
+    return to_model(preset, result.ema, ae)
 
 
 # ------------------------------------------------------------------------------------------ faces (notebook 06)

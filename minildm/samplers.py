@@ -4,10 +4,13 @@ After k-diffusion's ``sampling.py`` and diffusers' ``scheduling_ddim.py``: each 
 function (tensors in, tensors out) and each *sampler* is the loop around it, written out. Every sampler
 has the same signature::
 
-    sampler(model, x_T, sched, timesteps=None, *, eta=..., steps=..., generator=None, callback=None,
-            model_kwargs=None, clip_x0=None) -> x_0
+    sampler(model, x_T, sched, timesteps=None, *, eta=..., steps=..., spacing="leading", generator=None,
+            callback=None, model_kwargs=None, clip_x0=None) -> x_0
 
-and :data:`SAMPLERS` names them (``"ddpm"``: ancestral, on all T steps or respaced to ``steps``; ``"ddim"``).
+and :data:`SAMPLERS` names them: ``"ddpm"`` (ancestral, on all T steps or respaced to ``steps``) and ``"ddim"``
+here, the Markov-chain view; ``"euler"`` (= DDIM with η = 0), ``"heun"``, ``"dpmpp_2m"`` and ``"euler_ancestral"``
+in :mod:`minildm.solvers`, the probability-flow ODE view in σ. ``timesteps`` None visits ``steps`` indices by
+``spacing`` (:func:`~minildm.spacing.spaced_timesteps`: leading, trailing or linspace).
 
 ``model(x_t, t, **model_kwargs)`` returns ε̂ of x_t's shape; ``t`` is a (B,) long tensor of indices 0..T-1
 (code index t is the paper's t+1, as in ``schedule.py``). ``callback(dict(i, t, x_t, x0_pred, eps_pred))``
@@ -32,30 +35,12 @@ code                 paper                  meaning
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
-
 import torch
 from torch import Tensor
 
 from .schedule import NoiseSchedule, extract, predict_x0_from_eps, q_posterior
-
-Callback = Optional[Callable[[dict], None]]
-
-
-def _noise_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """N(0, I) of x's shape, drawn on the CPU (reproducible per seed on every device), then moved."""
-    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    return torch.randn(x.shape, generator=generator, dtype=dtype).to(x.device, x.dtype)
-
-
-def _call_model(model, x_t: Tensor, t: int, model_kwargs: dict | None) -> tuple[Tensor, Tensor]:
-    """Run ε_θ(x_t, t) with t broadcast to a (B,) long tensor; returns (t_batch, eps_pred in x_t's dtype)."""
-    B = x_t.shape[0]
-    t_batch = torch.full((B,), int(t), dtype=torch.long, device=x_t.device)  # (B,)
-    eps_pred = model(x_t, t_batch, **(model_kwargs or {}))
-    if eps_pred.shape != x_t.shape:
-        raise ValueError(f"the model must return ε̂ of x_t's shape {tuple(x_t.shape)}, got {tuple(eps_pred.shape)}")
-    return t_batch, eps_pred.to(x_t.dtype)
+from .solvers import dpmpp_2m_sample, euler_ancestral_sample, euler_sample, heun_sample
+from .spacing import Callback, _call_model, _noise_like, spaced_timesteps, timestep_list
 
 
 # ----------------------------------------------------------------------------------------------- DDPM
@@ -84,12 +69,12 @@ def ddpm_step(x_t: Tensor, t: Tensor, eps_pred: Tensor, sched: NoiseSchedule, no
 
 @torch.no_grad()
 def ddpm_sample(model, x_T: Tensor, sched: NoiseSchedule, timesteps: Tensor | None = None, *, eta: float = 1.0,
-                steps: int | None = None, generator: torch.Generator | None = None, callback: Callback = None,
-                model_kwargs: dict | None = None, clip_x0: float | None = None) -> Tensor:
+                steps: int | None = None, spacing: str = "leading", generator: torch.Generator | None = None,
+                callback: Callback = None, model_kwargs: dict | None = None, clip_x0: float | None = None) -> Tensor:
     """DDPM ancestral sampling (Algorithm 2), on all T steps or on ``steps`` evenly spaced ones. x_T → x_0 (B, …).
 
     ``steps`` None or T (and ``timesteps`` None or all of T−1 … 0): Algorithm 2 as written, t = T−1 … 0.
-    ``steps`` < T, or a shorter ``timesteps``: ancestral sampling on the *respaced* chain τ (:func:`ddim_timesteps`),
+    ``steps`` < T, or a shorter ``timesteps``: ancestral sampling on the *respaced* chain τ (by ``spacing``),
     each step drawn from the posterior q(x_{τ_{i+1}} | x_{τ_i}, x̂_0) of that shorter chain. That posterior's mean
     and variance are exactly DDIM's update with η = 1 (DDIM Eq. 12 and 16; ``tests/test_samplers.py`` checks
     σ(η = 1)² = β̃), so this case runs :func:`ddim_sample` with ``eta=1``: the same numbers under either name.
@@ -102,8 +87,8 @@ def ddpm_sample(model, x_T: Tensor, sched: NoiseSchedule, timesteps: Tensor | No
     respaced = (steps is not None and steps != T) or (
         timesteps is not None and not torch.equal(torch.as_tensor(timesteps).cpu().long(), full))
     if respaced:  # the shorter chain's posterior = DDIM's update with η = 1
-        return ddim_sample(model, x_T, sched, timesteps, eta=1.0, steps=steps or T, generator=generator,
-                           callback=callback, model_kwargs=model_kwargs, clip_x0=clip_x0)
+        return ddim_sample(model, x_T, sched, timesteps, eta=1.0, steps=steps or T, spacing=spacing,
+                           generator=generator, callback=callback, model_kwargs=model_kwargs, clip_x0=clip_x0)
     x = x_T
     for i, t in enumerate(full.tolist()):
         t_batch, eps_pred = _call_model(model, x, t, model_kwargs)
@@ -119,18 +104,14 @@ def ddpm_sample(model, x_T: Tensor, sched: NoiseSchedule, timesteps: Tensor | No
 def ddim_timesteps(T: int, steps: int) -> Tensor:
     """The DDIM sub-sequence τ: ``steps`` indices of 0..T−1, evenly spaced, descending. Shape (steps,).
 
-    "Leading"/uniform spacing (DDIM's ``ddim_discr_method='uniform'``, diffusers' ``"leading"``):
-    τ_i = ⌊i·T/steps⌋ for i = 0 … steps−1, then flipped. When ``steps`` divides T this is exactly
-    ``range(0, T, T // steps)``; otherwise gaps are ⌊T/steps⌋ or ⌈T/steps⌉, so any steps in 1..T gives
-    unique indices. It always ends at t = 0 and starts at ⌊(steps−1)·T/steps⌋ ≥ T − ⌈T/steps⌉ (980 for
-    T=1000, 50 steps). It never starts at exactly T−1 unless steps = T: for very few steps a "trailing"
-    spacing (start at T−1) is better (Lin et al. 2024); left out to stay with DDIM's choice.
+    "Leading"/uniform spacing (DDIM's ``ddim_discr_method='uniform'``): τ_i = ⌊i·T/steps⌋ for
+    i = 0 … steps−1, then flipped; :func:`~minildm.spacing.spaced_timesteps` with ``spacing="leading"``. When
+    ``steps`` divides T this is exactly ``range(0, T, T // steps)``; otherwise gaps are ⌊T/steps⌋ or ⌈T/steps⌉,
+    so any steps in 1..T gives unique indices. It always ends at t = 0 and starts at ⌊(steps−1)·T/steps⌋
+    ≥ T − ⌈T/steps⌉ (980 for T=1000, 50 steps), never at exactly T−1 unless steps = T; ``"trailing"``
+    spacing starts there (Lin et al. 2024).
     """
-    if not 1 <= steps <= T:
-        raise ValueError(f"steps must be between 1 and T={T} (got {steps}): DDIM picks a sub-sequence of 0..T-1.")
-    # τ_i = ⌊i · T / steps⌋  — integer maths, so no float rounding can make two indices equal
-    tau = torch.arange(steps, dtype=torch.long) * T // steps  # (steps,) ascending
-    return tau.flip(0)
+    return spaced_timesteps(T, steps, "leading")
 
 
 def ddim_step(x_t: Tensor, t: Tensor, t_prev: Tensor, eps_pred: Tensor, alpha_bar: Tensor, eta: float = 0.0,
@@ -171,18 +152,14 @@ def ddim_step(x_t: Tensor, t: Tensor, t_prev: Tensor, eps_pred: Tensor, alpha_ba
 
 @torch.no_grad()
 def ddim_sample(model, x_T: Tensor, sched: NoiseSchedule, timesteps: Tensor | None = None, *, eta: float = 0.0,
-                steps: int = 50, generator: torch.Generator | None = None, callback: Callback = None,
-                model_kwargs: dict | None = None, clip_x0: float | None = None) -> Tensor:
-    """DDIM sampling (Song et al. 2021, §4.1–4.2) over ``timesteps`` (default :func:`ddim_timesteps`).
+                steps: int = 50, spacing: str = "leading", generator: torch.Generator | None = None,
+                callback: Callback = None, model_kwargs: dict | None = None, clip_x0: float | None = None) -> Tensor:
+    """DDIM sampling (Song et al. 2021, §4.1–4.2) over ``timesteps`` (default: ``steps`` by ``spacing``).
 
     η = 0 is deterministic (the same x_T always gives the same x_0, no noise drawn); η = 1 with all T
     steps is DDPM's ancestral sampler. x_T (B, …) → x_0 (B, …).
     """
-    if timesteps is None:
-        timesteps = ddim_timesteps(sched.T, steps)
-    ts = torch.as_tensor(timesteps).cpu().long().tolist()
-    if any(a <= b for a, b in zip(ts, ts[1:])) or not ts or ts[-1] < 0 or ts[0] >= sched.T:
-        raise ValueError(f"timesteps must be strictly descending indices in 0..{sched.T - 1}, got {ts[:5]}…")
+    ts = timestep_list(sched.T, timesteps, steps, spacing)
     x = x_T
     B = x.shape[0]
     for i, t in enumerate(ts):
@@ -198,5 +175,14 @@ def ddim_sample(model, x_T: Tensor, sched: NoiseSchedule, timesteps: Tensor | No
     return x
 
 
-SAMPLERS = {"ddpm": ddpm_sample, "ddim": ddim_sample}
+# every sampler by name: DiffusionModel.sample(sampler=...), the CLI's --sampler, minildm.editing.sdedit
+SAMPLERS = {"ddpm": ddpm_sample, "ddim": ddim_sample, "euler": euler_sample, "heun": heun_sample,
+            "dpmpp_2m": dpmpp_2m_sample, "euler_ancestral": euler_ancestral_sample}
 
+
+
+def get_sampler(name: str):
+    """``SAMPLERS[name]``, or a ValueError that names the samplers there are."""
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
+    return SAMPLERS[name]

@@ -8,6 +8,7 @@ code               paper                        meaning
 ``emb``            —                            time (+ class) embedding, (B, emb_dim), fed to every ResBlock
 ``y``              y                            optional class labels, (B,) ints
 ``context``        τ_θ(y)                       conditioning tokens (B, M, context_dim) for cross-attention
+``context_mask``   —                            (B, M) bool: False for padding tokens no pixel may attend to
 output             ε_θ(x_t, t)                  predicted noise, same shape as ``x``
 =================  ===========================  ====================================================
 
@@ -93,15 +94,16 @@ class UNetConfig(DictConfig):
 
 
 class EmbedSequential(nn.Sequential):
-    """A stack of layers where ResBlocks also receive ``emb`` and SpatialTransformers ``context``
-    (LDM's ``TimestepEmbedSequential``)."""
+    """A stack of layers where ResBlocks also receive ``emb`` and SpatialTransformers ``context`` (and its padding
+    mask) (LDM's ``TimestepEmbedSequential``)."""
 
-    def forward(self, x: Tensor, emb: Tensor, context: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, emb: Tensor, context: Optional[Tensor] = None,
+                context_mask: Optional[Tensor] = None) -> Tensor:
         for layer in self:
             if isinstance(layer, ResBlock):
                 x = layer(x, emb)
             elif isinstance(layer, SpatialTransformer):
-                x = layer(x, context)
+                x = layer(x, context, context_mask)
             else:
                 x = layer(x)
         return x
@@ -168,8 +170,9 @@ class UNet(nn.Module):
         nn.init.zeros_(self.conv_out.bias)
 
     def forward(self, x: Tensor, t: Tensor | int, y: Optional[Tensor] = None,
-                context: Optional[Tensor] = None) -> Tensor:
-        """x (B, C, H, W), t (B,) or a scalar, y (B,) class labels, context (B, M, context_dim) τ_θ(y)
+                context: Optional[Tensor] = None, context_mask: Optional[Tensor] = None) -> Tensor:
+        """x (B, C, H, W), t (B,) or a scalar, y (B,) class labels, context (B, M, context_dim) τ_θ(y),
+        context_mask (B, M) bool (True: a token the cross-attention may read; None: all)
         → ε_θ (B, out_channels, H, W)."""
         cfg = self.cfg
         if x.ndim != 4:
@@ -183,7 +186,7 @@ class UNet(nn.Module):
             raise ValueError(f"input size {H}x{W} is not divisible by {f} = 2^{len(cfg.channel_mult) - 1} "
                              f"(the UNet halves H and W {len(cfg.channel_mult) - 1} times): pad or resize to "
                              f"a multiple of {f}, or use fewer levels in channel_mult")
-        if cfg.context_dim is None and context is not None:
+        if cfg.context_dim is None and (context is not None or context_mask is not None):
             raise ValueError("this UNet has no cross-attention, so it cannot use context: build it with "
                              "UNetConfig(context_dim=...) (notebook 05), or use y= for class labels")
         if cfg.context_dim is not None:
@@ -194,6 +197,14 @@ class UNet(nn.Module):
             if context.ndim != 3 or context.shape[0] != B or context.shape[2] != cfg.context_dim:
                 raise ValueError(f"context must be (B, M, context_dim) = ({B}, M, {cfg.context_dim}), "
                                  f"got {tuple(context.shape)}")
+            if context_mask is not None and (context_mask.dtype != torch.bool
+                                             or tuple(context_mask.shape) != tuple(context.shape[:2])):
+                raise ValueError(f"context_mask must be bool of shape (B, M) = {tuple(context.shape[:2])}, True for "
+                                 f"the tokens that may be attended; got {context_mask.dtype} "
+                                 f"{tuple(context_mask.shape)}")
+            if context_mask is not None and not bool(context_mask.any(1).all()):
+                raise ValueError("context_mask hides every token of an example: softmax over no keys is undefined; "
+                                 "keep at least one token (the layout encoder's ∅ token is always kept)")
         t = torch.as_tensor(t, device=x.device)
         if t.ndim == 0:
             t = t.expand(B)  # (B,)
@@ -213,11 +224,11 @@ class UNet(nn.Module):
         h = self.conv_in(x)  # (B, base_channels, H, W)
         skips = [h]
         for block in self.down:
-            h = block(h, emb, context)
+            h = block(h, emb, context, context_mask)
             skips.append(h)
-        h = self.mid(h, emb, context)  # (B, C_mid, H/f, W/f)
+        h = self.mid(h, emb, context, context_mask)  # (B, C_mid, H/f, W/f)
         for block in self.up:
-            h = block(torch.cat([h, skips.pop()], dim=1), emb, context)  # concat along channels
+            h = block(torch.cat([h, skips.pop()], dim=1), emb, context, context_mask)  # concat along channels
         return self.conv_out(F.silu(self.norm_out(h)))  # (B, out_channels, H, W)
 
 

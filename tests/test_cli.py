@@ -68,21 +68,31 @@ HELP = {
     "demo": ["--out", "--n", "--steps", "--seed", "--train"],
     "train": ["autoencoder-mnist", "pixel-mnist", "latent-mnist", "latent-mnist-class", "latent-mnist-text", "--mode",
               "--out", "--no-progress"],
-    "sample": ["checkpoint", "--n", "--sampler", "--steps", "--eta", "--seed", "--label", "--out", "--npz",
-               "--device", "--info", "--prompt", "--guidance"],
+    "sample": ["checkpoint", "--n", "--sampler", "--steps", "--spacing", "--eta", "--seed", "--label", "--out",
+               "--npz", "--device", "--info", "--prompt", "--guidance"],
     "export": ["src", "dst", "--half", "--command-line", "--note", "--guidance"],
     "notebook": ["name", "--mode", "--out", "--timeout"],
 }
 
 
 @pytest.mark.parametrize("command", list(HELP))
-def test_help(command):
-    proc = run_cli(command, "--help")
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: python -m minildm {command}")
+    for option in HELP[command]:
+        assert option in out, (command, option)
+
+
+def test_help_in_a_real_process():
+    """``python -m minildm sample --help`` in a fresh process: exit 0, the usage, and nothing on stderr (no warning
+    at import). One command is enough: the others share the import and the parser (test_help, in process)."""
+    proc = run_cli("sample", "--help")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "", proc.stderr
-    assert proc.stdout.startswith(f"usage: python -m minildm {command}")
-    for option in HELP[command]:
-        assert option in proc.stdout, (command, option)
+    assert proc.stdout.startswith("usage: python -m minildm sample")
 
 
 # ------------------------------------------------------------------------------------------ sample
@@ -131,6 +141,34 @@ def test_sample_ddpm_with_few_steps(ckpts, tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     with np.load(npz) as f:
         assert f["images"].shape == (2, 1, 32, 32)
+
+
+def test_sample_with_an_ode_solver_and_a_spacing(tmp_path, capsys):
+    """``sample latent_mnist --sampler heun --steps 4 --spacing trailing``: the shipped model's images, exactly the
+    library's for that sampler and spacing."""
+    npz, png = tmp_path / "h.npz", tmp_path / "h.png"
+    rc = main(["sample", "latent_mnist", "--sampler", "heun", "--steps", "4", "--spacing", "trailing", "--n", "2",
+               "--out", str(png), "--npz", str(npz)])
+    assert rc == 0, capsys.readouterr().err
+    assert "heun-4 (trailing spacing)" in capsys.readouterr().out
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    with np.load(npz) as f:
+        images = f["images"]
+    want = load_diffusion(minildm.shipped.shipped("latent_mnist")).sample(2, sampler="heun", steps=4,
+                                                                          spacing="trailing", seed=0)
+    assert_close(torch.from_numpy(images), (want + 1) / 2, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--sampler", "plms"], "unknown sampler 'plms'; choose one of ddpm, ddim, euler, heun, dpmpp_2m, euler_ancestral"),
+    (["--spacing", "uniform"], "unknown spacing 'uniform'; choose one of leading, trailing, linspace"),
+    (["--sampler", "dpmpp_2m", "--eta", "0.5"], "the dpmpp_2m sampler is deterministic"),
+])
+def test_sample_bad_sampler_or_spacing_is_one_line(tmp_path, capsys, argv, needle):
+    png = tmp_path / "x.png"
+    assert main(["sample", "latent_mnist", "--n", "2", "--steps", "2", *argv, "--out", str(png)]) == 2
+    assert needle in one_error_line(capsys.readouterr().err)
+    assert not png.exists()
 
 
 def test_label_on_unconditional_model(ckpts, tmp_path, capsys):

@@ -291,8 +291,10 @@ def test_ddpm_with_fewer_steps_than_T(latent_run):
 
 def test_sample_argument_errors():
     model = tiny_pixel_model()
-    with pytest.raises(ValueError, match="unknown sampler 'euler'.*ddpm.*ddim|unknown sampler 'euler'.*ddim.*ddpm"):
-        model.sample(2, sampler="euler")
+    with pytest.raises(ValueError, match="unknown sampler 'plms'.*ddpm.*ddim|unknown sampler 'plms'.*ddim.*ddpm"):
+        model.sample(2, sampler="plms")
+    with pytest.raises(ValueError, match="unknown spacing 'uniform'; choose one of leading, trailing, linspace"):
+        model.sample(2, steps=2, spacing="uniform")
     for n in (0, -1):
         with pytest.raises(ValueError, match="n must be at least 1"):
             model.sample(n, steps=2)

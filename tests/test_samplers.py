@@ -198,7 +198,7 @@ def test_bad_input_errors_teach():
         ddpm_sample(Tiny(), x_T, sched, eta=0.5)
     with pytest.raises(ValueError, match="shape"):
         ddim_sample(lambda x, t: x[:, :1], x_T, sched, steps=2)
-    assert set(SAMPLERS) == {"ddpm", "ddim"}
+    assert set(SAMPLERS) == {"ddpm", "ddim", "euler", "heun", "dpmpp_2m", "euler_ancestral"}
 
 
 def test_ddpm_on_fewer_steps_is_the_respaced_chains_posterior():
