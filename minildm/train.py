@@ -321,8 +321,11 @@ class _Loop:
         if n > 1 and main_rank:  # the learning-rate rule for the global batch, said out loud
             print(f"{self.kind}: {n} processes; lr {cfg.lr:g} for global batch {cfg.batch_size} = {n} × "
                   f"{cfg.batch_size // n}; not scaled", flush=True)
-        self.bar = bar = tqdm(total=cfg.steps, initial=self.step, disable=not (self.progress and main_rank),
-                              desc=self.kind, dynamic_ncols=True)
+        # the bar is named after the run (its checkpoint's file name: latent_mnist_text, not the kind latent_mnist),
+        # and a finished run that is only loaded draws none (no empty "100% 1000/1000" bar)
+        name = Path(self.ckpt_path).stem if self.ckpt_path else self.kind
+        self.bar = bar = tqdm(total=cfg.steps, initial=self.step, desc=name, dynamic_ncols=True,
+                              disable=not (self.progress and main_rank) or self.step >= cfg.steps)
         t0 = time.perf_counter() - self.train_seconds
         main = threading.current_thread() is threading.main_thread()
         old_handler = signal.signal(signal.SIGINT, self._on_sigint) if main else None

@@ -90,6 +90,17 @@ def test_resume_is_bit_for_bit(tmp_path):
         assert torch.equal(a, b)
 
 
+def test_progress_bar_names_the_run_and_a_finished_run_draws_none(tmp_path, capsys):
+    """The bar says which run trains (its checkpoint's name, e.g. latent_mnist_text, not the kind latent_mnist);
+    loading a finished run prints no empty "100% 12/12" bar."""
+    ckpt = tmp_path / "my_text_model.pt"
+    train_diffusion(build(MC), DATA, SCHED, cfg(), ckpt_path=ckpt, model_config=MC, progress=True)
+    assert "my_text_model: 100%" in capsys.readouterr().err
+    again = train_diffusion(build(MC), DATA, SCHED, cfg(), ckpt_path=ckpt, model_config=MC, progress=True)
+    assert again.steps_done == 0
+    assert "100%" not in capsys.readouterr().err
+
+
 def test_labels_and_condition_dropout():
     labels = torch.arange(16) % 3
     model = build({**MC, "num_classes": 3})
