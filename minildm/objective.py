@@ -1,4 +1,4 @@
-"""The ε-prediction training objective.  Notebook 04 · DDPM Eq. 14 · LDM Eq. 1 and Eq. 2."""
+"""The training objective: ε-prediction (DDPM Eq. 14, LDM Eq. 1 and 2) or v-prediction (Salimans & Ho 2022).  Notebook 04."""
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -7,12 +7,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from minildm.schedule import q_sample
+from minildm.schedule import eps_from_v, q_sample, v_target
 
 
 def diffusion_loss(model: nn.Module, x0: Tensor, alpha_bar: Tensor, t: Optional[Tensor] = None,
                    eps: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
-                   rows: Optional[slice] = None, **model_kwargs: Any) -> Tensor:
+                   rows: Optional[slice] = None, target: str = "eps", **model_kwargs: Any) -> Tensor:
     """L = E_{x0, ε~N(0,I), t~U{0..T-1}} ‖ε − ε_θ(x_t, t)‖²  with x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε. Scalar.
 
     This is L_DM (LDM Eq. 1; DDPM's "simple" loss, Eq. 14) when ``x0`` is an image, and L_LDM (LDM Eq. 2)
@@ -28,6 +28,10 @@ def diffusion_loss(model: nn.Module, x0: Tensor, alpha_bar: Tensor, t: Optional[
             ``model_kwargs``) is the *global* batch, and this process computes the loss on these rows only. t and ε
             are still drawn for all of it, so N processes draw exactly what one process would, and the mean of
             their N losses is the one process's loss.
+        target: ``"eps"`` (the model predicts ε, the course's default) or ``"v"``: it predicts
+            v = √ᾱ_t ε − √(1 − ᾱ_t) x_0 (Salimans & Ho 2022). At one x_t, ε − ε̂ = √ᾱ_t (v − v̂) and
+            x_0 − x̂_0 = −√(1 − ᾱ_t) (v − v̂), so ‖v − v̂‖² = (1 + 1/SNR) ‖ε − ε̂‖² = (1 + SNR) ‖x_0 − x̂_0‖²: a
+            re-weighting that stays finite where SNR = 0. Sample a v-model through :func:`eps_model_from_v`.
     """
     B = x0.shape[0]
     T = alpha_bar.shape[0]
@@ -42,9 +46,21 @@ def diffusion_loss(model: nn.Module, x0: Tensor, alpha_bar: Tensor, t: Optional[
         x0, t, eps = x0[rows], t[rows], eps[rows]
         model_kwargs = {k: v[rows] if isinstance(v, Tensor) else v for k, v in model_kwargs.items()}
     x_t = q_sample(x0, t, alpha_bar, eps)  # (B, C, H, W)   DDPM Eq. 4
-    eps_pred = model(x_t, t, **model_kwargs)
-    if eps_pred.shape != eps.shape:
-        raise ValueError(f"the model predicted shape {tuple(eps_pred.shape)} but ε has shape {tuple(eps.shape)}; "
-                         f"an ε-prediction model must return a tensor shaped like its input")
+    if target not in ("eps", "v"):
+        raise ValueError(f"target must be 'eps' (predict the noise) or 'v' (predict √ᾱ ε − √(1 − ᾱ) x_0), got {target!r}")
+    pred = model(x_t, t, **model_kwargs)
+    if pred.shape != eps.shape:
+        raise ValueError(f"the model predicted shape {tuple(pred.shape)} but ε has shape {tuple(eps.shape)}; "
+                         f"an ε- or v-prediction model must return a tensor shaped like its input")
+    if target == "v":
+        # ‖v − v_θ(x_t, t)‖²,  v = √ᾱ_t ε − √(1 − ᾱ_t) x_0     (Salimans & Ho 2022, §4)
+        return F.mse_loss(pred, v_target(x0, eps, t, alpha_bar))
     # ‖ε − ε_θ(x_t, t)‖², averaged over batch and elements     (LDM Eq. 1 / Eq. 2)
-    return F.mse_loss(eps_pred, eps)
+    return F.mse_loss(pred, eps)
+
+
+def eps_model_from_v(model: nn.Module, alpha_bar: Tensor):
+    """A v-prediction model as the ε-model every sampler takes: ε̂(x_t, t) = √(1 − ᾱ_t) x_t + √ᾱ_t v_θ(x_t, t)."""
+    def eps_model(x_t: Tensor, t: Tensor, **model_kwargs: Any) -> Tensor:
+        return eps_from_v(x_t, model(x_t, t, **model_kwargs), t, alpha_bar)
+    return eps_model

@@ -12,6 +12,7 @@ code               paper                        meaning
 ``x0``, ``x_t``    x_0, x_t                     clean / noised sample
 ``eps``            ε ~ N(0, I)
 ``snr``            SNR(t) = ᾱ_t / (1 − ᾱ_t)     signal-to-noise ratio (Kingma et al. 2021)
+``v``              v = √ᾱ_t ε − √(1 − ᾱ_t) x_0  the velocity target (Salimans & Ho 2022, §4)
 =================  ===========================  ====================================================
 
 Indexing: the paper counts t = 1 … T; the code counts ``t = 0 … T-1`` (index ``t`` is the paper's t+1),
@@ -30,6 +31,7 @@ import torch
 from torch import Tensor
 
 SCHEDULES = ("linear", "scaled_linear", "cosine")
+ZERO_SNR = "_zero_snr"  # a suffix: "linear_zero_snr" is the linear schedule rescaled to ᾱ_T = 0 (Lin et al. 2024)
 
 
 def linear_beta_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> Tensor:
@@ -61,6 +63,8 @@ def make_betas(name: str, T: int = 1000) -> Tensor:
     """β schedule by name: ``linear`` (DDPM), ``scaled_linear`` (LDM), ``cosine`` (improved DDPM)."""
     if T < 2:
         raise ValueError(f"a schedule needs T >= 2 steps, got T={T}")
+    if name.endswith(ZERO_SNR) and name[: -len(ZERO_SNR)] in SCHEDULES:
+        return rescale_zero_terminal_snr(make_betas(name[: -len(ZERO_SNR)], T))
     if name == "linear":
         # DDPM's endpoints are tuned for T = 1000; scale them so that shorter chains still end at ~pure noise
         # (Improved DDPM's rule), and cap β < 1 so that very short chains stay valid.
@@ -69,7 +73,26 @@ def make_betas(name: str, T: int = 1000) -> Tensor:
         return scaled_linear_beta_schedule(T)
     if name == "cosine":
         return cosine_beta_schedule(T)
-    raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
+    raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)} (or one of them + "
+                     f"{ZERO_SNR!r}: rescaled to zero terminal SNR, for v-prediction)")
+
+
+def rescale_zero_terminal_snr(betas: Tensor) -> Tensor:
+    """The same schedule with ᾱ_T = 0 exactly: pure noise at the last step (Lin et al. 2024, Alg. 1). Shape (T,).
+
+    DDPM's linear schedule ends at ᾱ_T ≈ 4e-5, so training never shows the model pure noise while sampling starts
+    from it (the leak notebook 01 measures). Shift √ᾱ so that its last value is 0, scale it so that its first is
+    unchanged, and read the β back: β_t = 1 − ᾱ_t / ᾱ_{t−1}, so β_T = 1. At t = T an ε-model then has nothing to
+    predict (x_T = ε) and x̂_0 = (x_T − ε̂)/0 is undefined: this schedule needs v-prediction (:func:`x0_from_v`).
+    """
+    sqrt_ab = alpha_bar_from_betas(betas.double()).sqrt()  # (T,)
+    first, last = sqrt_ab[0].clone(), sqrt_ab[-1].clone()
+    # √ᾱ ← (√ᾱ − √ᾱ_T) · √ᾱ_1 / (√ᾱ_1 − √ᾱ_T)
+    sqrt_ab = (sqrt_ab - last) * first / (first - last)
+    ab = sqrt_ab**2
+    # α_t = ᾱ_t / ᾱ_{t−1} (α_1 = ᾱ_1), β_t = 1 − α_t
+    alphas = torch.cat([ab[:1], ab[1:] / ab[:-1]])
+    return 1 - alphas
 
 
 def alpha_bar_from_betas(betas: Tensor) -> Tensor:
@@ -167,3 +190,22 @@ def q_posterior(x0: Tensor, x_t: Tensor, t: Tensor, sched: NoiseSchedule) -> tup
     # β̃_t = (1 − ᾱ_{t−1}) / (1 − ᾱ_t) · β_t                                               (DDPM Eq. 7)
     var = (1 - ab_prev) / (1 - ab) * beta
     return mean.to(x_t.dtype), var.to(x_t.dtype)
+
+
+# ------------------------------------------------------------------ the v-parameterisation (Salimans & Ho 2022)
+def v_target(x0: Tensor, eps: Tensor, t: Tensor, alpha_bar: Tensor) -> Tensor:
+    """v = √ᾱ_t ε − √(1 − ᾱ_t) x_0 (Salimans & Ho 2022, §4 / App. D): what a v-model learns to predict."""
+    ab = extract(alpha_bar, t, x0.ndim).to(x0.dtype)
+    return ab.sqrt() * eps - (1 - ab).sqrt() * x0
+
+
+def x0_from_v(x_t: Tensor, v: Tensor, t: Tensor, alpha_bar: Tensor) -> Tensor:
+    """x̂_0 = √ᾱ_t x_t − √(1 − ᾱ_t) v̂: defined at ᾱ_t = 0 too (x̂_0 = −v̂), where ε-prediction's Eq. 15 is not."""
+    ab = extract(alpha_bar, t, x_t.ndim).to(x_t.dtype)
+    return ab.sqrt() * x_t - (1 - ab).sqrt() * v
+
+
+def eps_from_v(x_t: Tensor, v: Tensor, t: Tensor, alpha_bar: Tensor) -> Tensor:
+    """ε̂ = √(1 − ᾱ_t) x_t + √ᾱ_t v̂: a v-model's noise estimate, so every ε-sampler can run it."""
+    ab = extract(alpha_bar, t, x_t.ndim).to(x_t.dtype)
+    return (1 - ab).sqrt() * x_t + ab.sqrt() * v

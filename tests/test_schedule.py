@@ -124,3 +124,71 @@ def test_snr_is_the_empirical_signal_to_noise_ratio_of_q_sample(name, T, ts):
         measured.append((scale**2 / noise_var).item())
         assert measured[-1] == pytest.approx(s.snr[t].item(), rel=0.03), (t, measured[-1], s.snr[t].item())
     assert all(a > b for a, b in zip(measured, measured[1:]))  # less signal, more noise, as t grows
+
+
+# ------------------------------------------------------------------ zero terminal SNR and v (issue 15)
+@pytest.mark.parametrize("name", schedule.SCHEDULES)
+def test_zero_terminal_snr_ends_at_pure_noise_and_keeps_the_start(name):
+    """Lin et al. 2024, Alg. 1: ᾱ_T = 0 exactly, ᾱ_1 unchanged, √ᾱ an affine map of the original's (shift, scale),
+    still strictly decreasing; β_T = 1 (the last step keeps no signal), every other β in (0, 1)."""
+    base = schedule.make_schedule(name, 1000)
+    z = schedule.make_schedule(name + schedule.ZERO_SNR, 1000)
+    assert z.alpha_bar[-1].item() == 0.0
+    assert z.alpha_bar[0].item() == pytest.approx(base.alpha_bar[0].item(), rel=1e-12)
+    a, b = base.alpha_bar.sqrt(), z.alpha_bar.sqrt()
+    slope = (b[0] - b[-1]) / (a[0] - a[-1])
+    torch.testing.assert_close(b, slope * (a - a[-1]), rtol=0, atol=1e-12)
+    assert (torch.diff(z.alpha_bar) < 0).all()
+    assert z.betas[-1].item() == pytest.approx(1.0, abs=1e-12)
+    assert ((z.betas[:-1] > 0) & (z.betas[:-1] < 1)).all()
+    with pytest.raises(ValueError, match="_zero_snr"):
+        schedule.make_betas("quadratic_zero_snr", 10)
+
+
+@pytest.mark.parametrize("sched_name", ["linear", "linear_zero_snr"])
+def test_v_eps_and_x0_round_trip(sched_name):
+    """x_t = √ᾱ x_0 + √(1−ᾱ) ε and v = √ᾱ ε − √(1−ᾱ) x_0 are a rotation of (x_0, ε): from (x_t, v) both come back
+    exactly, also at ᾱ_T = 0 where ε-prediction cannot recover x_0."""
+    ab = schedule.make_schedule(sched_name, 1000).alpha_bar
+    g = torch.Generator().manual_seed(0)
+    x0, eps = (torch.randn(6, 1, 4, 4, generator=g, dtype=torch.float64) for _ in range(2))
+    t = torch.tensor([0, 1, 250, 500, 998, 999])
+    x_t = schedule.q_sample(x0, t, ab, eps)
+    v = schedule.v_target(x0, eps, t, ab)
+    torch.testing.assert_close(schedule.x0_from_v(x_t, v, t, ab), x0, rtol=0, atol=1e-12)
+    torch.testing.assert_close(schedule.eps_from_v(x_t, v, t, ab), eps, rtol=0, atol=1e-12)
+    # ‖x_t‖² + ‖v‖² = ‖x_0‖² + ‖ε‖² per element pair (a rotation by the angle φ_t, cos φ = √ᾱ)
+    torch.testing.assert_close(x_t**2 + v**2, x0**2 + eps**2, rtol=0, atol=1e-12)
+
+
+def test_v_loss_is_zero_for_the_v_oracle_and_samplers_run_a_v_model():
+    """diffusion_loss(target="v") is 0 for a model that returns the true v; eps_model_from_v turns the exact v-model
+    of Gaussian data into the exact ε-model, so DDIM gives the same samples from either."""
+    from minildm.objective import diffusion_loss, eps_model_from_v
+    from minildm.samplers import ddim_sample
+
+    sched = schedule.make_schedule("linear", 1000)
+    ab = sched.alpha_bar
+    g = torch.Generator().manual_seed(1)
+    x0, eps = (torch.randn(8, 1, 4, 4, generator=g, dtype=torch.float64) for _ in range(2))
+    t = torch.randint(0, 1000, (8,), generator=g)
+    oracle = lambda x_t, tt: schedule.v_target(x0, eps, tt, ab)  # noqa: E731
+    assert diffusion_loss(oracle, x0, ab, t=t, eps=eps, target="v").item() < 1e-24
+    assert diffusion_loss(oracle, x0, ab, t=t, eps=eps).item() > 0.1  # the same model judged as an ε-model
+    with pytest.raises(ValueError, match="target must be"):
+        diffusion_loss(oracle, x0, ab, t=t, eps=eps, target="x0")
+
+    mu, s2 = 0.3, 0.25  # x_0 ~ N(μ, s²): E[ε | x_t] and E[x_0 | x_t] in closed form
+
+    def eps_star(x_t, tt):
+        a = schedule.extract(ab, tt, x_t.ndim)
+        return (1 - a).sqrt() * (x_t - a.sqrt() * mu) / (a * s2 + 1 - a)
+
+    def v_star(x_t, tt):
+        a = schedule.extract(ab, tt, x_t.ndim)
+        e = eps_star(x_t, tt)
+        return a.sqrt() * e - (1 - a).sqrt() * (x_t - (1 - a).sqrt() * e) / a.sqrt()
+
+    x_T = torch.randn(16, 1, 2, 2, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(ddim_sample(eps_model_from_v(v_star, ab), x_T, sched, steps=20),
+                               ddim_sample(eps_star, x_T, sched, steps=20), rtol=0, atol=1e-9)
