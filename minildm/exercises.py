@@ -18,6 +18,8 @@ from .faces import FACE_ATTRIBUTES, attribute_vector
 from .guidance import guided
 from .presets import autoencoder_mnist, latent_mnist, latent_mnist_class
 from .samplers import ddim_step
+from .solvers import heun_sample, sigma_ladder
+from .spacing import SPACINGS, spaced_timesteps
 from .toyfaces import attribute_regions
 
 _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {}
@@ -174,3 +176,36 @@ def _attribute_vector(answer) -> bool:
 def _chance_share(answer) -> bool:
 
     return abs(float(answer) - attribute_regions(64)["Eyeglasses"].float().mean().item()) < 1e-3
+
+
+# --- notebook 07 ------------------------------------------------------------------------------------------
+
+@exercise("07.heun_nfe", "two slopes a step (the Euler predictor's and the corrector's), except on the last step, "
+                         "to σ = 0, which has no slope to average with.")
+def _heun_nfe(answer) -> bool:
+
+    calls = []
+
+    def model(x_t, t):  # counts its evaluations
+        calls.append(1)
+        return torch.zeros_like(x_t)
+
+    heun_sample(model, torch.zeros(1, 1, 2, 2), schedule.make_schedule("linear", 1000), steps=10)
+    return int(answer) == len(calls)
+
+
+@exercise("07.starts_at_T", "print spacing.spaced_timesteps(1000, 10, name)[0] for each name in spacing.SPACINGS; "
+                            "more than one may start at 999.")
+def _starts_at_T(answer) -> bool:
+
+    names = {answer} if isinstance(answer, str) else set(answer)
+    return names == {sp for sp in SPACINGS if int(spaced_timesteps(1000, 10, sp)[0]) == 999}
+
+
+@exercise("07.sigma_max", "σ_t = √((1 − ᾱ_t)/ᾱ_t) = 1/√SNR(t), at index 999 of the linear schedule's alpha_bar: "
+                          "don't forget the square root.")
+def _sigma_max(answer) -> bool:
+
+    sched = schedule.make_schedule("linear", 1000)
+    expected = sigma_ladder(sched, [999])[0]
+    return abs(float(answer) - expected) < 1e-4 * expected

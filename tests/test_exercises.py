@@ -38,6 +38,9 @@ ANSWERS = {
     "05.null_per_batch": (12.8, 0.1),
     "06.attribute_vector": (None, torch.zeros(16, dtype=torch.long)),  # filled in below
     "06.chance_share": (None, 0.5),
+    "07.heun_nfe": (19, 20),  # 2·10 − 1: no second slope on the last step, to σ = 0
+    "07.starts_at_T": ({"trailing", "linspace"}, "trailing"),  # linspace includes both ends, so it starts there too
+    "07.sigma_max": (None, None),  # both filled in below from ᾱ_999
 }
 
 
@@ -51,11 +54,25 @@ def _right(name):
         y = torch.full((len(FACE_ATTRIBUTES),), 2)
         y[FACE_ATTRIBUTES.index("Smiling")] = y[FACE_ATTRIBUTES.index("Eyeglasses")] = 1
         return y
+    if name == "07.sigma_max":
+        return _sigma_max()
     if name == "06.chance_share":  # the region's area over the image's
         from minildm.toyfaces import attribute_regions
 
         return attribute_regions(64)["Eyeglasses"].sum().item() / 64 ** 2
     return ANSWERS[name][0]
+
+
+def _wrong(name):
+    if name == "07.sigma_max":  # 1/SNR(999) without the square root: σ² instead of σ
+        ab = schedule.make_schedule("linear", 1000).alpha_bar[999].item()
+        return (1 - ab) / ab
+    return ANSWERS[name][1]
+
+
+def _sigma_max():  # σ_999 = √((1 − ᾱ_999)/ᾱ_999), from the closed form
+    ab = schedule.make_schedule("linear", 1000).alpha_bar[999].item()
+    return math.sqrt((1 - ab) / ab)
 
 
 def test_every_exercise_has_answers_here():
@@ -65,7 +82,7 @@ def test_every_exercise_has_answers_here():
 @pytest.mark.parametrize("name", sorted(ANSWERS))
 def test_check_accepts_right_and_rejects_wrong(name, capsys):
     assert check(name, _right(name)) is True
-    assert check(name, ANSWERS[name][1]) is False
+    assert check(name, _wrong(name)) is False
     assert "not yet" in capsys.readouterr().out
 
 
