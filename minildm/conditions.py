@@ -115,6 +115,11 @@ def conditions_for(model: DiffusionModel, n: int, label: int | None = None, prom
         if given:
             raise ValueError(f"{given[0]} (--{given[0]}) given, but {model.name} is unconditional")
         return None, None
+    if hasattr(model.unet, "check_condition"):  # conditioned by concatenation on an image (notebook 08)
+        task = model.unet.task
+        raise ValueError(f"{model.name} is conditioned on an image ({task}): run python -m minildm "
+                         f"{'upscale' if task == 'sr' else 'inpaint' if task == 'inpaint' else 'sample'} "
+                         "with --input instead")
     if model.max_objects is not None:  # a layout-conditional model
         if layout is None and given:
             raise ValueError(f'{model.name} is conditioned on layouts: give one as --layout "{LAYOUT_EXAMPLE}" '

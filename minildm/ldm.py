@@ -49,7 +49,8 @@ class DiffusionModel(nn.Module):
         f = first_stage.cfg.f if first_stage is not None else 1
         if image_size % f:
             raise ValueError(f"image_size {image_size} is not divisible by the autoencoder's f = {f}")
-        self.sample_shape = (unet.cfg.in_channels, image_size // f, image_size // f)  # ε_θ's space (C, h, w)
+        # ε_θ's space (C, h, w): its output's channels (a ConcatUNet's input also holds the condition c)
+        self.sample_shape = (unet.cfg.out_channels or unet.cfg.in_channels, image_size // f, image_size // f)
 
     @property
     def is_latent(self) -> bool:
@@ -171,6 +172,8 @@ class DiffusionModel(nn.Module):
                 raise ValueError(f"this model is conditioned on layouts: pass y of shape (n, {self.max_objects}, 5), "
                                  "one layout per sample (minildm.conditions.parse_layout, then .expand(n, -1, -1)), "
                                  f"got {tuple(y.shape)}")
+        elif y is not None and hasattr(self.unet, "check_condition"):  # c (n, C_c, h, w), concatenated to z_t
+            y = self.unet.check_condition(y, n)
         elif y is not None:
             y = torch.as_tensor(y, dtype=torch.long)
             if self.attributes is not None and y.ndim != 2:

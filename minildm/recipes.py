@@ -9,6 +9,8 @@ A preset (:mod:`minildm.presets`) says *how big*; a recipe says *what to do with
   :func:`to_model` (trained ε_θ → a :class:`~minildm.ldm.DiffusionModel` that samples images);
 * the face pipeline of notebook 06 — :func:`train_faces`: faces → attribute classifier (:func:`face_classifier`)
   → RGB autoencoder (:func:`face_autoencoder`) → latents → attribute-conditional LDM;
+* concatenation, notebook 08 — :func:`concat_conditions` (c for every training image: LR, or masked latent + mask),
+  :func:`train_sr_regression` (the regression baseline of super-resolution);
 * the layouts of notebook 09 — :func:`train_layout`: canvases of 1–3 digits (:mod:`minildm.layout`) → the f = 4
   autoencoder → latents (:func:`layout_latents`) → layout-conditional LDM;
 * :func:`train` — a preset of :data:`minildm.presets.PRESETS` by name, end to end.
@@ -32,7 +34,8 @@ from .autoencoder import AutoencoderKL, compute_scale_factor
 from .captions import captions_for
 from .checkpoint import load_checkpoint, save_checkpoint
 from .classifier import JUDGE_SEED, load_classifier
-from .conditioning import ConditionalUNet, encoder_from_spec
+from .concat import wrap_unet
+from .conditioning import encoder_from_spec
 from .config import Mode, get_device, get_mode, runs_dir
 from .data import mnist
 from .face_classifier import JUDGE_CONFIG as FACE_JUDGE_CONFIG
@@ -42,8 +45,10 @@ from .latents import encode_dataset
 from .layout import layout_dataset
 from .ldm import DiffusionModel
 from .losses import PatchDiscriminator
+from .pairs import inpaint_condition, low_resolution, random_masks
 from .presets import PRESETS, AutoencoderPreset, DiffusionPreset
 from .release import first_stage_payload, sampling_payload
+from .restoration import Regression, train_regression
 from .schedule import make_schedule
 from .text import Tokenizer
 from .train import train_autoencoder, train_diffusion
@@ -82,14 +87,11 @@ def train_autoencoder_preset(preset: AutoencoderPreset, data, feature_net=None, 
 def build_unet(preset: DiffusionPreset, device=None):
     """The preset's UNet, seeded from its TrainConfig's seed, on ``device`` (channels-last on CPU: a training step
     measured 1–6 % faster, within the noise, docs/TRAINING.md §4);
-    a :class:`~minildm.conditioning.ConditionalUNet` (UNet + τ_θ) when the preset has a ``conditioning`` spec."""
+    a :class:`~minildm.conditioning.ConditionalUNet` (UNet + τ_θ) or a :class:`~minildm.concat.ConcatUNet` when the
+    preset has a ``conditioning`` spec (:func:`~minildm.concat.wrap_unet`)."""
     device = torch.device(device) if device is not None else get_device()
     torch.manual_seed(preset.train.seed)
-    model = UNet(preset.unet)
-    spec = preset.conditioning
-    if spec is not None:  # ε_θ(x_t, t, τ_θ(y)): the encoder trains with the UNet
-        model = ConditionalUNet(model, encoder_from_spec(spec)[0])
-    model = model.to(device)
+    model = wrap_unet(UNet(preset.unet), preset.conditioning)[0].to(device)  # + τ_θ or a concatenated c
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
     return model
@@ -109,9 +111,10 @@ def train_preset(preset: DiffusionPreset, data, labels=None, ckpt_path=None, cal
     """
     if preset.f > 1 and first_stage is None:
         raise ValueError(f"{preset.name} trains on latents: pass first_stage= (the autoencoder that encoded them)")
-    if data.shape[1] != preset.unet.in_channels:
+    channels = preset.unet.out_channels or preset.unet.in_channels  # a ConcatUNet's input also holds c
+    if data.shape[1] != channels:
         what = "latents s·E(x) (minildm.ldm.encode_dataset)" if preset.f > 1 else "images"
-        raise ValueError(f"{preset.name} expects {what} with {preset.unet.in_channels} channels, got data of shape "
+        raise ValueError(f"{preset.name} expects {what} with {channels} channels, got data of shape "
                          f"{tuple(data.shape)}")
     model = build_unet(preset)
     sched = make_schedule(preset.schedule, preset.T)
@@ -212,12 +215,38 @@ def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = 
     spec, null = preset.conditioning, None
     if spec is None:
         labels = None
+    elif spec["type"] == "concat":  # c on the latent grid, one per training image (notebook 08)
+        labels = concat_conditions(preset, ae, images)
     elif spec["type"] == "text":  # captions measured on the same digits, in the same order as the latents
         _, tok, labels, preset = text_conditions(preset, images, labels)
         null = tok.null()
     result, _ = train_preset(preset, data, labels=labels, ckpt_path=ckpt_path, progress=progress, callback=callback,
                              first_stage=ae, null_condition=null)
     return to_model(preset, result.ema, ae), ckpt_path
+
+
+# ------------------------------------------------------------------------------------------ concatenation (notebook 08)
+def concat_conditions(preset: DiffusionPreset, ae: AutoencoderKL, images: Tensor, seed: int = 0) -> Tensor:
+    """The condition c of every training image (N, C_c, h, w) for a concatenation preset: the LR image (``sr``), or
+    the masked image's latent and the resized mask (``inpaint``, masks :func:`~minildm.pairs.random_masks` of
+    ``seed``). Made again on every call (the masked images are encoded once more: ~20 s for 60,000 on a core)."""
+    task = preset.conditioning["task"]
+    if task == "sr":
+        return low_resolution(images)
+    if task == "inpaint":
+        return inpaint_condition(ae, images, random_masks(len(images), images.shape[-1], seed=seed))
+    raise ValueError(f"{preset.name}: no MNIST pairs for the concatenation task {task!r} (only 'sr' and 'inpaint')")
+
+
+def train_sr_regression(mode: Mode | None = None, ckpt_path=None, progress: bool = True) -> Regression:
+    """The regression baseline of LDM Table 5 for ``latent_mnist_sr``: its UNet and TrainConfig, trained with L1 to
+    output the HR image (:func:`minildm.restoration.train_regression`); ``runs/<mode>/latent_mnist_sr_regression.pt``."""
+    mode = mode or get_mode()
+    preset = presets.latent_mnist_sr(mode)
+    images, _ = mnist("train", size=preset.image_size, n=preset.n_train)
+    ae, _, _ = first_stage(presets.autoencoder_mnist(mode, f=preset.f), progress=progress)
+    return train_regression(preset.unet, preset.conditioning, preset.train, images, low_resolution(images), ae,
+                            ckpt_path=ckpt_path or runs_dir(mode) / f"{preset.name}_regression.pt", progress=progress)
 
 
 # ------------------------------------------------------------------------------------------ layouts (notebook 09)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .autoencoder import AutoencoderConfig, AutoencoderKL
 from .checkpoint import DIFFUSION_KINDS, CheckpointError, load_checkpoint, save_checkpoint
-from .conditioning import ConditionalUNet, encoder_from_spec
+from .concat import wrap_unet
 from .ldm import DiffusionModel
 from .schedule import make_schedule
 from .shipped import resolve, shipped_names
@@ -46,10 +46,8 @@ def load_diffusion(path: str | Path, map_location="cpu", ema: bool = True) -> Di
                               f"({', '.join(DIFFUSION_KINDS)}); sample a diffusion checkpoint such as "
                               "runs/<mode>/latent_mnist.pt (python -m minildm train latent-mnist) or a shipped "
                               f"model by name ({', '.join(shipped_names('latent_'))})")
-    unet, tokenizer = UNet(UNetConfig.from_dict(ckpt["config"])), None
-    if ckpt.get("conditioning") is not None:  # ε_θ with τ_θ (notebook 05): rebuild the encoder from its spec
-        encoder, tokenizer = encoder_from_spec(ckpt["conditioning"])
-        unet = ConditionalUNet(unet, encoder)
+    # ε_θ with τ_θ (notebook 05) or with a concatenated condition (notebook 08): rebuilt from the stored spec
+    unet, tokenizer = wrap_unet(UNet(UNetConfig.from_dict(ckpt["config"])), ckpt.get("conditioning"))
     weights = ckpt["ema"] if ema and "ema" in ckpt else ckpt.get("model", ckpt.get("ema"))
     unet.load_state_dict(weights)  # copies into the float32 parameters: a float16 release is cast back
     info = ckpt.get("sampling") or OLD_SAMPLING
