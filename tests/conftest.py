@@ -1,5 +1,6 @@
 """Shared test set-up: tests run on CPU, one thread, seeded, and never in a GPU run mode."""
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,10 @@ os.environ.setdefault("MINILDM_MODE", "smoke")
 if os.environ.get("PYTEST_XDIST_WORKER") and not os.environ.get("MINILDM_RUNS"):
     worker = os.environ["PYTEST_XDIST_WORKER"]  # gw0, gw1, …
     os.environ["MINILDM_RUNS"] = str(Path(__file__).resolve().parent.parent / "runs" / f"xdist-{worker}")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # xdist's workers ignore SIGINT (the controller handles Ctrl-C), and processes they start inherit that: give the
+    # worker Python's own handler back, so the Ctrl-C tests (tests/test_doors.py) see what a user's terminal gives
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 # Tests use tiny tensors: a second OpenMP thread costs more than it saves, and on a busy 2-core machine it
 # spin-waits against whatever else runs there.
 torch.set_num_threads(1)
