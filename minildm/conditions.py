@@ -115,8 +115,9 @@ def conditions_for(model: DiffusionModel, n: int, label: int | None = None, prom
         if given:
             raise ValueError(f"{given[0]} (--{given[0]}) given, but {model.name} is unconditional")
         return None, None
-    if hasattr(model.unet, "check_condition"):  # conditioned by concatenation on an image (notebook 08)
-        task = model.unet.task
+    unet = getattr(model, "unet", None)
+    if hasattr(unet, "check_condition"):  # conditioned by concatenation on an image (notebook 08)
+        task = unet.task
         raise ValueError(f"{model.name} is conditioned on an image ({task}): run python -m minildm "
                          f"{'upscale' if task == 'sr' else 'inpaint' if task == 'inpaint' else 'sample'} "
                          "with --input instead")
