@@ -52,6 +52,8 @@ VARIANTS = {
     "autoencoder_faces": presets.autoencoder_faces,
     "latent_faces": presets.latent_faces,
     "latent_mnist_layout": presets.latent_mnist_layout,
+    "latent_mnist_sr": presets.latent_mnist_sr,
+    "latent_mnist_inpaint": presets.latent_mnist_inpaint,
 }
 CAPTIONS = ["a thin seven", "a thick slanted two", "a small zero"]  # a tokenizer for the text preset's τ_θ
 
@@ -95,6 +97,14 @@ def _conditions(preset, n: int) -> tuple[torch.Tensor | None, torch.Tensor | Non
     if spec["type"] == "layout":  # random layouts; ∅ the empty one
         null = LayoutEncoder(spec["num_classes"], spec["dim"], spec["max_objects"]).null_condition(1)[0]
         return random_layouts(n, cfg=LayoutConfig(max_objects=spec["max_objects"])), null, preset
+    if spec["type"] == "concat":  # a random image condition c at the latent grid; ∅ (inpainting) the fully masked one
+        shape = (n, spec["condition_channels"], spec["size"], spec["size"])
+        c = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+        null = None
+        if spec["task"] == "inpaint":
+            null = torch.zeros(spec["condition_channels"], spec["size"], spec["size"])
+            null[-1] = 1.0  # m↓ = 1: nothing known (concat.ConcatUNet.null_condition)
+        return c, null, preset
     M = len(spec["names"])  # attributes: random 0/1 values, ∅ = 2 for the null condition
     return torch.randint(0, 2, (n, M), generator=torch.Generator().manual_seed(0)), torch.full((M,), 2), preset
 
@@ -136,7 +146,8 @@ def dry_run(name: str, mode: str = "gpu", device="cpu", steps: int = 2, batch: i
                       full_steps=preset.train.steps)
 
     h = preset.image_size // preset.f
-    C = preset.unet.in_channels
+    spec = preset.conditioning or {}
+    C = spec["latent_channels"] if spec.get("type") == "concat" else preset.unet.in_channels  # z_t's, not [z_t, c]'s
     y, null, preset = _conditions(preset, 4 * batch)
     model = build_unet(preset, device=device)
     x = torch.randn(4 * batch, C, h, h, generator=g)
