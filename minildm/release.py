@@ -27,7 +27,9 @@ def first_stage_payload(ae: AutoencoderKL) -> dict:
     return dict(config=ae.cfg.to_dict(), state=ae.state_dict())
 
 
-def _first_stage_from(entry: dict | None, map_location) -> AutoencoderKL | None:
+def first_stage_from(entry: dict | None, map_location) -> AutoencoderKL | None:
+    """The frozen first stage a release or checkpoint carries (its ``"first_stage"`` entry: config and weights), or
+    None for a pixel-space model."""
     if entry is None:
         return None
     ae = AutoencoderKL(AutoencoderConfig.from_dict(entry["config"]))
@@ -55,7 +57,7 @@ def load_diffusion(path: str | Path, map_location="cpu", ema: bool = True) -> Di
         raise CheckpointError(f"{path} is a latent diffusion checkpoint without its autoencoder, so its samples "
                               "cannot be decoded; re-train or re-export it with minildm.presets / export_diffusion")
     model = DiffusionModel(unet.to(map_location).eval(), make_schedule(info["schedule"], info["T"]),
-                           _first_stage_from(ckpt.get("first_stage"), map_location), image_size=info["image_size"],
+                           first_stage_from(ckpt.get("first_stage"), map_location), image_size=info["image_size"],
                            clip_x0=info["clip_x0"], name=info.get("preset", ckpt["kind"]), tokenizer=tokenizer,
                            guidance=info.get("guidance", 1.0))
     model.checkpoint_info = {k: ckpt[k] for k in ("step", "train_config", "release") if k in ckpt}

@@ -25,7 +25,7 @@ from .concat import ConcatUNet, resize_mask, wrap_unet
 from .ldm import DiffusionModel
 from .pairs import (SR_FACTOR, bicubic, half_mask, inpaint_condition, low_resolution, masked_image,
                     paste_known)
-from .release import _first_stage_from, first_stage_payload
+from .release import first_stage_from, first_stage_payload
 from .samplers import ddim_step
 from .schedule import q_sample
 from .spacing import timestep_list
@@ -192,6 +192,6 @@ def load_regression(path, map_location="cpu") -> Regression:
     ckpt = load_checkpoint(path, kind="regression", map_location=map_location)
     net = wrap_unet(UNet(UNetConfig.from_dict(ckpt["config"])), ckpt["conditioning"])[0]
     net.load_state_dict(ckpt["model"])
-    model = Regression(net, _first_stage_from(ckpt["first_stage"], map_location))
+    model = Regression(net, first_stage_from(ckpt["first_stage"], map_location))
     model.history = list(ckpt.get("losses", []))
     return model.eval()
