@@ -113,13 +113,18 @@ class ConcatUNet(nn.Module):
 
     def null_condition(self, batch: int, device=None) -> Tensor:
         """∅ for a batch (batch, C_c, size, size): the fully masked input (inpainting) or the empty map (semantic)."""
-        if self.task == "sr":
-            raise ValueError("a super-resolution model has no null condition (the LR image all but fixes the output, "
-                             "so guidance has nothing to push against); sample it with guidance=1")
-        c = torch.zeros(batch, self.condition_channels, self.size, self.size, device=device)
-        if self.task == "inpaint":
-            c[:, -1] = 1.0  # m↓ = 1 everywhere: nothing is known
-        return c
+        return null_condition(self.task, self.condition_channels, self.size, batch, device)
+
+
+def null_condition(task: str, condition_channels: int, size: int, batch: int = 1, device=None) -> Tensor:
+    """∅ of a concatenation task for a batch (batch, C_c, size, size), from the task's spec alone (no UNet needed)."""
+    if task == "sr":
+        raise ValueError("a super-resolution model has no null condition (the LR image all but fixes the output, "
+                         "so guidance has nothing to push against); sample it with guidance=1")
+    c = torch.zeros(batch, condition_channels, size, size, device=device)
+    if task == "inpaint":
+        c[:, -1] = 1.0  # m↓ = 1 everywhere: nothing is known
+    return c
 
 
 def wrap_unet(unet: nn.Module, spec: dict | None) -> tuple[nn.Module, Tokenizer | None]:

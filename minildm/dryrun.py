@@ -27,6 +27,7 @@ from . import presets
 from .autoencoder import AutoencoderKL
 from .classifier import ClassifierConfig, MNISTClassifier
 from .cost import training_memory
+from .concat import null_condition as concat_null
 from .conditioning import LayoutEncoder
 from .face_classifier import AttributeClassifier
 from .layout import LayoutConfig, random_layouts
@@ -100,10 +101,8 @@ def _conditions(preset, n: int) -> tuple[torch.Tensor | None, torch.Tensor | Non
     if spec["type"] == "concat":  # a random image condition c at the latent grid; ∅ (inpainting) the fully masked one
         shape = (n, spec["condition_channels"], spec["size"], spec["size"])
         c = torch.rand(shape, generator=torch.Generator().manual_seed(0))
-        null = None
-        if spec["task"] == "inpaint":
-            null = torch.zeros(spec["condition_channels"], spec["size"], spec["size"])
-            null[-1] = 1.0  # m↓ = 1: nothing known (concat.ConcatUNet.null_condition)
+        null = None if spec["task"] == "sr" else \
+            concat_null(spec["task"], spec["condition_channels"], spec["size"])[0]  # SR has none
         return c, null, preset
     M = len(spec["names"])  # attributes: random 0/1 values, ∅ = 2 for the null condition
     return torch.randint(0, 2, (n, M), generator=torch.Generator().manual_seed(0)), torch.full((M,), 2), preset

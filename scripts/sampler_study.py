@@ -29,8 +29,13 @@ from minildm.spacing import SPACINGS
 from minildm.uncertainty import bootstrap
 
 
+def nfe_of(sampler: str, steps: int) -> int:
+    """Network evaluations of ``steps`` steps (Heun: two a step but one on the last, 2·steps − 1)."""
+    return 2 * steps - 1 if sampler == "heun" else steps
+
+
 def steps_for(sampler: str, nfe: int) -> int:
-    """The ``steps`` that spend ``nfe`` network evaluations (Heun: 2·steps − 1)."""
+    """The ``steps`` that spend ``nfe`` network evaluations (the inverse of :func:`nfe_of`, rounding up for Heun)."""
     return (nfe + 1) // 2 if sampler == "heun" else nfe
 
 
@@ -82,7 +87,7 @@ def main() -> None:
                 # paired: row i of both sets started from the same x_T
                 rat = bootstrap(lambda a, b: fd(a) / fd(b), feats, ref_feats, n_boot=args.n_boot, seed=args.seed,
                                 recentre=True)
-                nfe_used = 2 * steps - 1 if sampler == "heun" else steps
+                nfe_used = nfe_of(sampler, steps)
                 print(f"| {sampler} | {spacing} | {steps} | {nfe_used} | {est} | **{rat}** | "
                       f"{est.value / floor.value:.2f} | {seconds:.0f} |", flush=True)
                 rows.append(dict(sampler=sampler, spacing=spacing, steps=steps, nfe=nfe_used, fd=est.value,

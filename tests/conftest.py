@@ -7,12 +7,12 @@ import pytest
 import torch
 
 os.environ.setdefault("MINILDM_MODE", "smoke")
-# Under pytest-xdist (make test), each worker trains and caches in runs/xdist-<worker>/, so two workers (and the
-# notebook kernels they start, which inherit this environment) never resume from or write over each other's runs.
-if os.environ.get("PYTEST_XDIST_WORKER") and not os.environ.get("MINILDM_RUNS"):
-    worker = os.environ["PYTEST_XDIST_WORKER"]  # gw0, gw1, …
-    os.environ["MINILDM_RUNS"] = str(Path(__file__).resolve().parent.parent / "runs" / f"xdist-{worker}")
-if os.environ.get("PYTEST_XDIST_WORKER"):
+worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, … under pytest-xdist (make test); else None
+if worker:
+    # each worker trains and caches in runs/xdist-<worker>/, so two workers (and the notebook kernels they start,
+    # which inherit this environment) never resume from or write over each other's runs
+    if not os.environ.get("MINILDM_RUNS"):
+        os.environ["MINILDM_RUNS"] = str(Path(__file__).resolve().parent.parent / "runs" / f"xdist-{worker}")
     # xdist's workers ignore SIGINT (the controller handles Ctrl-C), and processes they start inherit that: give the
     # worker Python's own handler back, so the Ctrl-C tests (tests/test_doors.py) see what a user's terminal gives
     signal.signal(signal.SIGINT, signal.default_int_handler)
