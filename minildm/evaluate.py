@@ -178,7 +178,7 @@ class Evaluator:
         return frechet_distance_features(self.embed(images_a), self.embed(images_b))
 
     @staticmethod
-    def _real_sets(n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    def real_sets(n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
         """Two disjoint random sets of ``n`` real MNIST test digits (the same two for the same n and seed)."""
         x, _ = mnist("test")
         if 2 * n > x.shape[0]:
@@ -191,13 +191,13 @@ class Evaluator:
 
         A model's distance at n samples is only meaningful beside this: print both.
         """
-        a, b = self._real_sets(n, seed)
+        a, b = self.real_sets(n, seed)
         return self.fid(a, b)
 
     def fid_to_real(self, images: Tensor, seed: int = 0) -> float:
         """Fréchet distance between ``images`` (n generated digits) and n real test digits: the first of the two
         sets :meth:`real_floor` compares, so the two numbers are directly comparable."""
-        return self.fid(images, self._real_sets(images.shape[0], seed)[0])
+        return self.fid(images, self.real_sets(images.shape[0], seed)[0])
 
     def report(self, images: Tensor, labels: Tensor | None = None, seed: int = 0) -> dict:
         """Everything the quality targets (docs/DESIGN.md "Targets") need, for n generated digits: ``n``, ``confidence``, ``fd``
@@ -224,7 +224,7 @@ class Evaluator:
     def fd_spread(self, images: Tensor, n_boot: int = 200, seed: int = 0) -> Estimate:
         """:meth:`fid_to_real` with a bootstrap over the generated samples (the real set held fixed), recentred
         (:func:`~minildm.uncertainty.bootstrap`: resampling with replacement inflates a Fréchet distance)."""
-        real = FrechetReference(*feature_stats(self.embed(self._real_sets(images.shape[0], seed)[0])))
+        real = FrechetReference(*feature_stats(self.embed(self.real_sets(images.shape[0], seed)[0])))
         feats = self.embed(images).double().numpy()
         return bootstrap(lambda f: real.distance(*feature_stats(f)), feats, n_boot=n_boot, seed=seed, recentre=True)
 

@@ -358,7 +358,7 @@ print(f"rescaled to zero terminal SNR ({zero.name!r}): ᾱ_{sched.T - 1} = {zero
 # `scripts/sampler_study.py`.
 
 # %%
-x_real = ev._real_sets(N, seed=0)[0]  # the real set report_spread's FD uses at this n (as scripts/sampler_study.py)
+x_real = ev.real_sets(N, seed=0)[0]  # the real set report_spread's FD uses at this n (as scripts/sampler_study.py)
 real_ref = evaluate.FrechetReference(*evaluate.feature_stats(ev.embed(x_real)))  # μ, Σ, Σ^{1/2} computed once
 
 

@@ -57,7 +57,7 @@ def main() -> None:
     if model.is_conditional:
         raise SystemExit(f"{args.model} is conditional; this study measures unconditional models (latent_mnist)")
     ev = Evaluator()
-    real = FrechetReference(*feature_stats(ev.embed(ev._real_sets(args.n, args.seed)[0])))  # one real set for all
+    real = FrechetReference(*feature_stats(ev.embed(ev.real_sets(args.n, args.seed)[0])))  # one real set for all
     floor = ev.real_floor_spread(args.n, seed=args.seed)
 
     def fd(f):
