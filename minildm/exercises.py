@@ -13,10 +13,15 @@ from . import schedule
 from .attention import SpatialTransformer
 from .attention_maps import capture_attention
 from .autoencoder import AutoencoderConfig, AutoencoderKL
+from .concat import resize_mask
+from .conditioning import LayoutEncoder, fourier_features
+from .conditions import parse_layout
 from .distributions import DiagonalGaussian
 from .faces import FACE_ATTRIBUTES, attribute_vector
 from .guidance import guided
-from .presets import autoencoder_mnist, latent_mnist, latent_mnist_class
+from .layout import attention_in_boxes
+from .pairs import consistency
+from .presets import autoencoder_mnist, latent_mnist, latent_mnist_class, latent_mnist_inpaint
 from .samplers import ddim_step
 from .solvers import heun_sample, sigma_ladder
 from .spacing import SPACINGS, spaced_timesteps
@@ -111,14 +116,12 @@ def _(answer) -> bool:
 
 @exercise("04.positions", "count positions, not numbers: (32·32) / (8·8); the channels do not change the grid.")
 def _positions(answer) -> bool:
-
     side = latent_mnist().image_size // latent_mnist().f
     return int(answer) == (32 * 32) // (side * side)
 
 
 @exercise("04.latent_shape", "(z_channels, H/f, W/f): the encoder halves the grid log2(f) times.")
 def _latent_shape(answer) -> bool:
-
     ae = AutoencoderKL(AutoencoderConfig(in_channels=3, base_channels=8, channel_mult=(1, 2, 2), z_channels=3))
     with torch.no_grad():
         shape = tuple(ae.encode(torch.zeros(1, 3, 64, 64)).mode().shape[1:])
@@ -129,7 +132,6 @@ def _latent_shape(answer) -> bool:
 
 @exercise("05.probs_shape", "one query per pixel of the 8×8 grid, one key per prompt token, one map per head.")
 def _probs_shape(answer) -> bool:
-
     st = SpatialTransformer(32, context_dim=16, heads=4)
     with capture_attention(st, which="cross") as store, torch.no_grad():
         st(torch.zeros(1, 32, 8, 8), torch.zeros(1, 5, 16))
@@ -156,7 +158,6 @@ def _cfg(fn) -> bool:
 
 @exercise("05.null_per_batch", "each example is dropped independently with probability p_uncond: the mean is p·B.")
 def _null_per_batch(answer) -> bool:
-
     cfg = latent_mnist_class("cpu").train
     return abs(float(answer) - cfg.p_uncond * cfg.batch_size) < 0.05
 
@@ -165,7 +166,6 @@ def _null_per_batch(answer) -> bool:
 
 @exercise("06.attribute_vector", "faces.attribute_vector(names, Smiling=1, Eyeglasses=1): the rest stay 2 (∅).")
 def _attribute_vector(answer) -> bool:
-
     want = attribute_vector(FACE_ATTRIBUTES, Smiling=1, Eyeglasses=1)
     got = torch.as_tensor(answer)
     return got.shape == want.shape and bool((got.long() == want).all())
@@ -174,7 +174,6 @@ def _attribute_vector(answer) -> bool:
 @exercise("06.chance_share", "attending evenly, the share inside a region is its area: toyfaces.attribute_regions(64)"
                              "['Eyeglasses'].float().mean().")
 def _chance_share(answer) -> bool:
-
     return abs(float(answer) - attribute_regions(64)["Eyeglasses"].float().mean().item()) < 1e-3
 
 
@@ -183,7 +182,6 @@ def _chance_share(answer) -> bool:
 @exercise("07.heun_nfe", "two slopes a step (the Euler predictor's and the corrector's), except on the last step, "
                          "to σ = 0, which has no slope to average with.")
 def _heun_nfe(answer) -> bool:
-
     calls = []
 
     def model(x_t, t):  # counts its evaluations
@@ -197,7 +195,6 @@ def _heun_nfe(answer) -> bool:
 @exercise("07.starts_at_T", "print spacing.spaced_timesteps(1000, 10, name)[0] for each name in spacing.SPACINGS; "
                             "more than one may start at 999.")
 def _starts_at_T(answer) -> bool:
-
     names = {answer} if isinstance(answer, str) else set(answer)
     return names == {sp for sp in SPACINGS if int(spaced_timesteps(1000, 10, sp)[0]) == 999}
 
@@ -205,7 +202,64 @@ def _starts_at_T(answer) -> bool:
 @exercise("07.sigma_max", "σ_t = √((1 − ᾱ_t)/ᾱ_t) = 1/√SNR(t), at index 999 of the linear schedule's alpha_bar: "
                           "don't forget the square root.")
 def _sigma_max(answer) -> bool:
-
     sched = schedule.make_schedule("linear", 1000)
     expected = sigma_ladder(sched, [999])[0]
     return abs(float(answer) - expected) < 1e-4 * expected
+
+
+# --- notebook 08 ------------------------------------------------------------------------------------------
+
+
+@exercise("08.inpaint_in_channels", "[z_t, c] with c = [s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), m↓]: z_t's latent channels, the "
+                                    "masked image's latent channels, and one for the mask.")
+def _inpaint_in_channels(answer) -> bool:
+    return int(answer) == latent_mnist_inpaint("cpu").unet.in_channels
+
+
+@exercise("08.nearest_consistency", "each 4 × 4 block of the nearest upsample repeats one LR pixel: what is the "
+                                    "average of 16 copies of a number?")
+def _nearest_consistency(answer) -> bool:
+    lr = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    expected = consistency(torch.nn.functional.interpolate(lr, scale_factor=4), lr).mean().item()
+    return abs(float(answer) - expected) < 1e-6
+
+
+def _box_mask() -> torch.Tensor:
+    m = torch.zeros(1, 1, 32, 32)
+    m[..., 10:22, 10:22] = 1  # rows and columns 10–21
+    return m
+
+
+@exercise("08.box_cells", "a latent cell is to be generated if *any* of its 4 × 4 pixels is (a max-pool): which "
+                          "cells do rows 10–21 touch? Pixel row r lies in cell r // 4.")
+def _box_cells(answer) -> bool:
+    return abs(float(answer) - resize_mask(_box_mask(), 8).mean().item()) < 1e-6
+
+
+# --- notebook 09 ------------------------------------------------------------------------------------------
+
+@exercise("09.num_tokens", "τ_θ gives ∅ first, then one token per slot, empty or not; the key mask hides the empty "
+                           "ones: LayoutEncoder(10, 64, 3)(y).shape[1] and key_mask(y).sum().")
+def _num_tokens(answer) -> bool:
+    enc = LayoutEncoder(10, 16, max_objects=3)
+    y = parse_layout("7@0.05,0.05,0.45,0.45;2@0.55,0.50,0.95,0.95", max_objects=3)[None]  # (1, 3, 5): 2 objects
+    try:
+        tokens, attendable = (int(a) for a in answer)
+    except (TypeError, ValueError):
+        return False
+    with torch.no_grad():
+        return (tokens, attendable) == (enc(y).shape[1], int(enc.key_mask(y).sum()))
+
+
+@exercise("09.fourier_dim", "γ(c) = [c, sin(2^i π c), cos(2^i π c)] for i < F: 2F + 1 numbers per coordinate, "
+                            "and a box has 4 coordinates.")
+def _fourier_dim(answer) -> bool:
+    return int(answer) == fourier_features(torch.zeros(4), num_freqs=8).numel()
+
+
+@exercise("09.chance_share", "a uniform map puts the same mass on every cell, so the share inside a box is the box's "
+                             "area as a fraction of the canvas's.")
+def _chance_share(answer) -> bool:
+    y = parse_layout("3@0.1,0.1,0.5,0.5", max_objects=1)[None]  # (1, 1, 5): a square of side 0.4
+    _, chance = attention_in_boxes(torch.full((1, 2, 16, 16), 0.5), y)  # ∅ and the object, uniform maps
+    return abs(float(answer) - chance[0, 0].item()) < 1e-3

@@ -47,7 +47,7 @@ from .ldm import DiffusionModel
 from .losses import PatchDiscriminator
 from .pairs import inpaint_condition, low_resolution, random_masks
 from .presets import PRESETS, AutoencoderPreset, DiffusionPreset
-from .release import first_stage_payload, sampling_payload
+from .release import first_stage_payload, load_diffusion, sampling_payload
 from .restoration import Regression, train_regression
 from .schedule import make_schedule
 from .text import Tokenizer
@@ -264,12 +264,17 @@ def train_layout(preset: DiffusionPreset, ckpt_path=None, progress: bool = True,
     """A layout preset end to end (notebook 09; resumable, a finished run loads): canvases → the frozen f = 4
     autoencoder of notebook 03 (trained or loaded, its scale factor kept) → latents → ε_θ(z_t, t, τ_θ(layout)) with
     condition dropout to the empty layout. Returns the EMA model as a :class:`~minildm.ldm.DiffusionModel`."""
+    ckpt_path = Path(ckpt_path or runs_dir(preset.mode) / f"{preset.name}.pt")
+    if ckpt_path.exists():  # a finished run loads without drawing its 20,000 canvases again (1.5–3 min for nothing)
+        ckpt = load_checkpoint(ckpt_path, kind=preset.kind)
+        if ckpt.get("step", 0) >= preset.train.steps and ckpt.get("train_config") == preset.train.to_dict() \
+                and ckpt.get("sampling") == sampling_payload(preset):
+            return load_diffusion(ckpt_path)
     ae, _, _ = first_stage(presets.autoencoder_mnist(preset.mode, f=preset.f), progress=progress)
     z, layouts = layout_latents(preset, ae)
     null = encoder_from_spec(preset.conditioning)[0].null_condition(1)[0]  # (K, 5): the empty layout ∅
-    result, _ = train_preset(preset, z, labels=layouts, ckpt_path=ckpt_path or runs_dir(preset.mode) /
-                             f"{preset.name}.pt", progress=progress, callback=callback, first_stage=ae,
-                             null_condition=null)
+    result, _ = train_preset(preset, z, labels=layouts, ckpt_path=ckpt_path, progress=progress, callback=callback,
+                             first_stage=ae, null_condition=null)
     return to_model(preset, result.ema, ae)
 
 

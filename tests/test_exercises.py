@@ -41,6 +41,12 @@ ANSWERS = {
     "07.heun_nfe": (19, 20),  # 2·10 − 1: no second slope on the last step, to σ = 0
     "07.starts_at_T": ({"trailing", "linspace"}, "trailing"),  # linspace includes both ends, so it starts there too
     "07.sigma_max": (None, None),  # both filled in below from ᾱ_999
+    "08.inpaint_in_channels": (9, 5),  # 4 (z_t) + 4 (s·ℰ of the masked digit) + 1 (m↓); 5 forgets z_t
+    "08.nearest_consistency": (0.0, 0.25),  # avgpool₄ of a nearest upsample is the LR image itself
+    "08.box_cells": (16 / 64, 144 / 1024),  # rows 10–21 touch cells 2–5: 4 × 4 cells; the wrong one is the pixel share
+    "09.num_tokens": ((4, 3), (2, 2)),  # ∅ + 3 slots; the empty slot is masked, not dropped
+    "09.fourier_dim": (68, 64),  # 4·(2·8 + 1): the raw coordinate counts too
+    "09.chance_share": (0.16, 0.4),  # 0.4²: an area, not a side
 }
 
 
@@ -101,3 +107,4 @@ def test_notebooks_only_call_known_exercises():
 def test_unknown_exercise_names_the_known_ones():
     with pytest.raises(KeyError, match="01.q_sample"):
         check("99.nothing", 1)
+

@@ -390,6 +390,23 @@ def smoke_run(tmp_path_factory):
     return model, ckpt
 
 
+def test_a_finished_layout_run_loads_without_drawing_canvases(smoke_run, monkeypatch):
+    """recipes.train on a finished layout run loads it: no canvases drawn, no autoencoder touched, same weights."""
+    model, ckpt = smoke_run
+    monkeypatch.setenv("MINILDM_RUNS", str(ckpt.parent.parent))
+    monkeypatch.setenv("MINILDM_MAX_STEPS", "8")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run drew its training canvases again")
+    monkeypatch.setattr(recipes, "layout_latents", refuse)
+    monkeypatch.setattr(recipes, "first_stage", refuse)
+    again, path = recipes.train("latent-mnist-layout", "smoke", progress=False)
+    assert path == ckpt
+    for a, b in zip(again.unet.state_dict().values(), model.unet.state_dict().values()):
+        assert torch.equal(a, b)
+    assert again.guidance == model.guidance and again.name == model.name
+
+
 def test_smoke_preset_trains_reloads_and_samples_a_layout(smoke_run, tmp_path, capsys):
     model, ckpt = smoke_run
     assert ckpt.name == "latent_mnist_layout.pt"
