@@ -172,6 +172,8 @@ def train_regression(unet_cfg: UNetConfig, spec: dict, train_cfg, images: Tensor
     for step in range(train_cfg.steps):
         idx = torch.randint(0, len(images), (train_cfg.batch_size,), generator=g)
         loss = (model(cond[idx]) - images[idx]).abs().mean()  # L1 in pixel space, through the frozen 𝒟
+        if not torch.isfinite(loss):  # nothing is saved before the end, so nothing good is overwritten
+            raise FloatingPointError(f"regression: non-finite L1 at step {step + 1}; lower lr ({train_cfg.lr:g})")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -225,6 +225,33 @@ def test_regression_baseline_is_the_same_network(trained):
     assert again.predict(lr).shape == (3, 1, 32, 32) and len(again.history) == 6
 
 
+def test_regression_stops_on_a_non_finite_loss_and_writes_nothing(trained, tmp_path):
+    sr_model, _ = trained[0]["latent-mnist-sr"]
+    preset = presets.latent_mnist_sr("smoke")
+    x = mnist("test", size=32, n=8)[0]
+    x[:, 0, 5, 5] = float("nan")  # a bad pixel in every image: the first L1 is NaN
+    ckpt = tmp_path / "reg.pt"
+    cfg = dataclasses.replace(preset.train, steps=50, batch_size=8)
+    with pytest.raises(FloatingPointError, match="non-finite L1 at step 1"):
+        train_regression(preset.unet, preset.conditioning, cfg, x, low_resolution(x), sr_model.first_stage,
+                         ckpt_path=ckpt)
+    assert not ckpt.exists()
+
+
+def test_regression_steps_default_per_mode(monkeypatch):
+    """cpu mode trains recipes.SR_REGRESSION_CPU_STEPS (not the SR model's 7,000); ``steps=`` overrides."""
+    seen = []
+    monkeypatch.setattr(recipes, "train_regression", lambda unet, spec, cfg, *a, **k: seen.append(cfg.steps))
+    monkeypatch.setattr(recipes, "first_stage", lambda *a, **k: (None, None, None))
+    monkeypatch.setattr(recipes, "mnist", lambda *a, **k: (torch.zeros(4, 1, 32, 32), None))
+    monkeypatch.delenv("MINILDM_MAX_STEPS", raising=False)
+    recipes.train_sr_regression("cpu", progress=False)
+    recipes.train_sr_regression("cpu", progress=False, steps=7)
+    recipes.train_sr_regression("smoke", progress=False)
+    assert seen == [recipes.SR_REGRESSION_CPU_STEPS, 7, presets.latent_mnist_sr("smoke").train.steps]
+    assert recipes.SR_REGRESSION_CPU_STEPS < presets.latent_mnist_sr("cpu").train.steps
+
+
 # ------------------------------------------------------------------------------------------ the command line
 def _npz(path, **arrays):
     np.savez(path, **{k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()})
