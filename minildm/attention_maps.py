@@ -67,10 +67,14 @@ class AttentionStore:
     one batch (``DiffusionModel.sample(..., batch_size=n)``): :meth:`token_maps` averages records by position in
     the batch, so two batches of equal size would be mixed. With guidance the batch is [y; ∅], 2B rows: the first
     B are the conditional half.
+
+    ``rows`` and ``mean_heads`` shrink what is kept, for long runs: only the first ``rows`` batch rows of each call
+    (the conditional half of [y; ∅]), and the mean over heads instead of every head (2·heads times less memory; then
+    :meth:`token_maps` gives what a full store's ``token_maps(rows=slice(0, rows))`` gives).
     """
 
-    def __init__(self, to_cpu: bool = True):
-        self.to_cpu = to_cpu
+    def __init__(self, to_cpu: bool = True, rows: Optional[int] = None, mean_heads: bool = False):
+        self.to_cpu, self.rows, self.mean_heads = to_cpu, rows, mean_heads
         self.step: Optional[int] = None
         self.records: list[AttentionRecord] = []
         self._calls: dict[str, int] = {}
@@ -80,7 +84,9 @@ class AttentionStore:
         def hook(probs: Tensor) -> None:
             calls = self._calls.get(name, 0)
             self._calls[name] = calls + 1
-            p = probs.detach()
+            p = probs.detach() if self.rows is None else probs.detach()[:self.rows]  # (B, heads, Nq, Nk)
+            if self.mean_heads:
+                p = p.mean(1, keepdim=True)  # (B, 1, Nq, Nk)
             self.records.append(AttentionRecord(name, calls if self.step is None else self.step,
                                                 p.cpu() if self.to_cpu else p, module.spatial_size, module.is_cross))
         return hook

@@ -29,7 +29,8 @@ The ceiling: the same measures on n real test canvases (:func:`~minildm.layout.l
 in its boxes by construction (no attention: they were never sampled).
 
 Memory stays bounded whatever n: attention is captured one batch at a time, each record keeps only the conditional
-rows averaged over heads (the maps ``token_maps`` would give, 2·heads times smaller), and the store is reduced to
+rows averaged over heads (``AttentionStore(rows=, mean_heads=True)``: the maps ``token_maps`` would give, 2·heads
+times smaller), and the store is reduced to
 per-object shares and cleared after every batch (~10 MB a layer per batch of 50 in cpu mode).
 
     python scripts/measure_layout.py runs/cpu/latent_mnist_layout.pt                # n = 500, s ∈ {1, 2, 3}
@@ -57,20 +58,6 @@ STEPS = 50  # ancestral steps, as measure_shipped.py samples
 ALL = "all layers"
 
 
-class CondHeadMeanStore(AttentionStore):
-    """An :class:`AttentionStore` that keeps only the first ``rows`` rows of each record (the conditional half of
-    a guided batch [y; ∅]), averaged over heads: ``token_maps()`` then gives the same maps as a full store's
-    ``token_maps(rows=slice(0, rows))``."""
-
-    def __init__(self, rows: int):
-        super().__init__(to_cpu=True)
-        self.rows = rows
-
-    def hook_for(self, name, module):
-        record = super().hook_for(name, module)
-        return lambda probs: record(probs[:self.rows].mean(1, keepdim=True))  # (rows, 1, Nq, M)
-
-
 def mean_of(values, n_boot: int = 1000, seed: int = 0) -> Estimate:
     """bootstrap_mean of the finite values; NaN (no interval) if fewer than 2."""
     v = np.asarray(values, dtype=np.float64).ravel()
@@ -96,7 +83,7 @@ def sample_run(model, ev: Evaluator, layouts: torch.Tensor, guidance: float, see
     images, ratios, grids = [], {}, {}
     for i in range(0, len(layouts), BATCH):
         y = layouts[i:i + BATCH]
-        with capture_attention(model.unet, which="cross", store=CondHeadMeanStore(len(y))) as store:
+        with capture_attention(model.unet, which="cross", store=AttentionStore(rows=len(y), mean_heads=True)) as store:
             images.append(model.sample(len(y), sampler="ddpm", steps=STEPS, generator=g, y=y, guidance=guidance,
                                        batch_size=BATCH))
         valid = y[..., 0] != NO_OBJECT

@@ -191,3 +191,11 @@ def test_token_maps_aggregate_layers_steps_and_heads():
     assert_close(torch.stack([store.token_maps(size=(16, 16), layers=n) for n in store.names]).mean(0), maps)
     with pytest.raises(ValueError, match="no records from layers"):
         store.token_maps(layers=["nope"])
+    # a store that keeps only the first row, averaged over heads, gives the full store's maps of that row
+    small = AttentionStore(rows=1, mean_heads=True)
+    with torch.no_grad(), capture_attention(model, store=small):
+        for i in range(3):
+            small.step = 10 * i
+            model(x, torch.tensor([999 - 300 * i] * 2), context=ctx)
+    assert small.records[0].probs.shape[:2] == (1, 1)
+    assert_close(small.token_maps(size=(16, 16)), maps[:1])
