@@ -155,6 +155,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
     if args.info:
         print(f"{model.name}: {'latent' if model.is_latent else 'pixel'} diffusion, ε_θ on {model.sample_shape}, "
               f"{sum(p.numel() for p in model.unet.parameters()):,} UNet parameters; {model.checkpoint_info}")
+        if hasattr(model.unet, "check_condition"):  # an image-conditioned model samples through upscale / inpaint
+            return
     y, labels = conditions_for(model, args.n, args.label, args.prompt, args.attributes, args.seed, layout=args.layout)
     if y is None and args.guidance is not None and args.guidance != 1.0:
         raise CLIError(f"--guidance needs a conditional model; {model.name} is unconditional")

@@ -303,3 +303,5 @@ def test_cli_doors(trained, tmp_path, capsys):
         assert main(argv) == 2, argv
         assert needle in one_error_line(capsys.readouterr().err)
         assert not out.exists()
+    assert main(["sample", sr_ckpt, "--info"]) == 0  # what the model is, then no sampling (it needs --input)
+    assert "latent_mnist_sr: latent diffusion" in capsys.readouterr().out
