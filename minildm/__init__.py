@@ -21,7 +21,7 @@ module                  notebooks               what, and where in the papers
 ``guidance``            05, 06                  classifier-free guidance: condition dropout, guided ε (LDM §4.3)
 ``distributions``       03                      the diagonal Gaussian posterior q(z|x), its KL (LDM §3.1)
 ``viz``                 all                     grids, strips, curves, attention figures, the smoke banner
-``uncertainty``         (04–07, evaluate)       every number's spread: bootstrap, repeats, ratios
+``uncertainty``         (04–09, evaluate)       every number's spread: bootstrap, repeats, ratios
 *model parts*
 ``layers``              02, 03                  GroupNorm, ResBlock, Down/Upsample: shared by UNet, autoencoder, GAN
 ``attention``           02, 05                  softmax(QKᵀ/√d)·V, self/cross-attention, SpatialTransformer (§3.3)
@@ -33,13 +33,13 @@ module                  notebooks               what, and where in the papers
 ``editing``             07                      SDEdit (Meng et al. 2022), DDIM inversion and its round trip (§5.4)
 ``conditioning``        05, 06, 09              τ_θ: Class-, Text-, Attribute-, LayoutEncoder; ConditionalUNet (§3.3)
 ``concat``              08                      ε_θ([z_t, c], t): ConcatUNet, c aligned with z_t, resized; ∅ (LDM §3.3)
-``attention_maps``      05, 06                  capture_attention: maps per token, layer, step; region share
+``attention_maps``      05, 06, 09              capture_attention: maps per token, layer, step; region share
 *first stage and judges*
 ``autoencoder``         03                      the KL-regularised autoencoder ℰ/𝒟, scale factor (LDM §3.1, App. G)
 ``losses``              03                      L1, perceptual, PatchGAN hinge, adaptive λ (LDM App. G, Eq. 25)
 ``classifier``          03–05                   MNIST classifier (perceptual features) and judge (evaluation)
 ``face_classifier``     06, 07                  attribute classifier (perceptual features) and face judge
-``evaluate``            03–07                   PSNR, SSIM, accuracy, Fréchet distance with its real-vs-real floor
+``evaluate``            03–09                   PSNR, SSIM, accuracy, Fréchet distance with its real-vs-real floor
 ``layout``              09                      digits in boxes on 64² canvases, and what/where is drawn (LDM §4.3.1)
 ``pairs``               08                      SR / inpainting pairs on the fly: LR, masks, c; bicubic, consistency (§4.4–4.5)
 ``cost``                04                      training images/s and seconds per sample, measured (LDM §4.1)
@@ -52,11 +52,11 @@ module                  notebooks               what, and where in the papers
 ``shipped``             04, 05 (release), 07    the shipped weights in minildm/weights/, by name
 ``release``             04, 05, 07              load any diffusion checkpoint; export small release files
 *sizes*
-``presets``             02–06, 09               every training job's size, per run mode, in one place, and nothing else
+``presets``             02–06, 08, 09           every training job's size, per run mode, in one place, and nothing else
 *face data, conditions and runs*
 ``faces``               06, 07                  face data (CelebA or toy), attribute vectors, editing, localisation
 ``conditions``          (CLI)                   defaults per kind; parses --label/--prompt/--attributes/--layout
-``recipes``             02–06, 09               every training job end to end: data → ℰ → latents → ε_θ; faces
+``recipes``             02–06, 08, 09           every training job end to end: data → ℰ → latents → ε_θ; faces
 ``dryrun``              (tests, gpu_check)      a preset tried on any device: real widths, a few steps, memory
 *the doors*
 ``exercises``           all (last cells)        answer checks for the exercises

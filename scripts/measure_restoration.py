@@ -30,6 +30,8 @@ import time
 
 import torch
 
+from minildm.classifier import JUDGE_CONFIG, accuracy, train_classifier
+from minildm.config import runs_dir
 from minildm.data import mnist
 from minildm.evaluate import Evaluator
 from minildm.pairs import bicubic, consistency, error_outside_mask, half_mask, low_resolution, masked_image, paste_known
@@ -105,17 +107,31 @@ def measure_inpaint(args, ev, x, labels, ref) -> list[dict]:
                         dict(outside=0.0, spread=bootstrap_mean(((draws[0] - draws[1]).abs() * m).flatten(1).sum(1)
                                                                 .div(m.flatten(1).sum(1)).numpy()))))
     model = load_diffusion(args.inpaint)
-    for sampler in args.samplers:
+    for sampler, w in [(sp, w) for sp in args.samplers for w in args.inpaint_guidance]:
         t0 = time.perf_counter()
         raw = [batched(lambda a, b, s=s: inpaint(model, (a + 1) / 2, b, seed=s, steps=STEPS, sampler=sampler,
-                                                  paste=False) * 2 - 1, x, m) for s in (0, 1)]
+                                                  paste=False, guidance=w) * 2 - 1, x, m) for s in (0, 1)]
         seconds = (time.perf_counter() - t0) / 2
         pasted = paste_known(raw[0], x, m)
         inside = ((raw[0] - raw[1]).abs() * m).flatten(1).sum(1) / m.flatten(1).sum(1)
-        rows.append(row(ev, f"inpainting model, {sampler} {STEPS} steps (pasted)", pasted, x, labels, ref, seconds,
+        rows.append(row(ev, f"inpainting model, {sampler} {STEPS} steps, guidance {w:g} (pasted)", pasted, x, labels, ref, seconds,
                         dict(outside=bootstrap_mean(error_outside_mask((raw[0] + 1) / 2, (x + 1) / 2, m).numpy()),
                              spread=bootstrap_mean(inside.numpy()))))
     return rows
+
+
+def half_ceiling(x, labels, epochs: int = 2) -> float:
+    """How much of the label the known half carries: the judge's architecture and recipe (another seed), trained
+    on MNIST's training digits with the same right half masked, read on the masked test digits. No inpainting can
+    be read right much more often than this: the fill can only add what the left half implies. Cached in
+    runs/<mode>/judge_left_half.pt (about 5 min to train on one thread)."""
+    train_x, train_y = mnist("train")
+    test_x, test_y = mnist("test")
+    mask = half_mask(1, 32, "right")
+    clf, _ = train_classifier(JUDGE_CONFIG, masked_image(train_x, mask), train_y, masked_image(test_x, mask), test_y,
+                              epochs=epochs, seed=2, ckpt_path=runs_dir() / "judge_left_half.pt", progress=False,
+                              augment=False)
+    return accuracy(clf, masked_image(x, mask.expand(len(x), -1, -1, -1)), labels)
 
 
 def show(title: str, rows: list[dict], extra: list[tuple[str, str]]) -> None:
@@ -139,8 +155,12 @@ def main() -> None:
     p.add_argument("--inpaint", help="an inpainting checkpoint or shipped name (latent_mnist_inpaint)")
     p.add_argument("--uncond", default="latent_mnist", help="the unconditional model of the replace baseline")
     p.add_argument("--samplers", nargs="+", default=["ddpm", "ddim"])
+    p.add_argument("--inpaint-guidance", type=float, nargs="+", default=[1.0],
+                   help="guidance scales for the inpainting model (its ∅ is the fully masked condition)")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0, help="which test digits (and their disjoint reference)")
+    p.add_argument("--half-ceiling", action="store_true",
+                   help="also train (once, cached) a classifier on left halves: the label information they carry")
     p.add_argument("--json", default=None)
     args = p.parse_args()
     if not (args.sr or args.inpaint):
@@ -160,10 +180,15 @@ def main() -> None:
         out["inpaint"] = measure_inpaint(args, ev, x, labels, ref)
         show(f"inpainting, right half masked ({args.inpaint})", out["inpaint"],
              [("error outside mask, unpasted", "outside"), ("two draws apart, inside", "spread")])
+        if args.half_ceiling:
+            out["left_half_ceiling"] = half_ceiling(x, labels)
+            print(f"\nceiling: a judge-architecture classifier trained on left halves reads {out['left_half_ceiling']:.1%}"
+                  " of these masked digits right (what the known half says of the label)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(n=args.n, seed=args.seed, steps=STEPS, models=dict(sr=args.sr, regression=args.regression,
                            inpaint=args.inpaint, uncond=args.uncond),
+                           left_half_ceiling=out.pop("left_half_ceiling", None),
                            rows={k: [as_json(r) for r in v] for k, v in out.items()}), f, indent=1)
         print(f"wrote {args.json}")
 
