@@ -1,0 +1,570 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 08 · Conditioning by concatenation: super-resolution and inpainting
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/minildm/minildm/blob/main/notebooks/08_concat_conditioning.ipynb)
+#
+# **Papers:** LDM §3.3 (the two conditioning mechanisms), §4.4 and Table 5 (super-resolution, the regression
+# baseline), §4.5 (inpainting); Saharia et al. 2021 (SR3, where Table 5's regression row comes from); Blau &
+# Michaeli 2018 (the perception–distortion trade-off); Lugmayr et al. 2022 (RePaint, whose "replace" step is the
+# baseline here).
+#
+# Notebooks 05 and 06 gave ε_θ a condition through **cross-attention** on τ_θ(y): a class, a caption, a set of
+# attributes, none of which has a place in the image. Some conditions *are* images: a low-resolution digit to be
+# sharpened, a digit with its right half missing, a map of parts. They are aligned pixel for pixel with what is
+# to be drawn, and LDM feeds them the simplest way there is: it stacks them onto z_t along the channels (§3.3,
+# "for spatially aligned conditioning information … concatenation"):
+#
+# $$L_{LDM} = \mathbb E_{\mathcal E(x),\,c,\,\varepsilon,\,t}\Big[\big\|\varepsilon - \varepsilon_\theta([z_t, c], t)\big\|_2^2\Big],
+# \qquad c \in \mathbb R^{C_c\times h\times w}\ \text{on}\ z_t\text{'s grid}.$$
+#
+# | symbol | code | here |
+# |---|---|---|
+# | $[z_t, c]$ | `concat.ConcatUNet`: `torch.cat([z_t, c], 1)` before the UNet's first conv | (B, 4 + C_c, 8, 8) |
+# | LR | `pairs.low_resolution(x)`: the 4 × 4 average pool | (B, 1, 8, 8): already the latent grid |
+# | m, m↓ | `pairs.random_masks`, `concat.resize_mask` (1 = to be generated) | (B, 1, 32, 32) → (B, 1, 8, 8) |
+# | c of inpainting | `pairs.inpaint_condition`: [s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), m↓] | (B, 4 + 1, 8, 8) |
+# | ∅ | `concat.null_condition`: the fully masked input | zeros, m↓ = 1 |
+#
+# **You will:** see where each route puts its condition and what it costs in weights; build ×4 super-resolution
+# pairs by hand and check them against `minildm.pairs`; train an SR model and the regression baseline of LDM
+# Table 5 (the same network trained with L1) and measure both against bicubic for distortion (PSNR, SSIM), for
+# perception (FD) and for what the judge reads, with intervals; build the inpainting condition by hand and see
+# why the latent is zeroed under the mask; train an inpainting model and compare it with the "replace" baseline on
+# the shipped unconditional model; and draw digits from nothing with the fully masked condition.
+
+# %%
+# Colab only: install minildm from GitHub (a no-op anywhere else), and nothing more: Colab ships every dependency,
+# and upgrading its own IPython, ipykernel or ipywidgets would ask for a runtime restart.
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "minildm @ git+https://github.com/minildm/minildm"], check=True)
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+
+from minildm import concat, config, evaluate, pairs, presets, recipes, release, viz
+from minildm.checkpoint import load_checkpoint
+from minildm.data import mnist
+from minildm.exercises import check
+from minildm.restoration import inpaint, paste_inpaint, upscale
+from minildm.shipped import shipped
+from minildm.uncertainty import bootstrap_mean
+
+print(config.describe())
+print(viz.mode_banner())
+device = config.get_device()
+ev = evaluate.Evaluator(device=device)  # the judge: an MNIST classifier no training loss of the course touched
+
+SEED = 0
+N_EVAL = config.pick(smoke=16, cpu=500, gpu=1000)  # test digits restored per method (as many others: FD's reference)
+N_BOOT = config.pick(smoke=50, cpu=200, gpu=200)  # bootstrap resamples per interval
+STEPS = config.pick(smoke=10, cpu=50, gpu=50)  # sampling steps of every diffusion row
+SAMPLERS = ("ddpm", "ddim")  # ancestral (the course's default) and DDIM η = 0, as scripts/measure_restoration.py
+N_SHOW = 8  # test digits in each figure
+x_all, y_all = mnist("test", size=32)  # (10000, 1, 32, 32) in [−1, 1]: no model here trained on them
+perm = torch.randperm(len(x_all), generator=torch.Generator().manual_seed(SEED))
+x, labels = x_all[perm[:N_EVAL]], y_all[perm[:N_EVAL]]  # the digits to restore
+x_ref = x_all[perm[N_EVAL:2 * N_EVAL]]  # other test digits, disjoint: the reference of every FD
+print(f"n = {N_EVAL} test digits per method (bootstrap {N_BOOT}), {STEPS} sampling steps, samplers {SAMPLERS}")
+if config.get_mode() == "smoke":
+    print("smoke mode: tiny models trained for a few steps; no number or picture below says anything about quality")
+
+# %% [markdown]
+# ## 1 · Two routes for a condition
+#
+# Cross-attention (notebook 05) lets every pixel of the UNet's feature maps *look up* the condition's tokens: the
+# condition may be anywhere or nowhere in the image, and any number of tokens long. Concatenation gives pixel (i, j)
+# of z_t the condition's pixel (i, j) and nothing else, at the input: it is the right tool exactly when the two
+# grids are the same grid.
+#
+# | route | where c enters | c | suits | LDM uses it for |
+# |---|---|---|---|---|
+# | cross-attention on τ_θ(y) | every transformer block, as keys and values | M tokens (B, M, d) | global, token-wise conditions: a class, a prompt, attributes, boxes as tokens | text-to-image, class-conditional ImageNet, layouts (§4.3) |
+# | concatenation [z_t, c] | the first conv only, as extra input channels | an image (B, C_c, h, w) on z_t's grid | spatially aligned conditions: a low-resolution image, a masked image and its mask, a semantic map | super-resolution (§4.4), inpainting (§4.5), semantic synthesis (§4.3.2) |
+#
+# A concatenation model is an ordinary UNet whose first conv is wider: `in_channels = 4 + C_c`, and its last still
+# returns the 4 channels of ε. For ×4 super-resolution c is the 8 × 8 low-resolution digit (C_c = 1); for
+# inpainting it is the masked digit's 4-channel latent and the mask (C_c = 5). `recipes.build_unet` builds both from
+# their presets (untrained here: only the shapes matter):
+
+# %%
+sr_preset, inp_preset = presets.latent_mnist_sr(), presets.latent_mnist_inpaint()
+nets = {p.name: recipes.build_unet(p, device="cpu") for p in (presets.latent_mnist(), sr_preset, inp_preset)}
+nets["latent_mnist_class (cross-attention)"] = recipes.build_unet(presets.latent_mnist_class(), device="cpu")
+n_params = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+for name, net in nets.items():
+    unet = getattr(net, "unet", net)  # a ConcatUNet / ConditionalUNet wraps a UNet
+    print(f"{name:>38}: conv_in {tuple(unet.conv_in.weight.shape)} (out, in, 3, 3), conv_out "
+          f"{tuple(unet.conv_out.weight.shape)}, {n_params(net):,} parameters")
+
+# %% [markdown]
+# The concatenation models differ from the unconditional `latent_mnist` only in `conv_in`'s input channels: 9·C_c
+# more weights per output channel (one 3 × 3 filter per extra input channel). The cross-attention model adds τ_θ
+# and a transformer block at each attended level. A concatenation model's forward pass, written out, is one
+# `torch.cat` before the UNet, and it must agree with `ConcatUNet`:
+
+# %%
+inp_net = nets[inp_preset.name].eval()
+g = torch.Generator().manual_seed(SEED)
+z_t = torch.randn(2, 4, 8, 8, generator=g)  # (B, C_z, h, w): a noisy latent
+c = torch.randn(2, 5, 8, 8, generator=g)  # (B, C_c, h, w): a condition on the same grid
+t = torch.tensor([10, 900])
+with torch.no_grad():
+    mine = inp_net.unet(torch.cat([z_t, c], 1), t)  # [z_t, c]: (B, 9, 8, 8) → ε (B, 4, 8, 8)
+    torch.testing.assert_close(mine, inp_net(z_t, t, y=c))
+print(f"[z_t, c] {tuple(torch.cat([z_t, c], 1).shape)} → ε {tuple(mine.shape)}: by hand == ConcatUNet ✓")
+
+# %% [markdown]
+# ## 2 · Super-resolution ×4: 8 × 8 → 32 × 32 (LDM §4.4)
+#
+# The low-resolution image is the 4 × 4 **average pool** of the digit: each LR pixel is the mean of a 4 × 4 block.
+# The f = 4 autoencoder of notebook 03 turns a 32 × 32 digit into an 8 × 8 latent, so the LR image is already on the
+# latent grid and is concatenated as it is (LDM's SR models do the same with their f = 4 first stage). Written out,
+# the pool is a reshape that puts each block on its own two axes, then a mean over them:
+
+# %%
+B, C, H, W = x[:N_SHOW].shape
+k = pairs.SR_FACTOR  # 4
+blocks = x[:N_SHOW].reshape(B, C, H // k, k, W // k, k)  # (B, C, 8, 4, 8, 4): block (i, j) is [:, :, i, :, j, :]
+lr_mine = blocks.mean(dim=(3, 5))  # (B, C, 8, 8)
+torch.testing.assert_close(lr_mine, pairs.low_resolution(x[:N_SHOW]))
+print(f"HR {tuple(x[:N_SHOW].shape)} → LR {tuple(lr_mine.shape)}: by hand == pairs.low_resolution ✓")
+
+# %% [markdown]
+# **Consistency.** An SR output should pool back to its input: $\lVert\mathrm{avgpool}_4(\mathrm{SR}) -
+# \mathrm{LR}\rVert$, here the mean absolute difference per image in the images' [−1, 1] units. It is 0 for an SR
+# that keeps the LR exactly, whatever it draws inside each block, so it measures faithfulness to the input and
+# nothing about sharpness. Bicubic interpolation, the classic baseline (`pairs.bicubic`), does *not* keep the block
+# means exactly:
+
+# %%
+lr8 = pairs.low_resolution(x[:N_SHOW])  # (8, 1, 8, 8)
+bic8 = pairs.bicubic(lr8)  # (8, 1, 32, 32), clamped to [−1, 1]
+cons_mine = (bic8.reshape(B, C, 8, k, 8, k).mean(dim=(3, 5)) - lr8).abs().flatten(1).mean(1)  # (B,)
+torch.testing.assert_close(cons_mine, pairs.consistency(bic8, lr8))
+print(f"consistency of bicubic, by hand == pairs.consistency ✓: {cons_mine.mean():.4f} on average ([−1, 1] units)")
+
+# %% [markdown]
+# **Training.** `recipes.train("latent-mnist-sr")` is `python -m minildm train latent-mnist-sr`: the frozen f = 4
+# autoencoder, MNIST's training digits encoded once (z_0), the LR image of each as its c, and L_LDM with
+# ε_θ([z_t, LR], t). There is no condition dropout: an SR model has no ∅ (`concat` says why: the LR image all but
+# fixes the output, so guidance has nothing to push against). A finished run in `runs/<mode>/` just loads.
+
+# %%
+sr_model, sr_ckpt = recipes.train("latent-mnist-sr", callback=viz.LiveLoss("L_LDM, ×4 super-resolution"))
+history = load_checkpoint(sr_ckpt)["history"]  # rows (step, loss, lr, grad_norm, seconds)
+print(f"{sr_model.name}: {history[-1][0]} steps in {history[-1][4] / 60:.1f} min of training (from {sr_ckpt.name}); "
+      f"ε_θ on {sr_model.sample_shape} latents, c (1, 8, 8)")
+viz.plot_loss(history, title="L_LDM, ×4 super-resolution");
+
+# %% [markdown]
+# **The regression baseline** (LDM Table 5, "regression"): the SR model's very network, same widths and the same
+# input channels, fed z_t = 0 at t = 0 and read as ẑ_0 rather than ε, trained with L1 between 𝒟(ẑ_0 / s) and the
+# HR digit through the frozen decoder, with the SR preset's optimiser (`restoration.Regression`,
+# `recipes.train_sr_regression`). In cpu mode it trains 2,000 steps, not the SR model's 7,000: each of its steps
+# back-propagates through the decoder at 32 × 32 and costs about 8 of the SR model's, so an equal number of steps
+# would have taken hours. The baseline is weaker than an equal budget would make it; its loss curve shows how
+# flat it was at the end. One input, one output: it can only predict the *average* of the HR digits that
+# fit an LR image (the median, under L1), which is what distortion measures reward.
+
+# %%
+reg = recipes.train_sr_regression().to(device)
+reg_seconds = load_checkpoint(config.runs_dir() / f"{sr_preset.name}_regression.pt", kind="regression")["seconds"]
+print(f"regression: {len(reg.history)} steps in {reg_seconds / 60:.1f} min of training, "
+      f"{n_params(reg.net):,} parameters (the SR model: {n_params(sr_model.unet):,})")
+viz.plot_loss([(i + 1, loss) for i, loss in enumerate(reg.history)], title="L1 regression baseline");
+
+# %% [markdown]
+# Eight test digits, one row per method. The LR image is shown nearest-upsampled (each of its 64 pixels as a 4 × 4
+# block): that is all any method is given.
+
+# %%
+def show_rows(rows, labels, title=None, size=0.75):
+    """One row of images per method, labelled on the left: rows[j] is a batch (B, 1, H, W) in [−1, 1]."""
+    fig, axes = plt.subplots(len(rows), 1, figsize=(size * len(rows[0]) + 1.6, size * len(rows)), squeeze=False)
+    for ax, r, name in zip(axes[:, 0], rows, labels):
+        ax.imshow(viz.to_numpy_grid(r, nrow=len(r)), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([]); ax.set_yticks([])
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+with torch.no_grad():
+    sr8 = upscale(sr_model, (lr8 + 1) / 2, seed=SEED, steps=STEPS, sampler="ddpm") * 2 - 1  # [0, 1] in and out
+    reg8 = reg.predict(lr8.to(device)).cpu()
+show_rows([F.interpolate(lr8, scale_factor=k), bic8, reg8, sr8, x[:N_SHOW]],
+          ["LR (nearest)", "bicubic", "regression (L1)", f"diffusion (ddpm {STEPS})", "HR (truth)"],
+          title="×4 super-resolution of test digits");
+
+# %% [markdown]
+# **Measured** on n test digits, every number with its 95% bootstrap interval over the images
+# (`Evaluator.reconstruction_report`): PSNR and SSIM against the HR digit (distortion), the judge's accuracy against
+# the true label, and FD / floor: the Fréchet distance of the outputs to n *other* real test digits, divided by
+# that of the HR digits themselves (1 = as close to real digits as real digits are; this is perception, which
+# PSNR cannot see). Consistency as above. Diversity: the mean |SR_seed0 − SR_seed1| between two draws for the same
+# LR image, exactly 0 for the two deterministic baselines. `scripts/measure_restoration.py` runs the same
+# measurement at n = 1000; its table is in `benchmarks/RESULTS.md`.
+
+# %%
+lr = pairs.low_resolution(x)  # (N, 1, 8, 8)
+sr_out, sr_seconds = {}, {}
+t0 = time.perf_counter()
+sr_out["bicubic"] = [pairs.bicubic(lr)] * 2  # deterministic: both "draws" are the same image
+sr_seconds["bicubic"] = time.perf_counter() - t0
+t0 = time.perf_counter()
+with torch.no_grad():
+    sr_out["regression (L1)"] = [reg.predict(lr.to(device)).cpu()] * 2
+sr_seconds["regression (L1)"] = time.perf_counter() - t0
+for sampler in SAMPLERS:
+    t0 = time.perf_counter()
+    sr_out[f"diffusion, {sampler}"] = [upscale(sr_model, (lr + 1) / 2, seed=s, steps=STEPS, sampler=sampler) * 2 - 1
+                                       for s in (0, 1)]  # two draws per LR image: seeds 0 and 1
+    sr_seconds[f"diffusion, {sampler}"] = (time.perf_counter() - t0) / 2
+print(f"{len(sr_out)} methods × {N_EVAL} digits; diffusion: {N_EVAL} × 2 draws × {STEPS} steps per sampler")
+
+# %%
+sr_rows = {}
+for name, (a, b) in sr_out.items():
+    r = ev.reconstruction_report(a, x, labels, x_ref, n_boot=N_BOOT)
+    r["consistency"] = bootstrap_mean(pairs.consistency(a, lr).numpy(), n_boot=N_BOOT)
+    r["diversity"] = bootstrap_mean((a - b).abs().flatten(1).mean(1).numpy(), n_boot=N_BOOT)
+    sr_rows[name] = r
+print(f"{'method':>18} {'PSNR dB':>20} {'SSIM':>20} {'judge accuracy':>22} {'FD / floor':>20} "
+      f"{'consistency':>22} {'diversity':>22} {'s':>5}")
+for name, r in sr_rows.items():
+    print(f"{name:>18} {r['psnr']:>20.2f} {r['ssim']:>20.3f} {r['accuracy']:>22.1%} {r['fd_ratio']:>20.2f} "
+          f"{r['consistency']:>22.4f} {r['diversity']:>22.4f} {sr_seconds[name]:>5.1f}")
+assert sr_rows["bicubic"]["diversity"].value == sr_rows["regression (L1)"]["diversity"].value == 0.0
+
+# %% [markdown]
+# **The perception–distortion point of LDM Table 5.** An estimate that minimises a distortion (L2, L1) predicts the
+# mean (or median) of the plausible HR digits for an LR input: it is made to win PSNR, and it is a blur of digits.
+# A sampler of p(x | LR) draws one plausible digit: it should be further from the truth pixel for pixel and closer
+# to real digits as a set (Blau & Michaeli 2018: beyond a bound, no method can have both). LDM's Table 5 shows it
+# on ImageNet 64 → 256: the image-regression row has the best PSNR and SSIM of the table and a far worse FID than
+# LDM-4. Which method wins each column here, and whether the intervals separate the winner from the runner-up:
+
+# %%
+def winner(rows, key, best=max):
+    """The method with the best point estimate of ``key``, the runner-up, and whether their intervals overlap."""
+    order = sorted(rows, key=lambda k: rows[k][key].value, reverse=best is max)
+    a, b = rows[order[0]][key], rows[order[1]][key]
+    return order[0], order[1], a.low <= b.high and b.low <= a.high
+
+
+for key, best, what in (("psnr", max, "highest PSNR (least distortion)"), ("ssim", max, "highest SSIM"),
+                        ("fd_ratio", min, "lowest FD / floor (closest to real digits)"),
+                        ("accuracy", max, "highest judge accuracy")):
+    first, second, overlap = winner(sr_rows, key, best)
+    print(f"{what:>44}: {first} (runner-up {second}; intervals {'overlap' if overlap else 'apart'})")
+diff_best = max((k for k in sr_rows if k.startswith("diffusion")), key=lambda k: sr_rows[k]["accuracy"].value)
+print(f"target (docs/DESIGN.md): ×4 SR read correctly ≥ 97%: {diff_best} {sr_rows[diff_best]['accuracy']:.1%}")
+
+# %% [markdown]
+# **What the run shows.** **The perception–distortion point of LDM Table 5 does not appear here.** The L1
+# regression wins PSNR (23.6 vs 20.8 dB) and SSIM, as it must. It also has the lowest FD / floor (1.10 against 1.29
+# for ancestral diffusion, intervals overlapping) and the highest judge accuracy (97.4% against 95.2%, overlapping).
+# An 8 × 8 average pool of a digit leaves little to invent, so the regression's median digit is already sharp
+# enough that the judge's features do not tell it from real digits. ImageNet at 64 → 256, where LDM measured, is
+# another matter. What only the diffusion model does here is draw *different* plausible digits for one LR image:
+# two seeds are 0.047 apart on average, while both baselines are deterministic. Both of its samplers keep the LR
+# image about three times better than bicubic does (consistency 0.016 vs 0.050). Deterministic DDIM is worse than
+# ancestral sampling on every column, as in notebook 07. Against issue 16's targets: FD ≤ 1.5× the floor is met
+# (1.29× [1.14, 1.45]), consistency below bicubic's is met, and the judge's ≥ 97% is missed, at 95.2%
+# [93.2, 97.0] here and 95.5% [94.2, 96.9] at n = 1000 (`benchmarks/RESULTS.md`). The regression had only 2,000
+# steps to the diffusion model's 7,000 and still wins. The diffusion model's loss was still falling when it
+# stopped.
+
+# %% [markdown]
+# ## 3 · Inpainting (LDM §4.5)
+#
+# The condition is a digit with a region missing, and the mask m that says where (1 = to be generated, LDM's
+# convention). The training masks (`pairs.random_masks`) are boxes, brush strokes, and a share that hides the
+# whole digit; each is drawn again from its seed, so a run's pairs can be made again rather than stored:
+
+# %%
+masks = {"boxes": pairs.random_masks(N_SHOW, 32, seed=1, p_full=0.0, p_box=1.0),
+         "strokes": pairs.random_masks(N_SHOW, 32, seed=2, p_full=0.0, p_box=0.0),
+         "full": torch.ones(N_SHOW, 1, 32, 32)}
+rows, names = [], []
+for kind, m in masks.items():
+    rows += [m * 2 - 1, pairs.masked_image(x[:N_SHOW], m)]  # the mask (white = to be generated), x ⊙ (1 − m)
+    names += [f"m: {kind}", "x ⊙ (1 − m)"]
+show_rows(rows, names, title="masks and masked digits (masked pixels are 0: mid-grey)")
+train_masks = pairs.random_masks(2000, 32, seed=0)  # the training mixture's defaults
+print(f"in 2000 training masks: {(train_masks.flatten(1).mean(1) == 1).float().mean():.1%} fully masked, "
+      f"{train_masks.mean():.1%} of the pixels masked on average")
+
+# %% [markdown]
+# **The condition** is built on the latent grid: $c = [s\cdot\mathcal E(x\odot(1-m))\odot(1-m_\downarrow),\
+# m_\downarrow]$. The masked digit is encoded by the frozen first stage (the same f = 4 autoencoder the SR model
+# uses), and the mask is resized to 8 × 8 by a **max** over each 4 × 4 block: a latent cell is to be generated if
+# *any* of its pixels is, so no unknown pixel hides under a "known" cell. Written out and checked against
+# `pairs.inpaint_condition`:
+
+# %%
+ae = sr_model.first_stage  # notebook 03's f = 4 autoencoder, frozen, its scale factor s inside encode_latents
+ae_device = ae.scale_factor.device
+m8 = pairs.random_masks(N_SHOW, 32, seed=3, p_full=0.0)  # (8, 1, 32, 32): boxes and strokes
+with torch.no_grad():
+    xm8 = pairs.masked_image(x[:N_SHOW], m8)  # x ⊙ (1 − m): (8, 1, 32, 32)
+    z_masked = ae.encode_latents(xm8.to(ae_device)).cpu()  # s·ℰ(x ⊙ (1 − m)): (8, 4, 8, 8)
+m_down = m8.reshape(N_SHOW, 1, 8, k, 8, k).amax(dim=(3, 5))  # (8, 1, 8, 8): the max over each 4 × 4 block
+c_mine = torch.cat([z_masked * (1 - m_down), m_down], 1)  # (8, 4 + 1, 8, 8)
+assert torch.equal(m_down, concat.resize_mask(m8, 8))
+torch.testing.assert_close(c_mine, pairs.inpaint_condition(ae, x[:N_SHOW], m8))
+print(f"c {tuple(c_mine.shape)}: by hand == pairs.inpaint_condition ✓ (m↓ by hand == concat.resize_mask ✓)")
+
+# %% [markdown]
+# **Why zero the latent under m↓.** ℰ never sees "nothing": under the mask it sees a grey box, and its latent there
+# describes that box, which is not zero. Zeroing it (i) leaves no trace of the box's edges for ε_θ to copy and (ii)
+# makes the fully masked condition the same constant whatever ℰ is: zeros and m↓ = 1, which is exactly the null
+# condition ∅ (`concat.null_condition`). So ∅ costs nothing to learn separately: the 10% fully masked training
+# pairs *are* the unconditional model, and a model that inpaints can also draw a digit from nothing (the end of §3),
+# or be guided.
+
+# %%
+with torch.no_grad():
+    z_grey = ae.encode_latents(torch.zeros(1, 1, 32, 32, device=ae_device)).cpu()  # ℰ of an all-grey image
+print(f"s·ℰ(grey image): mean |z| = {z_grey.abs().mean():.3f} per entry (the latents of digits have std ≈ 1): "
+      "not zero")
+c_full = pairs.inpaint_condition(ae, x[:N_SHOW], masks["full"])
+assert torch.equal(c_full, concat.null_condition("inpaint", 5, 8, N_SHOW))
+print("the fully masked condition == concat.null_condition('inpaint', …) exactly ✓, for any digit")
+
+# %% [markdown]
+# The max rule has a price: a known pixel that shares its 4 × 4 block with a masked one is dropped from c (its cell
+# is zeroed), and only the pasting at the end (below) puts it back. For a right-half mask the boundary falls on the
+# grid and nothing is lost; for the masks above:
+
+# %%
+lost = ((1 - m8) * F.interpolate(m_down, scale_factor=k)).flatten(1).sum(1) / (1 - m8).flatten(1).sum(1)
+print(f"share of the known pixels whose latent cell is zeroed, per mask: {[round(v, 2) for v in lost.tolist()]}")
+
+# %% [markdown]
+# **Training.** `recipes.train("latent-mnist-inpaint")`: c for every training digit with its own random mask
+# (`recipes.concat_conditions`: the masked digits encoded once more), then L_LDM with ε_θ([z_t, c], t).
+
+# %%
+inp_model, inp_ckpt = recipes.train("latent-mnist-inpaint", callback=viz.LiveLoss("L_LDM, inpainting"))
+history = load_checkpoint(inp_ckpt)["history"]
+print(f"{inp_model.name}: {history[-1][0]} steps in {history[-1][4] / 60:.1f} min of training (from "
+      f"{inp_ckpt.name}); c (5, 8, 8)")
+assert all(torch.equal(a, b) for a, b in zip(ae.state_dict().values(), inp_model.first_stage.state_dict().values()))
+viz.plot_loss(history, title="L_LDM, inpainting");
+
+# %% [markdown]
+# **The baseline without an inpainting model.** Any unconditional latent model can fill a hole: sample as usual
+# and, before every step, overwrite the known latent cells of z_t with a fresh draw of q(z_t | z_0 = s·ℰ(x)), so
+# that the unknown cells are denoised next to a correctly noised copy of the known ones (the "replace" method;
+# RePaint adds resampling to it). `restoration.paste_inpaint` does this with DDIM (η = 0) on the shipped
+# `latent_mnist`, which never saw a mask. Its weakness: the known half only reaches the unknown one through what
+# ε_θ makes of the noisy z_t, step by step; the inpainting model is handed the known half, clean, at every step.
+#
+# The test: the **right half** of each digit masked. Rows: the masked input, the baseline, the inpainting model,
+# both with the known half pasted back (`pairs.paste_known`), and the truth.
+
+# %%
+uncond = release.load_diffusion(shipped("latent_mnist"), map_location=device)  # notebook 04's model, shipped
+m_half = pairs.half_mask(N_EVAL, 32, "right")  # (N, 1, 32, 32): 1 on the right half
+with torch.no_grad():
+    base8 = pairs.paste_known(paste_inpaint(uncond, x[:N_SHOW], m_half[:N_SHOW], steps=STEPS, seed=SEED).cpu(),
+                              x[:N_SHOW], m_half[:N_SHOW])
+    fill8 = inpaint(inp_model, (x[:N_SHOW] + 1) / 2, m_half[:N_SHOW], seed=SEED, steps=STEPS, sampler="ddpm") * 2 - 1
+show_rows([pairs.masked_image(x[:N_SHOW], m_half[:N_SHOW]), base8, fill8, x[:N_SHOW]],
+          ["input (right half masked)", f"replace baseline ({uncond.name})", f"inpainting model (ddpm {STEPS})",
+           "truth"], title="inpainting the right half of test digits");
+
+# %% [markdown]
+# The right half is not determined by the left: one input, several seeds.
+
+# %%
+N_SEEDS = 8
+one = x[:1].expand(N_SEEDS, -1, -1, -1)  # the first test digit, N_SEEDS times
+with torch.no_grad():
+    draws = torch.cat([inpaint(inp_model, (one[:1] + 1) / 2, m_half[:1], seed=s, steps=STEPS, sampler="ddpm") * 2 - 1
+                       for s in range(N_SEEDS)])  # (N_SEEDS, 1, 32, 32)
+show_rows([pairs.masked_image(one, m_half[:N_SEEDS]), draws], ["input", "seeds 0–7"],
+          title=f"one input, {N_SEEDS} seeds (label {labels[0].item()}; the judge reads "
+                f"{ev.logits(draws).argmax(1).tolist()})");
+
+# %% [markdown]
+# **Measured** on the same n test digits, right half masked. Judge accuracy against the true labels for the
+# masked input itself (what the left half alone tells the judge), the baseline and the inpainting model, both
+# pasted; PSNR and FD / floor as in §2. The error outside the mask is measured on the *unpasted* outputs (mean
+# |y − x| over the known pixels, in [0, 1] units as the command line's images): how well each redraws what it was
+# given, through the decoder. After pasting it is exactly 0, and the cell asserts it. Diversity: the mean
+# |y_seed0 − y_seed1| inside the mask.
+
+# %%
+inp_raw, inp_seconds = {}, {}
+t0 = time.perf_counter()
+with torch.no_grad():
+    inp_raw[f"replace baseline, ddim {STEPS}"] = [paste_inpaint(uncond, x, m_half, steps=STEPS, seed=s).cpu()
+                                                 for s in (0, 1)]  # (N, 1, 32, 32) in [−1, 1], unpasted
+inp_seconds[f"replace baseline, ddim {STEPS}"] = (time.perf_counter() - t0) / 2
+for sampler in SAMPLERS:
+    t0 = time.perf_counter()
+    inp_raw[f"inpainting model, {sampler} {STEPS}"] = [
+        inpaint(inp_model, (x + 1) / 2, m_half, seed=s, steps=STEPS, sampler=sampler, paste=False) * 2 - 1
+        for s in (0, 1)]
+    inp_seconds[f"inpainting model, {sampler} {STEPS}"] = (time.perf_counter() - t0) / 2
+print(f"{len(inp_raw)} methods × {N_EVAL} digits × 2 draws × {STEPS} steps")
+
+# %%
+def inside(a, b, m):
+    """Mean |a − b| over the masked pixels of each image (B,)."""
+    return ((a - b).abs() * m).flatten(1).sum(1) / m.flatten(1).sum(1)
+
+
+masked_in = pairs.masked_image(x, m_half)
+inp_rows = {"masked input": dict(**ev.reconstruction_report(masked_in, x, labels, x_ref, n_boot=N_BOOT),
+                                 outside=None, diversity=None)}
+for name, (a, b) in inp_raw.items():
+    pasted = pairs.paste_known(a, x, m_half)
+    assert torch.equal(pairs.error_outside_mask((pasted + 1) / 2, (x + 1) / 2, m_half), torch.zeros(N_EVAL))
+    inp_rows[name] = dict(**ev.reconstruction_report(pasted, x, labels, x_ref, n_boot=N_BOOT),
+                          outside=bootstrap_mean(pairs.error_outside_mask((a + 1) / 2, (x + 1) / 2, m_half).numpy(),
+                                                 n_boot=N_BOOT),
+                          diversity=bootstrap_mean(inside(a, b, m_half).numpy(), n_boot=N_BOOT))
+print("pasted: error outside the mask exactly 0 for every image and method ✓")
+fmt = lambda e, spec: "—" if e is None else format(e, spec)  # noqa: E731
+print(f"{'method':>26} {'judge accuracy':>22} {'PSNR dB':>20} {'FD / floor':>20} {'outside, unpasted':>22} "
+      f"{'diversity inside':>22} {'s':>5}")
+for name, r in inp_rows.items():
+    print(f"{name:>26} {r['accuracy']:>22.1%} {r['psnr']:>20.2f} {r['fd_ratio']:>20.2f} "
+          f"{fmt(r['outside'], '>22.4f'):>22} {fmt(r['diversity'], '>22.4f'):>22} {inp_seconds.get(name, 0):>5.1f}")
+best = max((k for k in inp_rows if k.startswith("inpainting")), key=lambda k: inp_rows[k]["accuracy"].value)
+first, second, overlap = winner(inp_rows, "accuracy")
+print(f"highest judge accuracy: {first} (runner-up {second}; intervals {'overlap' if overlap else 'apart'})")
+print(f"target (docs/DESIGN.md): half-masked inpainting read correctly ≥ 90%: {best} "
+      f"{inp_rows[best]['accuracy']:.1%}")
+
+# %% [markdown]
+# **What the run shows.** The inpainting model reads right 76.2% [71.6, 79.6] of the time (77.1% [74.6, 79.4] at
+# n = 1000), against 57.8% for the masked input and 59.4% for the replace-known baseline. The baseline is no better
+# than the half it was given: its right halves are drawn by a model that never sees the left one (only the known
+# latent cells are reset at every step), so its right halves often finish another digit (in the figure a 1
+# becomes an 8). Issue 16's target
+# of 90% is missed by about 13 points. The left half is not the limit: a classifier with the judge's architecture,
+# trained on left halves alone, reads 95.7% of these digits right (`scripts/measure_restoration.py
+# --half-ceiling`). The model trained for 13 minutes, and its loss was still falling. The error outside the mask
+# without pasting is 0.026 in [0, 1] units, so that target (≤ 0.05) is met, and with pasting it is exactly 0 (the
+# assert above). Two seeds give fills 0.19 apart inside the mask: the eight seeds for one input above are eight
+# different right halves of a 1, all read as a 1. In the figure's top row the model turns the first 7 into a 3 and
+# the 9 into a 4, the same kind of mistake the baseline makes, only less often.
+#
+# ### Drawing from nothing
+#
+# The fully masked condition is ∅, and 10% of the training pairs had it: the inpainting model is also an
+# unconditional model. Sampled from ∅ alone, does it draw every digit, as often as MNIST has them? The judge reads
+# each sample; the shipped unconditional `latent_mnist` is sampled the same way for comparison, and both are
+# compared with n test digits by FD (with the real-vs-real floor).
+
+# %%
+with torch.no_grad():
+    free = inp_model.sample(N_EVAL, y=inp_model.unet.null_condition(N_EVAL), sampler="ddpm", steps=STEPS, seed=SEED)
+    free_u = uncond.sample(N_EVAL, sampler="ddpm", steps=STEPS, seed=SEED)  # (N, 1, 32, 32)
+viz.show_grid(free[:32], nrow=16, title="the inpainting model, from the fully masked condition ∅", figsize=8)
+print(f"{'':>34} " + " ".join(f"{d:>5}" for d in range(10)) + f" {'FD to test digits':>18}")
+for name, imgs in ((f"{inp_model.name} from ∅", free), (f"{uncond.name} (unconditional)", free_u),
+                   ("test digits (their labels)", None)):
+    cls = labels if imgs is None else ev.logits(imgs).argmax(1)
+    share = torch.bincount(cls, minlength=10).float() / len(cls)
+    fd = ev.fid(x if imgs is None else imgs, x_ref)
+    print(f"{name:>34} " + " ".join(f"{s:>5.1%}" for s in share.tolist()) + f" {fd:>18.3g}")
+print("(the test digits' FD is the real-vs-real floor at this n)")
+
+# %% [markdown]
+# **What the run shows.** From ∅ the inpainting model draws every digit, each 6.8–13.8% of the samples, so it has
+# not collapsed onto a few classes. Its FD to test digits is 20.5, against 7.98 for the unconditional `latent_mnist`
+# and a floor of 4.3. A tenth of 6,500 steps spent on empty conditions makes a usable but poor unconditional
+# model. This is the ∅ that guidance would extrapolate from. At n = 200, s = 1 / 2 / 3 gave 72.0 / 75.5 / 76.0% on
+# the right-half task (`minildm/weights/README.md`), not enough to adopt.
+
+# %% [markdown]
+# ## What we measured
+#
+# The lines below are printed from this run (n = N_EVAL test digits per method, judged by a network no training
+# loss touched, 95% bootstrap intervals).
+
+# %%
+print(f"mode {config.get_mode()}, n = {N_EVAL}, {STEPS} sampling steps")
+for name in sr_rows:
+    r = sr_rows[name]
+    print(f"SR ×4 ({name}): PSNR {r['psnr']:.2f} dB, judge {r['accuracy']:.1%}, FD / floor {r['fd_ratio']:.2f}, "
+          f"consistency {r['consistency']:.4f}")
+for name in inp_rows:
+    r = inp_rows[name]
+    print(f"inpainting ({name}): judge {r['accuracy']:.1%}, FD / floor {r['fd_ratio']:.2f}"
+          + ("" if r["outside"] is None else f", outside unpasted {r['outside']:.4f}"))
+
+# %% [markdown]
+# * **Super-resolution.** Diffusion: 95.2% read right (target 97%: missed), FD 1.29× the floor (met),
+#   consistency 0.016 (bicubic's 0.050: met). The L1 regression wins every fidelity column here, so LDM Table 5's
+#   perception–distortion point is not reproduced on 8 → 32 digits. Diffusion alone gives diverse outputs.
+# * **Inpainting.** 76.2% read right with the right half masked (target 90%: missed; the half's own ceiling is
+#   95.7%, the replace baseline 59.4%). The error outside the mask is 0.026 unpasted (met) and exactly 0 pasted.
+# * **From ∅.** Every digit is drawn, but FD is 20.5 against the unconditional model's 7.98 (floor 4.3).
+#
+# Left out for now (issue 16 lists them; none is built yet): super-resolution of the toy faces, 16 × 16 → 64 × 64;
+# face inpainting with attributes; semantic-map synthesis (the `semantic` task of `minildm.concat` exists, but no
+# data, preset or model for it); and LDM Table 6's comparison of inpainting in pixel space against latent space at
+# equal cost.
+#
+# ## Exercises
+#
+# **1.** How many input channels does the inpainting UNet's first conv take? (Count them from the condition's
+# definition, then check in `inp_model.unet`.)
+
+# %%
+answer_1 = None  # an int
+check("08.inpaint_in_channels", answer_1)
+
+# %% [markdown]
+# **2.** An "SR" that just nearest-upsamples the LR image (`F.interpolate(lr, scale_factor=4)`): what does
+# `pairs.consistency` return for it? Why does this show that consistency alone is not a quality measure?
+
+# %%
+answer_2 = None  # a float
+check("08.nearest_consistency", answer_2)
+
+# %% [markdown]
+# **3.** A 12 × 12 box masks the pixels of rows 10–21 and columns 10–21 of a 32 × 32 digit (14% of the image).
+# What fraction of the 8 × 8 latent grid does m↓ = `concat.resize_mask(m, 8)` mark to be generated?
+
+# %%
+answer_3 = None  # a float in [0, 1]
+check("08.box_cells", answer_3)
+
+# %% [markdown]
+# **4.** (Open.) The inpainting model has a null condition, so it can be guided: `inp_model.sample(n, y=c,
+# guidance=2.0)`. Re-run the right-half measurement of §3 with s = 2 and s = 4. What happens to the judge's
+# accuracy, and to the diversity inside the mask?
+#
+# **5.** (Open.) `paste_inpaint` replaces the known cells of z_t once per step. RePaint (Lugmayr et al. 2022) also
+# goes back up: after a step, it re-noises z_{t−1} to z_t and repeats the step a few times. Write that loop around
+# `samplers.ddim_step` and measure whether the baseline's accuracy moves towards the inpainting model's.
