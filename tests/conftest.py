@@ -26,6 +26,16 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _grad_mode_restored():
+    """torch.set_grad_enabled(False) in one test file would silently break training in the next file on the same
+    xdist worker (it did once: backward() found no graph). Every module must leave gradients on."""
+    yield
+    if not torch.is_grad_enabled():
+        torch.set_grad_enabled(True)
+        pytest.fail("this test module left torch.set_grad_enabled(False) behind; use torch.no_grad() locally")
+
+
 class StopRun(Exception):
     """Raised by :func:`stop_after` to "kill" a training run from its callback."""
 

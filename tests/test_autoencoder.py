@@ -249,8 +249,13 @@ def test_the_discriminator_separates_real_from_reconstructed():
     with torch.no_grad():
         x_rec = res.model(x_val, sample_posterior=False)[0]
         real, fake = disc(x_val), disc(x_rec)
-    accuracy = 0.5 * ((real > 0).float().mean() + (fake < 0).float().mean()).item()  # per patch; chance 0.5
-    assert accuracy > 0.65, accuracy
+    # held out: the chance that a real digit's mean logit beats a reconstruction's (an AUC, 0.5 = cannot tell). Not
+    # the share of patches on the right side of 0: D's logits drift as a whole while it learns, so that figure
+    # (0.57 here, 0.65+ on another CPU with the same seeds) measures the offset, not the separation
+    r, f = real.mean((1, 2, 3)), fake.mean((1, 2, 3))  # (256,) each
+    auc = (r[:, None] > f[None, :]).float().mean().item()
+    assert auc > 0.8, auc  # 0.95 measured (2026-12-02)
+    assert (r.mean() - f.mean()).item() > 0.3  # the held-out logit gap: 0.76 measured
 
 
 def test_disc_lead_trains_the_discriminator_before_the_gan_term():

@@ -35,8 +35,8 @@ def digits(n: int = N, seed: int = 0):
 
 
 @pytest.fixture(scope="module")
+@torch.no_grad()  # not torch.set_grad_enabled(False): that would leak into the next test file on this worker
 def sr():
-    torch.set_grad_enabled(False)
     model = load_diffusion(shipped("latent_mnist_sr"))
     x, labels, ref = digits()
     lr = low_resolution(x)
@@ -45,8 +45,8 @@ def sr():
 
 
 @pytest.fixture(scope="module")
+@torch.no_grad()
 def inp():
-    torch.set_grad_enabled(False)
     model = load_diffusion(shipped("latent_mnist_inpaint"))
     x, labels, ref = digits()
     m = half_mask(N, 32, "right")

@@ -27,8 +27,8 @@ ATTENTION_MIN = 1.2  # share / chance of object tokens inside their boxes, all l
 
 
 @pytest.fixture(scope="module")
+@torch.no_grad()  # not torch.set_grad_enabled(False): that would leak into the next test file on this worker
 def gate():
-    torch.set_grad_enabled(False)
     model = load_diffusion(shipped("latent_mnist_layout"))
     y = random_layouts(N_LAYOUTS, seed=0)
     store = AttentionStore(rows=N_LAYOUTS, mean_heads=True)  # the conditional half of [y; ∅], head-averaged
