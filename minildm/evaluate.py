@@ -135,6 +135,17 @@ def frechet_distance_features(f1, f2) -> float:
     return frechet_distance(*feature_stats(f1), *feature_stats(f2))
 
 
+def real_test_sets(n: int, seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+    """Two disjoint random sets of ``n`` real MNIST test digits, and the first one's labels: ``(x, labels, reference)``,
+    each (n, 1, 32, 32) in [−1, 1] but the labels (n,). The same for the same n and seed (a seeded permutation of the
+    10,000): what a restoration is measured on (x, its labels) and compared with (reference, for FD)."""
+    x, y = mnist("test")
+    if 2 * n > x.shape[0]:
+        raise ValueError(f"real_floor needs 2n ≤ {x.shape[0]} test digits for two disjoint sets, got n={n}")
+    perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
+    return x[perm[:n]], y[perm[:n]], x[perm[n:2 * n]]
+
+
 class Evaluator:
     """Accuracy, confidence and Fréchet distance of images (N, 1, 32, 32) in [−1, 1], judged by the MNIST judge.
 
@@ -180,11 +191,8 @@ class Evaluator:
     @staticmethod
     def real_sets(n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
         """Two disjoint random sets of ``n`` real MNIST test digits (the same two for the same n and seed)."""
-        x, _ = mnist("test")
-        if 2 * n > x.shape[0]:
-            raise ValueError(f"real_floor needs 2n ≤ {x.shape[0]} test digits for two disjoint sets, got n={n}")
-        perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
-        return x[perm[:n]], x[perm[n:2 * n]]
+        a, _, b = real_test_sets(n, seed)
+        return a, b
 
     def real_floor(self, n: int, seed: int = 0) -> float:
         """Fréchet distance between two disjoint random sets of ``n`` real MNIST test digits (the floor at n).

@@ -64,7 +64,6 @@ import torch.nn.functional as F
 
 from minildm import concat, config, evaluate, pairs, presets, recipes, release, viz
 from minildm.checkpoint import load_checkpoint
-from minildm.data import mnist
 from minildm.exercises import check
 from minildm.restoration import inpaint, paste_inpaint, upscale
 from minildm.shipped import shipped
@@ -81,10 +80,9 @@ N_BOOT = config.pick(smoke=50, cpu=200, gpu=200)  # bootstrap resamples per inte
 STEPS = config.pick(smoke=10, cpu=50, gpu=50)  # sampling steps of every diffusion row
 SAMPLERS = ("ddpm", "ddim")  # ancestral (the course's default) and DDIM η = 0, as scripts/measure_restoration.py
 N_SHOW = 8  # test digits in each figure
-x_all, y_all = mnist("test", size=32)  # (10000, 1, 32, 32) in [−1, 1]: no model here trained on them
-perm = torch.randperm(len(x_all), generator=torch.Generator().manual_seed(SEED))
-x, labels = x_all[perm[:N_EVAL]], y_all[perm[:N_EVAL]]  # the digits to restore
-x_ref = x_all[perm[N_EVAL:2 * N_EVAL]]  # other test digits, disjoint: the reference of every FD
+# MNIST test digits (no model here trained on them), a seeded permutation: x the digits to restore (N_EVAL, 1, 32, 32),
+# their labels, and x_ref other test digits, disjoint: the reference of every FD
+x, labels, x_ref = evaluate.real_test_sets(N_EVAL, seed=SEED)
 print(f"n = {N_EVAL} test digits per method (bootstrap {N_BOOT}), {STEPS} sampling steps, samplers {SAMPLERS}")
 if config.get_mode() == "smoke":
     print("smoke mode: tiny models trained for a few steps; no number or picture below says anything about quality")

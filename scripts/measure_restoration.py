@@ -33,7 +33,7 @@ import torch
 from minildm.classifier import JUDGE_CONFIG, accuracy, train_classifier
 from minildm.config import runs_dir
 from minildm.data import mnist
-from minildm.evaluate import Evaluator
+from minildm.evaluate import Evaluator, real_test_sets
 from minildm.pairs import bicubic, consistency, error_outside_mask, half_mask, low_resolution, masked_image, paste_known
 from minildm.release import load_diffusion
 from minildm.restoration import inpaint, load_regression, paste_inpaint, upscale
@@ -44,13 +44,12 @@ BATCH = 250
 
 
 def test_digits(n: int, seed: int = 0):
-    """n test digits to restore, another n disjoint ones as the FD reference, and the labels of the first: all in
-    [−1, 1], (n, 1, 32, 32)."""
-    x, y = mnist("test")
-    if 2 * n > len(x):
-        raise SystemExit(f"--n {n}: needs 2n ≤ {len(x)} test digits (the images and a disjoint FD reference)")
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    return x[perm[:n]], y[perm[:n]], x[perm[n:2 * n]]
+    """n test digits to restore, their labels, and another n disjoint ones as the FD reference
+    (:func:`minildm.evaluate.real_test_sets`)."""
+    try:
+        return real_test_sets(n, seed)
+    except ValueError:
+        raise SystemExit(f"--n {n}: needs 2n ≤ 10000 test digits (the images and a disjoint FD reference)") from None
 
 
 def batched(fn, *tensors, batch: int = BATCH):

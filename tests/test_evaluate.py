@@ -7,7 +7,8 @@ from minildm.classifier import (DEFAULT_PATH, JUDGE_COMMAND, JUDGE_CONFIG, TRAIN
                                 ClassifierConfig, MNISTClassifier, load_classifier, load_judge, train_classifier)
 from minildm.checkpoint import CheckpointNotFoundError
 from minildm.data import mnist
-from minildm.evaluate import Evaluator, feature_stats, frechet_distance, frechet_distance_features, pick_guidance
+from minildm.evaluate import (Evaluator, feature_stats, frechet_distance, frechet_distance_features, pick_guidance,
+                              real_test_sets)
 from minildm.uncertainty import over_repeats
 
 
@@ -252,3 +253,18 @@ def test_frechet_reference_is_the_distance_with_the_square_root_kept():
         assert ref.distance(*sample) == pytest.approx(frechet_distance(*real, *sample), rel=1e-9)
     with pytest.raises(ValueError, match="one D"):
         ref.distance(torch.zeros(3), torch.eye(3))
+
+
+def test_real_test_sets_are_disjoint_labelled_and_the_floors_sets():
+    x_all, y_all = mnist("test")
+    x, labels, ref = real_test_sets(300, seed=3)
+    assert x.shape == ref.shape == (300, 1, 32, 32) and labels.shape == (300,)
+    index = {tuple(v.flatten()[::7].tolist()): i for i, v in enumerate(x_all)}  # each test digit by its pixels
+    ix = [index[tuple(v.flatten()[::7].tolist())] for v in x]
+    ir = [index[tuple(v.flatten()[::7].tolist())] for v in ref]
+    assert not set(ix) & set(ir)  # disjoint
+    assert torch.equal(labels, y_all[ix])  # each label is its own digit's
+    a, b = Evaluator.real_sets(300, seed=3)
+    assert torch.equal(a, x) and torch.equal(b, ref)  # the sets real_floor compares
+    with pytest.raises(ValueError, match="2n ≤ 10000"):
+        real_test_sets(5001)

@@ -1,6 +1,6 @@
 """CI gates of the shipped concatenation models (notebook 08): ×4 super-resolution and inpainting of MNIST.
 
-Both are judged on real MNIST test digits they never saw (a seeded permutation, as scripts/measure_restoration.py
+Both are judged on real MNIST test digits they never saw (`evaluate.real_test_sets`, as scripts/measure_restoration.py
 draws them), sampled as that script and ``python -m minildm upscale / inpaint`` do (50 steps, the ancestral "ddpm"
 sampler, seed 0), by the judge (minildm/weights/mnist_judge.pt), which no training loss touched. The figures measured
 when the weights were made (n = 1000, with intervals) are in minildm/weights/README.md; the thresholds here sit below
@@ -11,8 +11,7 @@ import torch
 
 from minildm.checkpoint import load_checkpoint
 from minildm.concat import ConcatUNet
-from minildm.data import mnist
-from minildm.evaluate import Evaluator
+from minildm.evaluate import Evaluator, real_test_sets
 from minildm.pairs import bicubic, consistency, error_outside_mask, half_mask, low_resolution
 from minildm.release import load_diffusion
 from minildm.restoration import inpaint, upscale
@@ -27,18 +26,11 @@ INPAINT_ACCURACY_MIN = 0.62  # measured 72.0% [64.5, 78.5] at n = 200 (77.1% [74
 OUTSIDE_MAX = 0.05  # issue 16's target: mean |y − x| over the known pixels, [0, 1] units, without pasting
 
 
-def digits(n: int = N, seed: int = 0):
-    """n test digits, their labels, and n other test digits (the FD reference), in [−1, 1]."""
-    x, y = mnist("test")
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    return x[perm[:n]], y[perm[:n]], x[perm[n:2 * n]]
-
-
 @pytest.fixture(scope="module")
 @torch.no_grad()  # not torch.set_grad_enabled(False): that would leak into the next test file on this worker
 def sr():
     model = load_diffusion(shipped("latent_mnist_sr"))
-    x, labels, ref = digits()
+    x, labels, ref = real_test_sets(N, seed=0)
     lr = low_resolution(x)
     out = [upscale(model, (lr + 1) / 2, seed=s, steps=STEPS, sampler="ddpm") * 2 - 1 for s in (0, 1)]
     return model, x, labels, ref, lr, out
@@ -48,7 +40,7 @@ def sr():
 @torch.no_grad()
 def inp():
     model = load_diffusion(shipped("latent_mnist_inpaint"))
-    x, labels, ref = digits()
+    x, labels, ref = real_test_sets(N, seed=0)
     m = half_mask(N, 32, "right")
     raw = [inpaint(model, (x + 1) / 2, m, seed=s, steps=STEPS, sampler="ddpm", paste=False) for s in (0, 1)]
     return model, x, labels, ref, m, raw
