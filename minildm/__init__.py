@@ -15,7 +15,7 @@ module                  notebooks               what, and where in the papers
 ``checkpoint``          02–06                   versioned, atomic checkpoints that carry their config; the kinds
 ``celeba``              06                      CelebA layout reader (LDM App. E.2 trains on CelebA-HQ)
 ``celeba_hub``          06 (its error)          CelebA from a Hugging Face mirror, converted once into that layout
-``toyfaces``            06                      procedural stand-in for CelebA, same on-disk format
+``toyfaces``            06, 08                  procedural stand-in for CelebA, same on-disk format; part maps
 ``text``                05                      word-level tokenizer for prompts (<pad>, <unk>, <null>)
 ``captions``            05                      MNIST captions from measured thickness, slant, size
 ``guidance``            05, 06                  classifier-free guidance: condition dropout, guided ε (LDM §4.3)
@@ -42,6 +42,7 @@ module                  notebooks               what, and where in the papers
 ``evaluate``            03–09                   PSNR, SSIM, accuracy, Fréchet distance with its real-vs-real floor
 ``layout``              09                      digits in boxes on 64² canvases, and what/where is drawn (LDM §4.3.1)
 ``pairs``               08                      SR / inpainting pairs on the fly: LR, masks, c; bicubic, consistency (§4.4–4.5)
+``semantic``            08                      toy faces with their part maps, c on the latent grid, the part judge (§4.3.2)
 ``cost``                04                      training images/s and seconds per sample, measured (LDM §4.1)
 *training and latent diffusion*
 ``distributed``         (CLI, torchrun)         several processes: torchrun's env, DDP, barrier, shared stops

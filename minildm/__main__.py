@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from . import distributed, recipes
+from . import distributed, recipes, semantic
 from .attention_maps import capture_attention
 from .celeba import CelebADataMissing
 from .checkpoint import CheckpointError, load_checkpoint
@@ -205,6 +205,10 @@ def cmd_train(args: argparse.Namespace) -> None:
         with torch.no_grad():
             rec = model(x.to(model.scale_factor.device), sample_posterior=False)[0].clamp(-1, 1).cpu()
         print(f"wrote {save_grid(torch.cat([x, rec]), grid, nrow=16)} (test {what}, then reconstructions)")
+    elif getattr(model.unet, "task", None) == "semantic":  # test maps, the faces drawn from them, the rendered truth
+        test = semantic.semantic_faces(16, seed=recipes.SEMANTIC_TEST_SEED)
+        rows = torch.cat([semantic.colour_map(test.parts), semantic.draw(model, test.parts), test.images])
+        print(f"wrote {save_grid(rows, grid, nrow=16)} (test maps, faces drawn from them, the renders)")
     elif hasattr(model.unet, "check_condition"):  # a concatenation model: test digits, conditioned, beside the truth
         print(f"wrote {save_grid(example_grid(model, mnist('test', size=32, n=16)[0]), grid, nrow=16)}")
     else:

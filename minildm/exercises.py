@@ -24,8 +24,9 @@ from .pairs import consistency
 from .presets import autoencoder_mnist, latent_mnist, latent_mnist_class, latent_mnist_inpaint
 from .samplers import ddim_step
 from .solvers import heun_sample, sigma_ladder
+from .semantic import semantic_condition
 from .spacing import SPACINGS, spaced_timesteps
-from .toyfaces import attribute_regions
+from .toyfaces import PARTS, attribute_regions
 
 _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {}
 
@@ -234,6 +235,18 @@ def _box_mask() -> torch.Tensor:
                           "cells do rows 10–21 touch? Pixel row r lies in cell r // 4.")
 def _box_cells(answer) -> bool:
     return abs(float(answer) - resize_mask(_box_mask(), 8).mean().item()) < 1e-6
+
+
+def _mouth_map() -> torch.Tensor:
+    parts = torch.zeros(1, 64, 64, dtype=torch.long)  # all background
+    parts[0, 47:49, 25:39] = PARTS.index("mouth")  # a closed mouth: rows 47–48, columns 25–38
+    return parts
+
+
+@exercise("08.mouth_share", "area resizing averages each 4 × 4 block of pixels: which cells do rows 47 and 48 fall "
+                            "in (pixel row r lies in cell r // 4), and how many of a cell's 16 pixels are mouth?")
+def _mouth_share(answer) -> bool:
+    return abs(float(answer) - semantic_condition(_mouth_map())[0, PARTS.index("mouth")].max().item()) < 1e-6
 
 
 # --- notebook 09 ------------------------------------------------------------------------------------------

@@ -78,15 +78,24 @@ def _stroke(rng: np.random.Generator, size: int) -> np.ndarray:
     return m.astype(np.float32)
 
 
-def random_masks(n: int, size: int, seed: int = 0, p_full: float = 0.1, p_box: float = 0.5) -> Tensor:
+def random_masks(n: int, size: int, seed: int = 0, p_full: float = 0.1, p_half: float = 0.2,
+                 p_box: float = 0.5) -> Tensor:
     """n masks (n, 1, size, size) in {0, 1} (1 = to be generated): a share ``p_full`` fully masked (the model also
-    learns to draw from nothing, and that is ∅ for guidance), of the rest a share ``p_box`` one box, the others one
-    brush stroke. The same ``seed`` gives the same masks."""
+    learns to draw from nothing, and that is ∅ for guidance), a share ``p_half`` one of the four halves (LDM's large
+    masks: without them a box of at most 3/4 of a side never hides a whole half, and the half-masked test digits of
+    notebook 08 were out of the training distribution), of the rest a share ``p_box`` one box, the others one brush
+    stroke. The same ``seed`` gives the same masks."""
     rng = np.random.default_rng(seed)
     out = np.empty((n, 1, size, size), np.float32)
+    sides = ("right", "left", "bottom", "top")
     for i in range(n):
         u = rng.uniform()
-        out[i, 0] = 1.0 if u < p_full else _box(rng, size) if u < p_full + (1 - p_full) * p_box else _stroke(rng, size)
+        if u < p_full:
+            out[i, 0] = 1.0
+        elif u < p_full + p_half:
+            out[i, 0] = half_mask(1, size, sides[rng.integers(4)])[0, 0].numpy()
+        else:
+            out[i, 0] = _box(rng, size) if rng.uniform() < p_box else _stroke(rng, size)
     return torch.from_numpy(out)
 
 

@@ -410,16 +410,19 @@ def latent_mnist_layout(mode: Mode | None = None) -> DiffusionPreset:
 
 
 # ------------------------------------------------------------------------------ concatenation (notebook 08)
-# cpu budget: a step at batch 128 (forward, backward, AdamW; no EMA) measured 0.37 s (SR) and 0.40 s (inpainting) on
-# one thread of the 2-core machine while both cores ran other jobs: 7,000 and 6,500 steps are ~44 min each
-SR_CPU_STEPS, INPAINT_CPU_STEPS = 7000, 6500
+# cpu budget: a step at batch 128 (forward, backward, AdamW; EMA) measured 0.11–0.13 s on one thread of the 2-core
+# machine beside another job, 0.2–0.35 s beside three (2026-12-02): 12,000 steps are 25–60 min. The first runs
+# (7,000 and 6,500 steps, constant lr) ended with their losses still falling and missed the SR and inpainting
+# targets; these run 1.7× longer and drop the lr ×0.1 for the last sixth (the autoencoders' recipe, notebook 03)
+SR_CPU_STEPS, INPAINT_CPU_STEPS, CONCAT_CPU_LR_DROP_AT = 12000, 12000, 10000
 
 
 def _concat_preset(mode, name: str, task: str, condition_channels: int, steps: int) -> DiffusionPreset:
     """latent_mnist's UNet, its first conv widened to [z_t, c] (4 + C_c channels), its last still giving ε (4)."""
     base = latent_mnist(mode)
     unet = dataclasses.replace(base.unet, in_channels=4 + condition_channels, out_channels=4)
-    train = pick(smoke=base.train, cpu=dataclasses.replace(base.train, steps=steps), gpu=base.train, mode=base.mode)
+    train = pick(smoke=base.train, cpu=dataclasses.replace(base.train, steps=steps, lr_drop_at=CONCAT_CPU_LR_DROP_AT),
+                 gpu=base.train, mode=base.mode)
     return dataclasses.replace(base, name=name, unet=unet, train=train,
                                conditioning=dict(type="concat", task=task, latent_channels=4,
                                                  condition_channels=condition_channels, size=32 // base.f))
@@ -441,10 +444,54 @@ def latent_mnist_sr(mode: Mode | None = None) -> DiffusionPreset:
 def latent_mnist_inpaint(mode: Mode | None = None) -> DiffusionPreset:
     """Notebook 08: inpainting (LDM §4.5): ε_θ([z_t, s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), m↓], t), in_channels 4 + 4 + 1.
 
-    Masks of boxes and strokes, 10 % fully masked (:func:`minildm.pairs.random_masks`): the fully masked input is
-    the model's ∅, so it also draws digits from nothing, and could be guided.
+    Masks of boxes and strokes, 20 % halves, 10 % fully masked (:func:`minildm.pairs.random_masks`), four masks a
+    digit (:func:`minildm.recipes.concat_pairs`): the fully masked input is the model's ∅, so it also draws digits
+    from nothing, and could be guided.
     """
     return _concat_preset(mode, "latent_mnist_inpaint", "inpaint", 5, INPAINT_CPU_STEPS)
+
+
+# cpu budget: measured on one thread of the 2-core machine beside two other trainings (2026-12-02), see the preset
+SEMANTIC_CPU_STEPS, SEMANTIC_CPU_LR_DROP_AT = 2500, 2000
+SEMANTIC_PARTS = 8  # minildm.toyfaces.PARTS: background, clothes, skin, hair, eyes, mouth, glasses, hat
+
+
+@capped
+def latent_faces_semantic(mode: Mode | None = None) -> DiffusionPreset:
+    """Notebook 08: semantic-map synthesis (LDM §4.3.2) on toy faces: ε_θ([z_t, c], t), c the one-hot part map
+    area-resized to the 16 × 16 latent grid (:func:`minildm.semantic.semantic_condition`), in_channels 3 + 8.
+
+    The latent is notebook 06's: z (3, 16, 16) of its frozen face autoencoder (taken from the shipped
+    ``latent_faces_toy``, :func:`minildm.recipes.train_semantic`). The UNet is latent_faces' widths without
+    cross-attention (nothing to attend to: the condition is in the input), self-attention at 8 × 8 and the middle.
+    Condition dropout p_uncond = 0.1 to the empty map, so guidance can be tried.
+    """
+    mode = mode or get_mode()
+    channels = 3 + SEMANTIC_PARTS
+    unet = pick(
+        smoke=UNetConfig(in_channels=channels, out_channels=3, base_channels=8, channel_mult=(1, 2), attn_levels=(1,),
+                         heads=2),
+        cpu=UNetConfig(in_channels=channels, out_channels=3, base_channels=32, channel_mult=(1, 2, 2),
+                       attn_levels=(1,), heads=4),
+        gpu=UNetConfig(in_channels=channels, out_channels=3, base_channels=128, channel_mult=(1, 2, 2),
+                       num_res_blocks=2, attn_levels=(1, 2), heads=8, dropout=0.1),
+        mode=mode)
+    train = pick(
+        smoke=TrainConfig(steps=20, batch_size=16, lr=1e-3, warmup=5, ema_decay=0.9, log_every=10, ckpt_every=20,
+                          p_uncond=0.1),
+        cpu=TrainConfig(steps=SEMANTIC_CPU_STEPS, batch_size=64, lr=1e-3, warmup=200, ema_decay=0.998,
+                        lr_drop_at=SEMANTIC_CPU_LR_DROP_AT, log_every=100, sample_every=1000, ckpt_every=250,
+                        p_uncond=0.1),
+        gpu=TrainConfig(steps=40000, batch_size=128, lr=2e-4, warmup=1000, ema_decay=0.9995, log_every=200,
+                        sample_every=5000, ckpt_every=2000, p_uncond=0.1),
+        mode=mode)
+    return DiffusionPreset(name="latent_faces_semantic", mode=mode, unet=unet, train=train, image_size=FACE_SIZE,
+                           n_train=pick(smoke=256, cpu=10000, gpu=20000, mode=mode),
+                           n_samples=pick(smoke=8, cpu=64, gpu=64, mode=mode),
+                           ddim_steps=pick(smoke=10, cpu=50, gpu=50, mode=mode), clip_x0=None, f=4,
+                           kind="latent_faces", guidance=1.0,
+                           conditioning=dict(type="concat", task="semantic", latent_channels=3,
+                                             condition_channels=SEMANTIC_PARTS, size=FACE_SIZE // 4))
 
 
 # ------------------------------------------------------------------------------ the command line's presets
@@ -452,4 +499,4 @@ PRESETS = {"autoencoder-mnist": autoencoder_mnist, "pixel-mnist": pixel_mnist, "
            "latent-mnist-class": latent_mnist_class, "latent-mnist-text": latent_mnist_text,
            "autoencoder-faces": autoencoder_faces, "latent-faces": latent_faces,
            "latent-mnist-layout": latent_mnist_layout, "latent-mnist-sr": latent_mnist_sr,
-           "latent-mnist-inpaint": latent_mnist_inpaint}
+           "latent-mnist-inpaint": latent_mnist_inpaint, "latent-faces-semantic": latent_faces_semantic}

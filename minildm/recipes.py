@@ -9,8 +9,10 @@ A preset (:mod:`minildm.presets`) says *how big*; a recipe says *what to do with
   :func:`to_model` (trained ε_θ → a :class:`~minildm.ldm.DiffusionModel` that samples images);
 * the face pipeline of notebook 06 — :func:`train_faces`: faces → attribute classifier (:func:`face_classifier`)
   → RGB autoencoder (:func:`face_autoencoder`) → latents → attribute-conditional LDM;
-* concatenation, notebook 08 — :func:`concat_conditions` (c for every training image: LR, or masked latent + mask),
+* concatenation, notebook 08 — :func:`concat_pairs` (z and c for training: LR, or masked latents + masks, several a digit),
   :func:`train_sr_regression` (the regression baseline of super-resolution);
+* semantic maps, notebook 08 — :func:`train_semantic` (toy faces with their part maps → notebook 06's autoencoder →
+  map-conditioned LDM), :func:`part_segmenter` (the judge that reads the parts back);
 * the layouts of notebook 09 — :func:`train_layout`: canvases of 1–3 digits (:mod:`minildm.layout`) → the f = 4
   autoencoder → latents (:func:`layout_latents`) → layout-conditional LDM;
 * :func:`train` — a preset of :data:`minildm.presets.PRESETS` by name, end to end.
@@ -50,6 +52,8 @@ from .presets import PRESETS, AutoencoderPreset, DiffusionPreset
 from .release import first_stage_payload, load_diffusion, sampling_payload
 from .restoration import Regression, train_regression
 from .schedule import make_schedule
+from .semantic import PartSegmenter, reconstruct, semantic_condition, semantic_faces, train_segmenter
+from .shipped import shipped
 from .text import Tokenizer
 from .train import train_autoencoder, train_diffusion
 from .unet import UNet
@@ -203,6 +207,8 @@ def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = 
     if name == "autoencoder-mnist":
         ae, _, ckpt_path = first_stage(preset, ckpt_path=ckpt_path, progress=progress)
         return ae, ckpt_path
+    if name == "latent-faces-semantic":  # toy faces drawn with their part maps (notebook 08)
+        return train_semantic(preset, ckpt_path=ckpt_path, progress=progress, callback=callback), ckpt_path
     if (preset.conditioning or {}).get("type") == "layout":  # canvases of several digits, not MNIST's images
         return train_layout(preset, ckpt_path=ckpt_path, progress=progress, callback=callback), ckpt_path
     with distributed.main_first():
@@ -216,7 +222,7 @@ def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = 
     if spec is None:
         labels = None
     elif spec["type"] == "concat":  # c on the latent grid, one per training image (notebook 08)
-        labels = concat_conditions(preset, ae, images)
+        data, labels = concat_pairs(preset, ae, images, data)
     elif spec["type"] == "text":  # captions measured on the same digits, in the same order as the latents
         _, tok, labels, preset = text_conditions(preset, images, labels)
         null = tok.null()
@@ -228,6 +234,8 @@ def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = 
 # ------------------------------------------------------------------------------------------ concatenation (notebook 08)
 SR_REGRESSION_CPU_STEPS = 2000  # the regression baseline's steps in cpu mode (train_sr_regression)
 
+INPAINT_MASKS_PER_IMAGE = 4  # inpainting: each training digit with this many masks (seeds 0, 1, …), not one
+
 def concat_conditions(preset: DiffusionPreset, ae: AutoencoderKL, images: Tensor, seed: int = 0) -> Tensor:
     """The condition c of every training image (N, C_c, h, w) for a concatenation preset: the LR image (``sr``), or
     the masked image's latent and the resized mask (``inpaint``, masks :func:`~minildm.pairs.random_masks` of
@@ -238,6 +246,17 @@ def concat_conditions(preset: DiffusionPreset, ae: AutoencoderKL, images: Tensor
     if task == "inpaint":
         return inpaint_condition(ae, images, random_masks(len(images), images.shape[-1], seed=seed))
     raise ValueError(f"{preset.name}: no MNIST pairs for the concatenation task {task!r} (only 'sr' and 'inpaint')")
+
+
+def concat_pairs(preset: DiffusionPreset, ae: AutoencoderKL, images: Tensor, latents: Tensor,
+                 masks_per_image: int = INPAINT_MASKS_PER_IMAGE) -> tuple[Tensor, Tensor]:
+    """The training pairs (z, c) of a concatenation preset. SR: (latents, LR), one pair per image (the LR image is a
+    function of the digit). Inpainting: each digit ``masks_per_image`` times, with the masks of seeds 0, 1, …, so the
+    model does not see each digit behind one fixed mask for the whole run: (latents repeated (K·N, …), c (K·N, …))."""
+    if preset.conditioning["task"] != "inpaint":
+        return latents, concat_conditions(preset, ae, images)
+    cond = [concat_conditions(preset, ae, images, seed=k) for k in range(masks_per_image)]
+    return latents.repeat(masks_per_image, *[1] * (latents.ndim - 1)), torch.cat(cond)
 
 
 def train_sr_regression(mode: Mode | None = None, ckpt_path=None, progress: bool = True,
@@ -257,6 +276,63 @@ def train_sr_regression(mode: Mode | None = None, ckpt_path=None, progress: bool
     ae, _, _ = first_stage(presets.autoencoder_mnist(mode, f=preset.f), progress=progress)
     return train_regression(preset.unet, preset.conditioning, preset.train, images, low_resolution(images), ae,
                             ckpt_path=ckpt_path or runs_dir(mode) / f"{preset.name}_regression.pt", progress=progress)
+
+
+# ------------------------------------------------------------------------------------------ semantic maps (notebook 08)
+SEGMENTER_DATA_SEED, SEMANTIC_TEST_SEED = 1, 2  # the training faces are seed 0: three disjoint streams of faces
+SEGMENTER_STEPS = dict(smoke=20, cpu=500, gpu=2000)
+
+
+def face_first_stage() -> AutoencoderKL:
+    """Notebook 06's frozen face autoencoder (its scale factor set), as the shipped ``latent_faces_toy`` carries it:
+    the semantic model shares the attribute model's latent space, and needs no autoencoder run of its own."""
+    return load_diffusion(shipped("latent_faces_toy")).first_stage.eval()
+
+
+def train_semantic(preset: DiffusionPreset, ckpt_path=None, progress: bool = True, callback=None) -> DiffusionModel:
+    """The semantic-map preset end to end (resumable, a finished run loads): ``n_train`` toy faces with their maps
+    (:func:`~minildm.semantic.semantic_faces`, seed 0) → z = s·ℰ(x) by notebook 06's frozen autoencoder → ε_θ([z_t, c],
+    t) with c the one-hot map on the latent grid, dropped to the empty map with p_uncond."""
+    ckpt_path = Path(ckpt_path or runs_dir(preset.mode) / f"{preset.name}.pt")
+    if ckpt_path.exists():  # a finished run loads without drawing its faces again
+        ckpt = load_checkpoint(ckpt_path, kind=preset.kind)
+        if ckpt.get("step", 0) >= preset.train.steps and ckpt.get("train_config") == preset.train.to_dict() \
+                and ckpt.get("sampling") == sampling_payload(preset):
+            return load_diffusion(ckpt_path)
+    ae = face_first_stage()
+    data = semantic_faces(preset.n_train, seed=0)
+    z = encode_dataset(ae, data.images, cache_path=runs_dir(preset.mode) / "latents_semantic_faces_train.pt")
+    spec = preset.conditioning
+    null = torch.zeros(spec["condition_channels"], spec["size"], spec["size"])  # ∅: the empty map
+    result, _ = train_preset(preset, z, labels=semantic_condition(data.parts, spec["size"]), ckpt_path=ckpt_path,
+                             progress=progress, callback=callback, first_stage=ae, null_condition=null)
+    return to_model(preset, result.ema, ae)
+
+
+def part_segmenter(mode: Mode | None = None, ckpt_path=None, progress: bool = True) -> PartSegmenter:
+    """The judge of semantic synthesis, trained (or loaded): :class:`~minildm.semantic.PartSegmenter` on 4,000
+    rendered faces of their own seed (none of them a training face of the diffusion model, none a test map) and
+    their reconstructions by the frozen face autoencoder (the diffusion model's decoder, not its ε_θ), its
+    steps per mode :data:`SEGMENTER_STEPS`; ``runs/<mode>/part_segmenter.pt``."""
+    mode = mode or get_mode()
+    ckpt_path = Path(ckpt_path or runs_dir(mode) / "part_segmenter.pt")
+    if ckpt_path.exists():
+        return load_segmenter(ckpt_path)
+    data = semantic_faces(256 if mode == "smoke" else 4000, seed=SEGMENTER_DATA_SEED)
+    rec = reconstruct(face_first_stage(), data.images)  # decoded faces are softer than renders: it reads both
+    model, losses = train_segmenter(data, steps=SEGMENTER_STEPS[mode], reconstructions=rec, progress=progress)
+    save_checkpoint(ckpt_path, dict(model=model.state_dict(), losses=losses, data_seed=SEGMENTER_DATA_SEED),
+                    kind="part_segmenter", config=dict(width=model.width))
+    return model
+
+
+def load_segmenter(path) -> PartSegmenter:
+    """A :func:`part_segmenter` checkpoint → the judge in eval mode (its training losses in ``.history``)."""
+    ckpt = load_checkpoint(path, kind="part_segmenter")
+    model = PartSegmenter(**ckpt["config"])
+    model.load_state_dict(ckpt["model"])
+    model.history = list(ckpt.get("losses", []))
+    return model.eval()
 
 
 # ------------------------------------------------------------------------------------------ layouts (notebook 09)

@@ -151,14 +151,26 @@ def _mix(a, b, t: float) -> tuple[int, int, int]:
     return tuple(int(round((1 - t) * x + t * y)) for x, y in zip(a, b))
 
 
-def render_face(attrs: Attrs, seed: int | np.random.Generator = 0) -> Image.Image:
+PARTS: tuple[str, ...] = ("background", "clothes", "skin", "hair", "eyes", "mouth", "glasses", "hat")
+MOVABLE = ("mouth", "glasses")  # the parts that ``offsets`` may move (the semantic maps of notebook 08)
+
+
+def render_face(attrs: Attrs, seed: int | np.random.Generator = 0, offsets: Mapping[str, tuple[int, int]] | None = None,
+                parts: bool = False):
     """Draw one toy face as a CelebA-sized RGB image (178 wide × 218 high), the face filling the centre 148×148.
 
     ``attrs``: dict name → 0/1 (missing names: 0, except No_Beard and Young: 1) or a (40,) tensor.
     ``seed`` (or a numpy Generator) chooses the colours only; it draws the same random numbers whatever the
     attributes, so the same seed with one attribute flipped changes only that attribute's region.
+    ``offsets``: {part: (dx, dy)} moves a part of :data:`MOVABLE` by that many pixels of the 148×148 crop (none: the
+    fixed geometry of notebook 06's data, pixel for pixel). ``parts=True`` returns ``(image, part_map)``: the map a
+    148×148 "L" image whose pixels are indices into :data:`PARTS`, painted by the very strokes that paint the face
+    (cheeks, wrinkles and nose count as skin, beard and bangs as hair, eyebrows as eyes).
     """
     a = _attr_dict(attrs)
+    offsets = dict(offsets or {})
+    if set(offsets) - set(MOVABLE):
+        raise ValueError(f"offsets can move {MOVABLE} only, got {sorted(set(offsets) - set(MOVABLE))}")
     rng = np.random.default_rng(seed) if not isinstance(seed, np.random.Generator) else seed
     u = rng.random(12)  # every random number, drawn up front in a fixed order
     background = tuple(int(v) for v in rng.integers(30, 230, 3))
@@ -174,37 +186,60 @@ def render_face(attrs: Attrs, seed: int | np.random.Generator = 0) -> Image.Imag
     lips = _mix((200, 20, 50), (150, 10, 40), u[4]) if a["Wearing_Lipstick"] else _mix(skin, (120, 40, 40), 0.45)
     cheek = _mix(skin, (235, 70, 100), 0.55)
     line = _mix(skin, (40, 20, 10), 0.4)
+    frame = (20, 20, 25) if u[5] < 0.7 else (150, 110, 40)
+
+    def eyes(d, c):
+        for x, y in EYES:
+            d.ellipse((x - 8, y - 4, x + 8, y + 4), fill=c((245, 245, 240)))
+            d.ellipse((x - 4, y - 4, x + 4, y + 4), fill=c(iris))
+            d.ellipse((x - 2, y - 2, x + 2, y + 2), fill=c((10, 10, 10)))
+            d.line((x - 10, y - 13, x + 10, y - 14), fill=c(_mix(line, (0, 0, 0), 0.4)), width=3)  # eyebrow
+
+    # The face, stroke by stroke in paint order: (part, draw(d, c)), c mapping a colour to what is painted.
+    strokes = [("clothes", lambda d, c: d.ellipse((8, 128, 140, 230), fill=c(clothes)))]  # shoulders
+    if not a["Bald"]:
+        strokes.append(("hair", lambda d, c: _hair(d, c(hair), long=not a["Male"])))
+    strokes += [("skin", lambda d, c: d.rectangle((60, 110, 88, 140), fill=c(_mix(skin, (0, 0, 0), 0.1)))),  # neck
+                ("skin", lambda d, c: d.ellipse(FACE, fill=c(skin)))]
+    if a["Rosy_Cheeks"]:
+        strokes.append(("skin", lambda d, c: _cheeks(d, c(cheek))))
+    if not a["No_Beard"]:
+        strokes.append(("hair", lambda d, c: _beard(d, c(hair if not a["Bald"] else (60, 45, 35)))))
+    if not a["Young"]:
+        strokes.append(("skin", lambda d, c: _wrinkles(d, c(line))))
+    strokes += [("skin", lambda d, c: d.line([(74, 72), (70, 90), (77, 92)], fill=c(line), width=2)),  # nose
+                ("eyes", eyes),
+                ("mouth", lambda d, c: _mouth(d, c(lips), c((70, 15, 25)), c((250, 250, 245)), bool(a["Smiling"]),
+                                              bool(a["Mouth_Slightly_Open"])))]
+    if a["Bangs"] and not a["Bald"]:
+        strokes.append(("hair", lambda d, c: _bangs(d, c(hair))))
+    if a["Eyeglasses"]:
+        strokes.append(("glasses", lambda d, c: _glasses(d, c(frame))))
+    if a["Wearing_Hat"]:
+        strokes.append(("hat", lambda d, c: _hat(d, c(hat), c(band))))
 
     face = Image.new("RGB", (CROP, CROP), background)
-    d = ImageDraw.Draw(face)
-    d.ellipse((8, 128, 140, 230), fill=clothes)  # shoulders
-    if not a["Bald"]:
-        _hair(d, hair, long=not a["Male"])
-    d.rectangle((60, 110, 88, 140), fill=_mix(skin, (0, 0, 0), 0.1))  # neck
-    d.ellipse(FACE, fill=skin)
-    if a["Rosy_Cheeks"]:
-        _cheeks(d, cheek)
-    if not a["No_Beard"]:
-        _beard(d, hair if not a["Bald"] else (60, 45, 35))
-    if not a["Young"]:
-        _wrinkles(d, line)
-    d.line([(74, 72), (70, 90), (77, 92)], fill=line, width=2)  # nose
-    for x, y in EYES:
-        d.ellipse((x - 8, y - 4, x + 8, y + 4), fill=(245, 245, 240))
-        d.ellipse((x - 4, y - 4, x + 4, y + 4), fill=iris)
-        d.ellipse((x - 2, y - 2, x + 2, y + 2), fill=(10, 10, 10))
-        d.line((x - 10, y - 13, x + 10, y - 14), fill=_mix(line, (0, 0, 0), 0.4), width=3)  # eyebrow
-    _mouth(d, lips, (70, 15, 25), (250, 250, 245), bool(a["Smiling"]), bool(a["Mouth_Slightly_Open"]))
-    if a["Bangs"] and not a["Bald"]:
-        _bangs(d, hair)
-    if a["Eyeglasses"]:
-        _glasses(d, (20, 20, 25) if u[5] < 0.7 else (150, 110, 40))
-    if a["Wearing_Hat"]:
-        _hat(d, hat, band)
+    part_map = Image.new("L", (CROP, CROP), 0) if parts else None
+    for part, draw in strokes:
+        _paint(face, draw, lambda colour: colour, offsets.get(part))
+        if parts:
+            label = PARTS.index(part)
+            _paint(part_map, draw, lambda colour: label, offsets.get(part))
 
     img = Image.new("RGB", (W, H), background)
     img.paste(face, OFFSET)
-    return img
+    return (img, part_map) if parts else img
+
+
+def _paint(img: Image.Image, draw, c, offset) -> None:
+    """Run one stroke on ``img``; with an offset (dx, dy), on a blank layer pasted that far away (clipped)."""
+    if not offset or tuple(offset) == (0, 0):
+        draw(ImageDraw.Draw(img), c)
+        return
+    layer, mask = Image.new(img.mode, img.size, 0), Image.new("L", img.size, 0)
+    draw(ImageDraw.Draw(layer), c)
+    draw(ImageDraw.Draw(mask), lambda colour: 255)
+    img.paste(layer, (int(offset[0]), int(offset[1])), mask)
 
 
 def attribute_regions(size: int = 64) -> dict[str, Tensor]:

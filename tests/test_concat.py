@@ -104,6 +104,62 @@ def test_masks_on_a_seed():
     assert h[..., :16].sum() == 0 and h[..., 16:].all()
 
 
+def is_rectangle(m: torch.Tensor) -> bool:
+    ys, xs = m.nonzero(as_tuple=True)
+    return bool(m[ys.min():ys.max() + 1, xs.min():xs.max() + 1].all())
+
+
+def test_masks_include_the_four_halves_at_their_share():
+    """2,000 masks: a share p_half = 0.2 is exactly one of the four half masks (binomial sd 0.009, so ±0.04 is > 4 sd),
+    each side ~1/4 of them (0.05 ± 0.025, sd 0.005); the fully masked share is still p_full (0.1 ± 0.03, sd 0.007);
+    of the rest, boxes (their bounding rectangle all masked: a box is at most 3/4 of a side, never a half) are p_box
+    (0.5 ± 0.06, sd 0.013 over ~1,400). p_half = 0: no half at all."""
+    n = 2000
+    m = random_masks(n, 32, seed=0)
+    halves = torch.cat([half_mask(1, 32, side) for side in ("right", "left", "bottom", "top")])  # (4, 1, 32, 32)
+    side = (m[:, None] == halves[None]).flatten(2).all(2)  # (n, 4): mask i is half k
+    full = m.flatten(1).mean(1) == 1
+    assert abs(side.any(1).float().mean().item() - 0.2) < 0.04
+    assert ((side.float().mean(0) - 0.05).abs() < 0.025).all()
+    assert abs(full.float().mean().item() - 0.1) < 0.03
+    rest = m[~side.any(1) & ~full, 0]
+    assert abs(np.mean([is_rectangle(r) for r in rest]) - 0.5) < 0.06
+    assert all(not is_rectangle(r) or (r.sum(0).max() <= 24 and r.sum(1).max() <= 24) for r in rest)
+    none = random_masks(500, 32, seed=0, p_half=0.0)
+    assert not (none[:, None] == halves[None]).flatten(2).all(2).any()
+    assert abs((none.flatten(1).mean(1) == 1).float().mean().item() - 0.1) < 0.045  # sd 0.013
+    only = random_masks(40, 32, seed=1, p_full=0.0, p_half=1.0)
+    assert (only[:, None] == halves[None]).flatten(2).all(2).any(1).all()
+
+
+def test_concat_pairs_repeat_each_digit_with_masks_of_seeds_0_to_k(ae):
+    """Inpainting: K·N pairs, z repeated in order (z_out[k·N + i] = z[i]), block k conditioned on the masks of seed k
+    (its last channel is m↓ of random_masks(seed=k)), so the K conditions of one digit differ. SR: (z, LR), as
+    given."""
+    preset = presets.latent_mnist_inpaint("smoke")
+    x, _ = mnist("train", size=32, n=5)
+    z = torch.randn(5, 4, 8, 8)
+    zs, cs = recipes.concat_pairs(preset, ae, x, z, masks_per_image=3)
+    assert zs.shape == (15, 4, 8, 8) and cs.shape == (15, 5, 8, 8)
+    for k in range(3):
+        assert torch.equal(zs[5 * k:5 * k + 5], z)
+        assert torch.equal(cs[5 * k:5 * k + 5, 4:], resize_mask(random_masks(5, 32, seed=k), 8))
+    for i in range(5):
+        assert not torch.equal(cs[i], cs[5 + i]) and not torch.equal(cs[5 + i], cs[10 + i])
+    assert recipes.concat_pairs(preset, ae, x, z)[0].shape[0] == 5 * recipes.INPAINT_MASKS_PER_IMAGE == 20
+    zs, lr = recipes.concat_pairs(presets.latent_mnist_sr("smoke"), ae, x, z)
+    assert zs is z and torch.equal(lr, low_resolution(x))
+
+
+def test_concat_cpu_presets_drop_the_lr_within_the_run(monkeypatch):
+    """cpu mode: the ×0.1 drop comes after the warm-up and before the last step (else it never happens)."""
+    monkeypatch.delenv("MINILDM_MAX_STEPS", raising=False)
+    for preset in (presets.latent_mnist_sr("cpu"), presets.latent_mnist_inpaint("cpu")):
+        cfg = preset.train
+        assert cfg.warmup < cfg.lr_drop_at < cfg.steps and cfg.lr_drop < 1, preset.name
+    assert presets.latent_mnist_sr("smoke").train == presets.latent_mnist("smoke").train  # smoke: untouched
+
+
 def test_masked_image_and_inpaint_condition(ae):
     x, _ = mnist("test", size=32, n=6)
     m = random_masks(6, 32, seed=0, p_full=0.0)

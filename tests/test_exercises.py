@@ -44,6 +44,7 @@ ANSWERS = {
     "08.inpaint_in_channels": (9, 5),  # 4 (z_t) + 4 (s·ℰ of the masked digit) + 1 (m↓); 5 forgets z_t
     "08.nearest_consistency": (0.0, 0.25),  # avgpool₄ of a nearest upsample is the LR image itself
     "08.box_cells": (16 / 64, 144 / 1024),  # rows 10–21 touch cells 2–5: 4 × 4 cells; the wrong one is the pixel share
+    "08.mouth_share": (0.25, 28 / 1024),  # each of rows 47 | 48 is one row of a cell: 4 of its 16 pixels; not the pixel share
     "09.num_tokens": ((4, 3), (2, 2)),  # ∅ + 3 slots; the empty slot is masked, not dropped
     "09.fourier_dim": (68, 64),  # 4·(2·8 + 1): the raw coordinate counts too
     "09.chance_share": (0.16, 0.4),  # 0.4²: an area, not a side
