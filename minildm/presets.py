@@ -451,8 +451,9 @@ def latent_mnist_inpaint(mode: Mode | None = None) -> DiffusionPreset:
     return _concat_preset(mode, "latent_mnist_inpaint", "inpaint", 5, INPAINT_CPU_STEPS)
 
 
-# cpu budget: measured on one thread of the 2-core machine beside two other trainings (2026-12-02), see the preset
-SEMANTIC_CPU_STEPS, SEMANTIC_CPU_LR_DROP_AT = 2500, 2000
+# cpu budget: 1.1 s a step at batch 64 on one thread of the 2-core machine beside three other jobs, ~0.5 s beside
+# one (2026-12-02): 4,000 steps are 35–70 min. At 1,000 steps the samples were still blotches of colour
+SEMANTIC_CPU_STEPS, SEMANTIC_CPU_LR_DROP_AT = 4000, 3400
 SEMANTIC_PARTS = 8  # minildm.toyfaces.PARTS: background, clothes, skin, hair, eyes, mouth, glasses, hat
 
 

@@ -280,7 +280,7 @@ def train_sr_regression(mode: Mode | None = None, ckpt_path=None, progress: bool
 
 # ------------------------------------------------------------------------------------------ semantic maps (notebook 08)
 SEGMENTER_DATA_SEED, SEMANTIC_TEST_SEED = 1, 2  # the training faces are seed 0: three disjoint streams of faces
-SEGMENTER_STEPS = dict(smoke=20, cpu=500, gpu=2000)
+SEGMENTER_STEPS = dict(smoke=20, cpu=800, gpu=2000)
 
 
 def face_first_stage() -> AutoencoderKL:

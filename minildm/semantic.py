@@ -185,14 +185,19 @@ def _augment(x: Tensor, g: torch.Generator) -> Tensor:
 def train_segmenter(data: SemanticFaces, steps: int = 600, batch_size: int = 32, lr: float = 2e-3, seed: int = 0,
                     reconstructions: Tensor | None = None,
                     progress: bool = False) -> tuple[PartSegmenter, list[float]]:
-    """The judge: :class:`PartSegmenter` trained with cross-entropy on rendered faces and their maps (augmented,
-    :func:`_augment`), AdamW at ``lr`` with a ×0.1 drop for the last quarter. ``reconstructions`` (the renders
+    """The judge: :class:`PartSegmenter` trained with class-weighted cross-entropy (weights ∝ 1/√(pixel share)) on
+    rendered faces and their maps (augmented, :func:`_augment`), AdamW at ``lr`` with a ×0.1 drop for the last
+    quarter. ``reconstructions`` (the renders
     through the frozen autoencoder, :func:`reconstruct`): each example is its reconstruction with p = 0.5, so that
     the judge reads decoded faces as well as renders (trained on renders alone it found 12% of the glasses in
     reconstructions: 1-px frames, blurred). Returns (model in eval mode, losses)."""
     torch.manual_seed(seed)
     model = PartSegmenter()
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    # class weights ∝ 1/√(pixel share), mean 1: glasses and a closed mouth are < 1% of the pixels, and unweighted
+    # cross-entropy found only 62% of the glasses pixels of renders (31% of reconstructions) after 500 steps
+    share = torch.bincount(data.parts.flatten(), minlength=len(PARTS)).float().clamp_min(1) / data.parts.numel()
+    weight = share.rsqrt() / share.rsqrt().mean()
     g = torch.Generator().manual_seed(seed)
     losses = []
     for step in range(steps):
@@ -204,7 +209,7 @@ def train_segmenter(data: SemanticFaces, steps: int = 600, batch_size: int = 32,
         if reconstructions is not None:
             use = (torch.rand(batch_size, 1, 1, 1, generator=g) < 0.5).float()
             x = use * reconstructions[idx] + (1 - use) * x
-        loss = F.cross_entropy(model(_augment(x, g)), data.parts[idx])
+        loss = F.cross_entropy(model(_augment(x, g)), data.parts[idx], weight=weight)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"segmenter: non-finite loss at step {step + 1}; lower lr ({lr:g})")
         opt.zero_grad(set_to_none=True)

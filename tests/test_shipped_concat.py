@@ -20,9 +20,11 @@ from minildm.shipped import shipped
 N = 200  # test digits per gate
 STEPS = 50
 # measured on the shipped weights at n = 200, seed 0 (and at n = 1000 in minildm/weights/README.md)
-SR_ACCURACY_MIN = 0.90  # measured 95.0% [91.5, 97.5] at n = 200, seed 0 (95.5% [94.2, 96.9] at n = 1000; target 97%)
-SR_FD_RATIO_MAX = 1.5  # issue 16's target; measured 1.06 [0.96, 1.16] at n = 200 (1.16 [1.00, 1.35] at n = 1000)
-INPAINT_ACCURACY_MIN = 0.62  # measured 72.0% [64.5, 78.5] at n = 200 (77.1% [74.6, 79.4] at n = 1000; target 90%: missed)
+# (the retrained 12,000-step weights of 2026-12-02, measured at n = 1000; a 200-digit estimate has sd ≈ 1.5 points
+# at 95% and ≈ 2.8 at 81%, so each threshold sits ≥ 3 sd below its measurement)
+SR_ACCURACY_MIN = 0.90  # measured 95.6% [94.2, 96.8] at n = 1000 (target 97%: missed)
+SR_FD_RATIO_MAX = 1.5  # issue 16's target; measured 1.07 [0.94, 1.22] at n = 1000
+INPAINT_ACCURACY_MIN = 0.70  # measured 81.2% [79.2, 83.5] at n = 1000 (target 90%: missed; the first run 77.1%)
 OUTSIDE_MAX = 0.05  # issue 16's target: mean |y − x| over the known pixels, [0, 1] units, without pasting
 
 
