@@ -278,6 +278,16 @@ def train_sr_regression(mode: Mode | None = None, ckpt_path=None, progress: bool
                             ckpt_path=ckpt_path or runs_dir(mode) / f"{preset.name}_regression.pt", progress=progress)
 
 
+def _finished(preset: DiffusionPreset, ckpt_path: Path) -> bool:
+    """Whether ``ckpt_path`` holds this preset's run, finished: all its steps, its TrainConfig and its sampling
+    settings. The recipes whose data are slow to make check this before making them (layouts, semantic maps)."""
+    if not ckpt_path.exists():
+        return False
+    ckpt = load_checkpoint(ckpt_path, kind=preset.kind)
+    return ckpt.get("step", 0) >= preset.train.steps and ckpt.get("train_config") == preset.train.to_dict() \
+        and ckpt.get("sampling") == sampling_payload(preset)
+
+
 # ------------------------------------------------------------------------------------------ semantic maps (notebook 08)
 SEGMENTER_DATA_SEED, SEMANTIC_TEST_SEED = 1, 2  # the training faces are seed 0: three disjoint streams of faces
 SEGMENTER_STEPS = dict(smoke=20, cpu=800, gpu=2000)
@@ -294,11 +304,8 @@ def train_semantic(preset: DiffusionPreset, ckpt_path=None, progress: bool = Tru
     (:func:`~minildm.semantic.semantic_faces`, seed 0) → z = s·ℰ(x) by notebook 06's frozen autoencoder → ε_θ([z_t, c],
     t) with c the one-hot map on the latent grid, dropped to the empty map with p_uncond."""
     ckpt_path = Path(ckpt_path or runs_dir(preset.mode) / f"{preset.name}.pt")
-    if ckpt_path.exists():  # a finished run loads without drawing its faces again
-        ckpt = load_checkpoint(ckpt_path, kind=preset.kind)
-        if ckpt.get("step", 0) >= preset.train.steps and ckpt.get("train_config") == preset.train.to_dict() \
-                and ckpt.get("sampling") == sampling_payload(preset):
-            return load_diffusion(ckpt_path)
+    if _finished(preset, ckpt_path):  # a finished run loads without drawing its faces again
+        return load_diffusion(ckpt_path)
     ae = face_first_stage()
     data = semantic_faces(preset.n_train, seed=0)
     z = encode_dataset(ae, data.images, cache_path=runs_dir(preset.mode) / "latents_semantic_faces_train.pt")
@@ -351,11 +358,8 @@ def train_layout(preset: DiffusionPreset, ckpt_path=None, progress: bool = True,
     autoencoder of notebook 03 (trained or loaded, its scale factor kept) → latents → ε_θ(z_t, t, τ_θ(layout)) with
     condition dropout to the empty layout. Returns the EMA model as a :class:`~minildm.ldm.DiffusionModel`."""
     ckpt_path = Path(ckpt_path or runs_dir(preset.mode) / f"{preset.name}.pt")
-    if ckpt_path.exists():  # a finished run loads without drawing its 20,000 canvases again (1.5–3 min for nothing)
-        ckpt = load_checkpoint(ckpt_path, kind=preset.kind)
-        if ckpt.get("step", 0) >= preset.train.steps and ckpt.get("train_config") == preset.train.to_dict() \
-                and ckpt.get("sampling") == sampling_payload(preset):
-            return load_diffusion(ckpt_path)
+    if _finished(preset, ckpt_path):  # loads without drawing its 20,000 canvases again (1.5–3 min for nothing)
+        return load_diffusion(ckpt_path)
     ae, _, _ = first_stage(presets.autoencoder_mnist(preset.mode, f=preset.f), progress=progress)
     z, layouts = layout_latents(preset, ae)
     null = encoder_from_spec(preset.conditioning)[0].null_condition(1)[0]  # (K, 5): the empty layout ∅

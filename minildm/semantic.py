@@ -299,10 +299,10 @@ def measure(model, segmenter: PartSegmenter, test: SemanticFaces, steps: int = 5
     drawn = draw(model, test.parts, seed=seed, steps=steps, guidance=guidance, batch_size=batch_size)
     second = draw(model, test.parts, seed=seed + 1, steps=steps, guidance=guidance, batch_size=batch_size)
     images = {"render": test.images, "reconstruction": reconstruct(model.first_stage, test.images), "drawn": drawn}
+    preds = {name: segmenter.segment(imgs) for name, imgs in images.items()}  # each set read once
     rows = {}
-    for name, (imgs, want) in {**{k: (v, test.parts) for k, v in images.items()},
-                               "another map": (drawn, test.parts.roll(1, 0))}.items():
-        pred = segmenter.segment(imgs)
+    for name, (pred, want) in {**{k: (v, test.parts) for k, v in preds.items()},
+                               "another map": (preds["drawn"], test.parts.roll(1, 0))}.items():
         hits = part_hits(pred, want)
         every = torch.ones(len(want), dtype=torch.bool)
         for part in LOCALISED:
@@ -311,8 +311,7 @@ def measure(model, segmenter: PartSegmenter, test: SemanticFaces, steps: int = 5
         rows[name] = {part: _share(h) for part, h in hits.items()}
         rows[name]["all"] = bootstrap_mean(every.float().numpy())
         rows[name]["pixels"] = bootstrap_mean((pred == want).flatten(1).float().mean(1).numpy())
-    pred = segmenter.segment(drawn)
-    extra = {part: _share(v) for part, v in spurious(pred, test.parts).items()}
+    extra = {part: _share(v) for part, v in spurious(preds["drawn"], test.parts).items()}
     diversity = bootstrap_mean((drawn - second).abs().flatten(1).mean(1).numpy() / 2)  # in [0, 1] units
     return dict(rows=rows, spurious=extra, diversity=diversity, drawn=drawn, second=second)
 
