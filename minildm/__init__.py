@@ -50,6 +50,7 @@ module                  notebooks               what, and where in the papers
 ``latents``             04 (via recipes), 07    the data set encoded once by the frozen ℰ, cached (LDM §3.2)
 ``ldm``                 04–07 (via release)     DiffusionModel: ε_θ + schedule + 𝒟, sampled in z, decoded (§3.2)
 ``restoration``         08                      upscale, inpaint, the paste baseline (RePaint's replace), L1 regression (§4.4–4.5)
+``face_restoration``    08                      toy-face SR and attribute inpainting, judged; FD in the face judge's features
 ``shipped``             04, 05 (release), 07    the shipped weights in minildm/weights/, by name
 ``release``             04, 05, 07              load any diffusion checkpoint; export small release files
 *sizes*

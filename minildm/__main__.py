@@ -33,11 +33,11 @@ from . import distributed, recipes, semantic
 from .attention_maps import capture_attention
 from .celeba import CelebADataMissing
 from .checkpoint import CheckpointError, load_checkpoint
-from .conditions import conditions_for
+from .conditions import conditions_for, parse_attributes
 from .config import MODES, get_device, get_mode, runs_dir
 from .data import MNISTDataMissing, mnist
 from .evaluate import Evaluator
-from .faces import load_faces
+from .faces import attribute_vector, load_faces
 from .presets import PRESETS
 from .release import export_diffusion, load_diffusion
 from .restoration import example_grid, inpaint, upscale
@@ -210,7 +210,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         rows = torch.cat([semantic.colour_map(test.parts), semantic.draw(model, test.parts), test.images])
         print(f"wrote {save_grid(rows, grid, nrow=16)} (test maps, faces drawn from them, the renders)")
     elif hasattr(model.unet, "check_condition"):  # a concatenation model: test digits, conditioned, beside the truth
-        print(f"wrote {save_grid(example_grid(model, mnist('test', size=32, n=16)[0]), grid, nrow=16)}")
+        x = load_faces("test", n=16, source="toy", mode=mode, verbose=False).float() if model.image_size == 64 \
+            else mnist("test", size=32, n=16)[0]
+        print(f"wrote {save_grid(example_grid(model, x), grid, nrow=16)}")
     else:
         y, _ = conditions_for(model, 64)
         guidance = model.guidance if y is not None else 1.0
@@ -248,7 +250,17 @@ def cmd_inpaint(args: argparse.Namespace) -> None:
     out, png = _output("--out", args.out, ".npz"), _output("--png", args.png, ".png")
     x, m = _read_npz("--input", args.input, "images"), _read_npz("--mask", args.mask, "mask")
     model = load_diffusion(resolve(args.model))
-    y = inpaint(model, torch.from_numpy(x), torch.from_numpy(m), seed=args.seed, steps=args.steps)
+    attrs = None
+    if args.attributes is not None:  # the face model: the named attributes, every other one unsaid (∅)
+        names = getattr(model.unet, "attributes", ())
+        if not names:
+            raise CLIError(f"--attributes is for an inpainting model told attributes (latent_faces_inpaint); "
+                           f"{model.name} inpaints from the image alone")
+        try:
+            attrs = attribute_vector(names, **parse_attributes(args.attributes)).expand(len(x), -1)
+        except ValueError as e:
+            raise CLIError(_one_line(e)) from None
+    y = inpaint(model, torch.from_numpy(x), torch.from_numpy(m), seed=args.seed, steps=args.steps, attrs=attrs)
     _write_restored(y, out, png, model, torch.from_numpy(x) * (1 - torch.from_numpy(m).float()))
 
 
@@ -436,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("model", help="an inpainting checkpoint, or a shipped model's name (latent_mnist_inpaint)")
     i.add_argument("--input", required=True, help=".npz with images (N, C, H, W) float32 in [0, 1]")
     i.add_argument("--mask", required=True, help=".npz with mask (N, 1, H, W) in {0, 1}, 1 = to be generated")
+    i.add_argument("--attributes", default=None,
+                   help="for latent_faces_inpaint: what the filled faces should show, e.g. Eyeglasses=1,Smiling=0 "
+                        "(every other attribute unsaid; default: nothing said)")
     for q, fn in ((u, cmd_upscale), (i, cmd_inpaint)):
         q.add_argument("--out", required=True, help=".npz for the results: images (N, C, H, W) float32 in [0, 1]")
         q.add_argument("--png", default=None, help="also a PNG grid: the inputs, then the results")

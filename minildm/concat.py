@@ -16,6 +16,8 @@ task           c                                                       ∅ (:met
 =============  ======================================================  =============================================
 ``sr``         the low-resolution image, at the latent grid (§4.4)     none: the LR image all but fixes the output
 ``inpaint``    [s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), m↓]  (§4.5)                the fully masked input: zeros, m↓ = 1
+               faces: [s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), A, m↓], A the      the same, A = 0 (no attribute said)
+               attribute planes (:func:`minildm.pairs.attribute_planes`)
 ``semantic``   one-hot part map, area-resized to the grid (§4.3.2)     the empty map: all zeros (no part anywhere)
 =============  ======================================================  =============================================
 
@@ -63,10 +65,13 @@ class ConcatUNet(nn.Module):
 
     Called like the conditional UNets, ``model(z_t, t, y=c)``, so :func:`minildm.train.train_diffusion`'s ``labels``
     (conditions (N, C_c, h, w)), its condition dropout and every sampler's ``model_kwargs`` flow in unchanged.
-    ``task`` is one of :data:`TASKS`; ``size`` the latent grid h = w. The checkpoint keeps :attr:`spec`.
+    ``task`` is one of :data:`TASKS`; ``size`` the latent grid h = w; ``attributes`` the names of the attribute
+    planes an inpainting model's c carries (the faces of notebook 08; none for MNIST). The checkpoint keeps
+    :attr:`spec`.
     """
 
-    def __init__(self, unet: nn.Module, task: str, latent_channels: int, condition_channels: int, size: int):
+    def __init__(self, unet: nn.Module, task: str, latent_channels: int, condition_channels: int, size: int,
+                 attributes=()):
         super().__init__()
         if task not in TASKS:
             raise ValueError(f"unknown concatenation task {task!r}; expected one of {TASKS}")
@@ -76,6 +81,12 @@ class ConcatUNet(nn.Module):
             raise ValueError(f"a concatenation UNet takes [z_t, c]: build it with UNetConfig(in_channels="
                              f"{latent_channels + condition_channels}, out_channels={latent_channels}); got "
                              f"in_channels={cfg.in_channels}, out_channels={cfg.out_channels}")
+        self.attributes = tuple(attributes)
+        if self.attributes and (task != "inpaint" or condition_channels != latent_channels
+                                + len(self.attributes) + 1):
+            raise ValueError(f"attribute planes are for inpainting, c = [z, A, m↓]: condition_channels must be "
+                             f"{latent_channels + len(self.attributes) + 1} for {len(self.attributes)} attributes, "
+                             f"got task {task!r} with {condition_channels}")
         self.unet, self.task = unet, task
         self.latent_channels, self.condition_channels, self.size = latent_channels, condition_channels, size
 
@@ -87,8 +98,9 @@ class ConcatUNet(nn.Module):
     @property
     def spec(self) -> dict:
         """What a checkpoint stores to rebuild this wrapper (:func:`wrap_unet`)."""
-        return dict(type="concat", task=self.task, latent_channels=self.latent_channels,
+        spec = dict(type="concat", task=self.task, latent_channels=self.latent_channels,
                     condition_channels=self.condition_channels, size=self.size)
+        return spec | (dict(attributes=list(self.attributes)) if self.attributes else {})
 
     def check_condition(self, c, n: int | None = None) -> Tensor:
         """c as float (n, C_c, size, size), or a ValueError that says what is expected."""
@@ -136,6 +148,6 @@ def wrap_unet(unet: nn.Module, spec: dict | None) -> tuple[nn.Module, Tokenizer 
         return unet, None
     if spec.get("type") == "concat":
         return ConcatUNet(unet, spec["task"], int(spec["latent_channels"]), int(spec["condition_channels"]),
-                          int(spec["size"])), None
+                          int(spec["size"]), spec.get("attributes", ())), None
     encoder, tokenizer = encoder_from_spec(spec)
     return ConditionalUNet(unet, encoder), tokenizer

@@ -11,6 +11,10 @@ code                     meaning
 ``random_masks``         m (B, 1, H, W) in {0, 1}, 1 = to be generated (LDM's): boxes, strokes, a share full
 ``masked_image``         x ⊙ (1 − m): the unknown pixels set to 0, mid-grey in [−1, 1] (LDM's convention)
 ``inpaint_condition``    c = [s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), m↓]: the masked image's latent, zeroed under m↓
+                         (faces: [s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), A, m↓], A the attributes as constant planes)
+``attribute_planes``     A (B, M, h, w): +1 where attribute m is present, −1 absent, 0 unspecified (∅)
+``face_masks``           the face masks: ``random_masks`` and, a share of them, one attribute's region
+``region_mask``          where an attribute can be drawn (toy faces' :func:`~minildm.toyfaces.attribute_regions`)
 ``bicubic``              the classic baseline: LR upsampled ×k by bicubic interpolation
 ``consistency``          ‖downsample(SR) − LR‖: mean |avgpool_k(SR) − LR|, 0 for an SR that keeps the LR exactly
 ``error_outside_mask``   mean |y − x| over the known pixels (m = 0), per image
@@ -20,6 +24,10 @@ code                     meaning
 Why zero the latent under m↓: ℰ sees a grey box where the mask is, and its latent there describes the box, not the
 image; zeroing makes the fully masked condition exactly ∅ (zeros, m↓ = 1), whatever ℰ is. Everything here is
 deterministic per ``seed`` (NumPy's generator), so a run's pairs can be made again rather than stored.
+
+:func:`pixel_inpaint_condition` is the pixel-space counterpart of ``inpaint_condition``, c = [x ⊙ (1 − m), m] at
+full resolution (f = 1, no ℰ), for the pixel-vs-latent comparison of LDM Table 6
+(``benchmarks/inpaint_pixel_vs_latent.py``).
 """
 from __future__ import annotations
 
@@ -30,6 +38,8 @@ from torch import Tensor
 
 from .autoencoder import AutoencoderKL
 from .concat import area_resize, resize_mask
+from .conditioning import AttributeEncoder
+from .toyfaces import attribute_regions
 
 SR_FACTOR = 4  # ×4 super-resolution: MNIST 8 → 32, toy faces 16 → 64 (LDM §4.4 trains ×4 too)
 
@@ -110,15 +120,59 @@ def half_mask(n: int, size: int, side: str = "right") -> Tensor:
     return m
 
 
+# the face regions a mask may cover (notebook 08's face inpainting): each hides what one attribute draws
+FACE_REGIONS = ("Eyeglasses", "Smiling", "Wearing_Hat", "Bangs", "Rosy_Cheeks", "No_Beard")
+
+
+def region_mask(name: str, size: int = 64) -> Tensor:
+    """The mask (1, 1, size, size) of the pixels where the toy faces can draw attribute ``name`` (every way it can
+    be drawn, :func:`~minildm.toyfaces.attribute_regions`), grown by one more pixel: masking it hides the attribute
+    whatever the face, e.g. ``Eyeglasses`` hides both lenses and the eyes behind them."""
+    regions = attribute_regions(size)
+    if name not in regions:
+        raise ValueError(f"no region for attribute {name!r}; the toy faces localise {', '.join(sorted(regions))}")
+    m = regions[name].float()[None, None]
+    return F.max_pool2d(m, 3, stride=1, padding=1)  # (1, 1, size, size)
+
+
+def face_masks(n: int, size: int = 64, seed: int = 0, p_region: float = 0.4, regions=FACE_REGIONS) -> Tensor:
+    """n face masks (n, 1, size, size): a share ``p_region`` the region of one attribute of ``regions`` (chosen
+    uniformly: the test of notebook 08 masks these), the rest :func:`random_masks` (boxes, strokes, halves, full).
+    The same ``seed`` gives the same masks."""
+    rng = np.random.default_rng(seed)
+    out = random_masks(n, size, seed=seed + 1_000_003)  # its own stream, so p_region does not shift the others
+    table = torch.cat([region_mask(r, size) for r in regions])  # (R, 1, size, size)
+    pick = rng.uniform(size=n) < p_region
+    which = rng.integers(len(regions), size=n)
+    out[torch.from_numpy(pick)] = table[torch.from_numpy(which[pick])]
+    return out
+
+
+def attribute_planes(attrs: Tensor, size: int) -> Tensor:
+    """Attribute vectors (B, M) in {0, 1, 2 = ∅} → constant planes (B, M, size, size): +1 where attribute m is
+    present, −1 where absent, 0 where unspecified, so that "nothing said" is the zero of the input (as the fully
+    masked image is) and ∅ of the whole condition stays all zeros but m↓."""
+    a = torch.as_tensor(attrs)
+    if a.ndim != 2 or not bool(((a == 0) | (a == 1) | (a == AttributeEncoder.NULL)).all()):
+        raise ValueError(f"attributes must be (B, M) with values 0, 1 or {AttributeEncoder.NULL} (unspecified), got "
+                         f"shape {tuple(a.shape)}" + (f" and values {sorted(set(a.unique().tolist()))}" if a.ndim == 2
+                                                      else ""))
+    v = torch.where(a == AttributeEncoder.NULL, torch.zeros(()), a.float() * 2 - 1)  # (B, M) in {−1, 0, +1}
+    return v[:, :, None, None].expand(-1, -1, size, size).contiguous()
+
+
 def masked_image(x: Tensor, mask: Tensor) -> Tensor:
     """x ⊙ (1 − m): the pixels to be generated set to 0 (mid-grey in [−1, 1], LDM's ``masked_image``)."""
     return x * (1 - mask)
 
 
 @torch.no_grad()
-def inpaint_condition(ae: AutoencoderKL, x: Tensor, mask: Tensor, batch_size: int = 500) -> Tensor:
+def inpaint_condition(ae: AutoencoderKL, x: Tensor, mask: Tensor, batch_size: int = 500,
+                      attrs: Tensor | None = None) -> Tensor:
     """c = [s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), m↓] (B, z_channels + 1, h, w) for images x (B, C, H, W) in [−1, 1] and masks
-    m (B, 1, H, W), with the frozen first stage ``ae`` (posterior means, on the CPU)."""
+    m (B, 1, H, W), with the frozen first stage ``ae`` (posterior means, on the CPU). With attribute vectors
+    ``attrs`` (B, M) (the faces), c = [s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), A, m↓] (B, z_channels + M + 1, h, w), A their
+    :func:`attribute_planes`: m↓ stays the last channel, so ∅ is the same rule for both."""
     if mask.shape != (x.shape[0], 1, *x.shape[2:]):
         raise ValueError(f"the mask must be (B, 1, H, W) = ({x.shape[0]}, 1, {x.shape[2]}, {x.shape[3]}) for images "
                          f"{tuple(x.shape)}, got {tuple(mask.shape)}")
@@ -129,7 +183,11 @@ def inpaint_condition(ae: AutoencoderKL, x: Tensor, mask: Tensor, batch_size: in
                    for i in range(0, x.shape[0], batch_size)])  # (B, z_channels, h, w)
     ae.train(was_training)
     m = resize_mask(mask, z.shape[-1])  # (B, 1, h, w)
-    return torch.cat([z * (1 - m), m], 1)  # (B, z_channels + 1, h, w)
+    if attrs is None:
+        return torch.cat([z * (1 - m), m], 1)  # (B, z_channels + 1, h, w)
+    if len(attrs) != len(x):
+        raise ValueError(f"one attribute vector per image: got {len(attrs)} for {len(x)} images")
+    return torch.cat([z * (1 - m), attribute_planes(attrs, z.shape[-1]), m], 1)  # (B, z_channels + M + 1, h, w)
 
 
 def error_outside_mask(y: Tensor, x: Tensor, mask: Tensor) -> Tensor:
@@ -141,3 +199,14 @@ def error_outside_mask(y: Tensor, x: Tensor, mask: Tensor) -> Tensor:
 def paste_known(y: Tensor, x: Tensor, mask: Tensor) -> Tensor:
     """m ⊙ y + (1 − m) ⊙ x: the generated pixels where m = 1, the known ones elsewhere."""
     return mask * y + (1 - mask) * x
+
+
+def pixel_inpaint_condition(x: Tensor, mask: Tensor) -> Tensor:
+    """c = [x ⊙ (1 − m), m] (B, C + 1, H, W) for images x (B, C, H, W) in [−1, 1] and masks m (B, 1, H, W): the
+    pixel-space counterpart of :func:`inpaint_condition`, for an ε_θ([x_t, c], t) on pixels (f = 1, LDM Table 6's
+    pixel row, ``benchmarks/inpaint_pixel_vs_latent.py``). There is no ℰ and no m↓ (m↓ = m at f = 1), and the masked
+    image is already 0 under m, so the same rule holds: the fully masked condition is ∅ (zeros, m = 1)."""
+    if mask.shape != (x.shape[0], 1, *x.shape[2:]):
+        raise ValueError(f"the mask must be (B, 1, H, W) = ({x.shape[0]}, 1, {x.shape[2]}, {x.shape[3]}) for images "
+                         f"{tuple(x.shape)}, got {tuple(mask.shape)}")
+    return torch.cat([masked_image(x, mask), mask.to(x.dtype)], 1)  # (B, C + 1, H, W)

@@ -495,9 +495,64 @@ def latent_faces_semantic(mode: Mode | None = None) -> DiffusionPreset:
                                              condition_channels=SEMANTIC_PARTS, size=FACE_SIZE // 4))
 
 
+FACE_CONCAT_CPU_STEPS, FACE_CONCAT_CPU_LR_DROP_AT = 3000, 2600  # face SR and inpainting, cpu mode
+
+
+def _latent_faces_concat(name: str, task: str, condition_channels: int, mode: Mode, p_uncond: float,
+                         attributes=()) -> DiffusionPreset:
+    """The face SR and inpainting presets (notebook 08): latent_faces_semantic's UNet and budget with another c."""
+    channels = 3 + condition_channels
+    unet = pick(
+        smoke=UNetConfig(in_channels=channels, out_channels=3, base_channels=8, channel_mult=(1, 2), attn_levels=(1,),
+                         heads=2),
+        cpu=UNetConfig(in_channels=channels, out_channels=3, base_channels=32, channel_mult=(1, 2, 2),
+                       attn_levels=(1,), heads=4),
+        gpu=UNetConfig(in_channels=channels, out_channels=3, base_channels=128, channel_mult=(1, 2, 2),
+                       num_res_blocks=2, attn_levels=(1, 2), heads=8, dropout=0.1),
+        mode=mode)
+    train = pick(
+        smoke=TrainConfig(steps=20, batch_size=16, lr=1e-3, warmup=5, ema_decay=0.9, log_every=10, ckpt_every=20,
+                          p_uncond=p_uncond),
+        cpu=TrainConfig(steps=FACE_CONCAT_CPU_STEPS, batch_size=64, lr=1e-3, warmup=200, ema_decay=0.998,
+                        lr_drop_at=FACE_CONCAT_CPU_LR_DROP_AT, log_every=100, sample_every=1000, ckpt_every=250,
+                        p_uncond=p_uncond),
+        gpu=TrainConfig(steps=40000, batch_size=128, lr=2e-4, warmup=1000, ema_decay=0.9995, log_every=200,
+                        sample_every=5000, ckpt_every=2000, p_uncond=p_uncond),
+        mode=mode)
+    spec = dict(type="concat", task=task, latent_channels=3, condition_channels=condition_channels,
+                size=FACE_SIZE // 4) | (dict(attributes=list(attributes)) if attributes else {})
+    return DiffusionPreset(name=name, mode=mode, unet=unet, train=train, image_size=FACE_SIZE,
+                           n_train=pick(smoke=256, cpu=10000, gpu=None, mode=mode),
+                           n_samples=pick(smoke=8, cpu=64, gpu=64, mode=mode),
+                           ddim_steps=pick(smoke=10, cpu=50, gpu=50, mode=mode), clip_x0=None, f=4,
+                           kind="latent_faces", guidance=1.0, conditioning=spec)
+
+
+@capped
+def latent_faces_sr(mode: Mode | None = None) -> DiffusionPreset:
+    """Notebook 08: ×4 super-resolution of toy faces, 16 × 16 → 64 × 64 (LDM §4.4): ε_θ([z_t, LR], t). The LR face
+    (3, 16, 16) is on the 16 × 16 grid of notebook 06's f = 4 latent (3, 16, 16), so it concatenates as it is
+    (in_channels 3 + 3), as latent_mnist_sr's 8 × 8 digit does. No condition dropout: the LR image all but fixes
+    the face, and a grey LR face is a real input (:func:`minildm.concat.null_condition`)."""
+    return _latent_faces_concat("latent_faces_sr", "sr", 3, mode or get_mode(), p_uncond=0.0)
+
+
+@capped
+def latent_faces_inpaint(mode: Mode | None = None) -> DiffusionPreset:
+    """Notebook 08: toy-face inpainting told the attributes (LDM §4.5, and the attributes of notebook 06):
+    c = [s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), A, m↓] with A the 16 attributes as constant planes (+1 / −1 / 0 unspecified,
+    :func:`minildm.pairs.attribute_planes`), in_channels 3 + 3 + 16 + 1. The masks include the region of one
+    attribute (:func:`minildm.pairs.face_masks`), so "the eyes masked out, Eyeglasses = 1" is a training case.
+    Condition dropout p_uncond = 0.1 to ∅ (fully masked, nothing said)."""
+    names = RENDERED_ATTRIBUTES
+    return _latent_faces_concat("latent_faces_inpaint", "inpaint", 3 + len(names) + 1, mode or get_mode(),
+                                p_uncond=0.1, attributes=names)
+
+
 # ------------------------------------------------------------------------------ the command line's presets
 PRESETS = {"autoencoder-mnist": autoencoder_mnist, "pixel-mnist": pixel_mnist, "latent-mnist": latent_mnist,
            "latent-mnist-class": latent_mnist_class, "latent-mnist-text": latent_mnist_text,
            "autoencoder-faces": autoencoder_faces, "latent-faces": latent_faces,
            "latent-mnist-layout": latent_mnist_layout, "latent-mnist-sr": latent_mnist_sr,
-           "latent-mnist-inpaint": latent_mnist_inpaint, "latent-faces-semantic": latent_faces_semantic}
+           "latent-mnist-inpaint": latent_mnist_inpaint, "latent-faces-semantic": latent_faces_semantic,
+           "latent-faces-sr": latent_faces_sr, "latent-faces-inpaint": latent_faces_inpaint}

@@ -11,6 +11,8 @@ A preset (:mod:`minildm.presets`) says *how big*; a recipe says *what to do with
   → RGB autoencoder (:func:`face_autoencoder`) → latents → attribute-conditional LDM;
 * concatenation, notebook 08 — :func:`concat_pairs` (z and c for training: LR, or masked latents + masks, several a digit),
   :func:`train_sr_regression` (the regression baseline of super-resolution);
+* faces by concatenation, notebook 08 — :func:`train_face_concat` (toy faces ×4 super-resolution, and inpainting
+  told the attributes, on notebook 06's autoencoder), :func:`face_concat_pairs`;
 * semantic maps, notebook 08 — :func:`train_semantic` (toy faces with their part maps → notebook 06's autoencoder →
   map-conditioned LDM), :func:`part_segmenter` (the judge that reads the parts back);
 * the layouts of notebook 09 — :func:`train_layout`: canvases of 1–3 digits (:mod:`minildm.layout`) → the f = 4
@@ -34,7 +36,7 @@ from torch import Tensor
 from . import distributed, presets
 from .autoencoder import AutoencoderKL, compute_scale_factor
 from .captions import captions_for
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .classifier import JUDGE_SEED, load_classifier
 from .concat import wrap_unet
 from .conditioning import encoder_from_spec
@@ -47,7 +49,7 @@ from .latents import encode_dataset
 from .layout import layout_dataset
 from .ldm import DiffusionModel
 from .losses import PatchDiscriminator
-from .pairs import inpaint_condition, low_resolution, random_masks
+from .pairs import face_masks, inpaint_condition, low_resolution, random_masks
 from .presets import PRESETS, AutoencoderPreset, DiffusionPreset
 from .release import first_stage_payload, load_diffusion, sampling_payload
 from .restoration import Regression, train_regression
@@ -207,6 +209,8 @@ def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = 
     if name == "autoencoder-mnist":
         ae, _, ckpt_path = first_stage(preset, ckpt_path=ckpt_path, progress=progress)
         return ae, ckpt_path
+    if name in ("latent-faces-sr", "latent-faces-inpaint"):  # toy faces, on notebook 06's latents (notebook 08)
+        return train_face_concat(preset, ckpt_path=ckpt_path, progress=progress, callback=callback), ckpt_path
     if name == "latent-faces-semantic":  # toy faces drawn with their part maps (notebook 08)
         return train_semantic(preset, ckpt_path=ckpt_path, progress=progress, callback=callback), ckpt_path
     if (preset.conditioning or {}).get("type") == "layout":  # canvases of several digits, not MNIST's images
@@ -229,6 +233,54 @@ def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = 
     result, _ = train_preset(preset, data, labels=labels, ckpt_path=ckpt_path, progress=progress, callback=callback,
                              first_stage=ae, null_condition=null)
     return to_model(preset, result.ema, ae), ckpt_path
+
+
+# ------------------------------------------------------------------------------------------ the notebooks' fast path
+def shipped_or_train(name: str, fast: bool = True, mode: Mode | None = None, callback=None,
+                     progress: bool = True) -> tuple[DiffusionModel, Path, bool]:
+    """Preset ``name``'s model for a notebook: with ``fast`` its shipped weights (``minildm/weights/<preset>.pt``,
+    trained by the command its README records) if they are there, else :func:`train` (resumable; a finished run
+    loads). Returns ``(model, path, was_shipped)``. A missing shipped file never stops the fast path: it says so,
+    with the preset's step count, and trains."""
+    preset = PRESETS[name](mode)
+    if fast:
+        try:
+            path = shipped(preset.name)
+        except CheckpointError:
+            print(f"{preset.name} is not shipped: training it here ({preset.train.steps:,} steps, "
+                  f"{preset.mode} mode), resumable in {runs_dir(preset.mode)}")
+        else:
+            return load_diffusion(path, map_location=get_device()), path, True
+    model, ckpt_path = train(name, mode=preset.mode, progress=progress, callback=callback)
+    return model, Path(ckpt_path), False
+
+
+def live_run(name: str, steps: int, first_stage: AutoencoderKL, n: int = 5000, callback=None,
+             progress: bool = True) -> tuple[DiffusionModel, list]:
+    """A short run of the MNIST concatenation preset ``name`` (``latent-mnist-sr`` / ``latent-mnist-inpaint``)
+    from scratch: ``steps`` steps on the first ``n`` training digits encoded by ``first_stage``, into
+    ``runs/<mode>/live/`` (a finished one loads). The fast path's glimpse of training, the loss falling and the
+    first samples; not a model to measure. Returns (model, history)."""
+    preset = PRESETS[name]()
+    if (preset.conditioning or {}).get("type") != "concat" or preset.kind != "latent_mnist":
+        raise ValueError(f"live_run takes an MNIST concatenation preset (latent-mnist-sr, latent-mnist-inpaint), "
+                         f"got {name!r}")
+    train_cfg = dataclasses.replace(preset.train, steps=steps, lr_drop_at=0, ckpt_every=max(steps, 1),
+                                    sample_every=0)
+    preset = dataclasses.replace(preset, train=train_cfg)
+    images, _ = mnist("train", size=preset.image_size, n=n)
+    z = encode_dataset(first_stage, images)
+    z, c = concat_pairs(preset, first_stage, images, z, masks_per_image=1)
+    ckpt_path = runs_dir(preset.mode) / "live" / f"{preset.name}.pt"
+    ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+    null = None
+    if preset.train.p_uncond > 0:
+        null = torch.zeros(preset.conditioning["condition_channels"], preset.conditioning["size"],
+                           preset.conditioning["size"])
+        null[-1] = 1.0
+    result, _ = train_preset(preset, z, labels=c, ckpt_path=ckpt_path, progress=progress, callback=callback,
+                             first_stage=first_stage, null_condition=null)
+    return to_model(preset, result.ema, first_stage), result.history
 
 
 # ------------------------------------------------------------------------------------------ concatenation (notebook 08)
@@ -260,12 +312,13 @@ def concat_pairs(preset: DiffusionPreset, ae: AutoencoderKL, images: Tensor, lat
 
 
 def train_sr_regression(mode: Mode | None = None, ckpt_path=None, progress: bool = True,
-                        steps: int | None = None) -> Regression:
+                        steps: int | None = None, ae: AutoencoderKL | None = None) -> Regression:
     """The regression baseline of LDM Table 5 for ``latent_mnist_sr``: its UNet and TrainConfig (``steps`` of them
     if given), trained with L1 to output the HR image (:func:`minildm.restoration.train_regression`);
     ``runs/<mode>/latent_mnist_sr_regression.pt``. In cpu mode it trains 2,000 steps, not the SR model's 7,000 (an
     L1 step also back-propagates through the decoder, and the session's cores were short): a weaker baseline than
-    an equal budget would give, said wherever it is compared; its L1 curve is in the checkpoint's history."""
+    an equal budget would give, said wherever it is compared; its L1 curve is in the checkpoint's history. ``ae``:
+    the frozen first stage to decode through (default: the f = 4 autoencoder run, trained if absent)."""
     mode = mode or get_mode()
     preset = presets.latent_mnist_sr(mode)
     if steps is None and mode == "cpu":
@@ -273,7 +326,8 @@ def train_sr_regression(mode: Mode | None = None, ckpt_path=None, progress: bool
     if steps is not None:
         preset = dataclasses.replace(preset, train=dataclasses.replace(preset.train, steps=steps))
     images, _ = mnist("train", size=preset.image_size, n=preset.n_train)
-    ae, _, _ = first_stage(presets.autoencoder_mnist(mode, f=preset.f), progress=progress)
+    if ae is None:  # the SR model's first stage (the shipped SR model carries the same one)
+        ae, _, _ = first_stage(presets.autoencoder_mnist(mode, f=preset.f), progress=progress)
     return train_regression(preset.unet, preset.conditioning, preset.train, images, low_resolution(images), ae,
                             ckpt_path=ckpt_path or runs_dir(mode) / f"{preset.name}_regression.pt", progress=progress)
 
@@ -313,6 +367,52 @@ def train_semantic(preset: DiffusionPreset, ckpt_path=None, progress: bool = Tru
     null = torch.zeros(spec["condition_channels"], spec["size"], spec["size"])  # ∅: the empty map
     result, _ = train_preset(preset, z, labels=semantic_condition(data.parts, spec["size"]), ckpt_path=ckpt_path,
                              progress=progress, callback=callback, first_stage=ae, null_condition=null)
+    return to_model(preset, result.ema, ae)
+
+
+FACE_MASKS_PER_IMAGE = 2  # face inpainting: each training face with this many masks (seeds 0, 1)
+P_ATTRIBUTE_UNSAID = 0.25  # face inpainting: each attribute of a training pair left unspecified with this probability
+
+
+def face_concat_pairs(preset: DiffusionPreset, ae: AutoencoderKL, data: FaceData, latents: Tensor,
+                      masks_per_image: int = FACE_MASKS_PER_IMAGE) -> tuple[Tensor, Tensor]:
+    """The training pairs (z, c) of a face concatenation preset. SR: (latents, LR face). Inpainting: each face
+    ``masks_per_image`` times with the masks of :func:`~minildm.pairs.face_masks` (seeds 0, 1, …) and its
+    attributes, each left unspecified (∅) with probability :data:`P_ATTRIBUTE_UNSAID` (seeded as the masks), so that
+    a fill told only some attributes, or none, is a training case and not only the fully dropped condition."""
+    n = len(latents)
+    x = data.float(n)
+    if preset.conditioning["task"] == "sr":
+        return latents, low_resolution(x)
+    cond = []
+    for k in range(masks_per_image):
+        g = torch.Generator().manual_seed(k)
+        attrs = data.attrs[:n].clone()
+        attrs[torch.rand(attrs.shape, generator=g) < P_ATTRIBUTE_UNSAID] = NULL
+        cond.append(inpaint_condition(ae, x, face_masks(n, x.shape[-1], seed=k), attrs=attrs))
+    return latents.repeat(masks_per_image, 1, 1, 1), torch.cat(cond)
+
+
+def train_face_concat(preset: DiffusionPreset, ckpt_path=None, progress: bool = True,
+                      callback=None) -> DiffusionModel:
+    """A face concatenation preset (``latent_faces_sr``, ``latent_faces_inpaint``) end to end (resumable, a finished
+    run loads): the first ``n_train`` toy training faces of notebook 06 → z = s·ℰ(x) by its frozen autoencoder (the
+    shipped ``latent_faces_toy``'s) → ε_θ([z_t, c], t) on :func:`face_concat_pairs`."""
+    ckpt_path = Path(ckpt_path or runs_dir(preset.mode) / f"{preset.name}.pt")
+    if _finished(preset, ckpt_path):
+        return load_diffusion(ckpt_path)
+    ae = face_first_stage()
+    data = load_faces("train", source="toy", mode=preset.mode, verbose=progress)
+    n = min(preset.n_train or len(data), len(data))
+    z = encode_dataset(ae, data.images[:n], cache_path=runs_dir(preset.mode) / "latents_faces_toy_shipped_ae.pt")
+    z, c = face_concat_pairs(preset, ae, data, z)
+    null = None
+    if preset.train.p_uncond > 0:  # ∅: fully masked, nothing said
+        spec = preset.conditioning
+        null = torch.zeros(spec["condition_channels"], spec["size"], spec["size"])
+        null[-1] = 1.0
+    result, _ = train_preset(preset, z, labels=c, ckpt_path=ckpt_path, progress=progress, callback=callback,
+                             first_stage=ae, null_condition=null)
     return to_model(preset, result.ema, ae)
 
 

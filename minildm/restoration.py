@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from .autoencoder import AutoencoderKL
 from .checkpoint import load_checkpoint, save_checkpoint
 from .concat import ConcatUNet, resize_mask, wrap_unet
+from .conditioning import AttributeEncoder
 from .ldm import DiffusionModel
 from .pairs import (SR_FACTOR, bicubic, half_mask, inpaint_condition, low_resolution, masked_image,
                     paste_known)
@@ -30,6 +31,8 @@ from .samplers import ddim_step
 from .schedule import q_sample
 from .spacing import timestep_list
 from .unet import UNet, UNetConfig
+
+NULL = AttributeEncoder.NULL  # 2: an attribute not said
 
 
 # ------------------------------------------------------------------------------------------ inputs, checked
@@ -82,15 +85,25 @@ def upscale(model: DiffusionModel, lr, seed: int = 0, steps: int = 50, sampler: 
 
 
 def inpaint(model: DiffusionModel, x, mask, seed: int = 0, steps: int = 50, sampler: str = "ddim",
-            paste: bool = True, **sample_kw) -> Tensor:
+            paste: bool = True, attrs=None, **sample_kw) -> Tensor:
     """Images (N, C, H, W) in [0, 1] and masks (N, 1, H, W) in {0, 1} (1 = to be generated) → the filled images in
     [0, 1]. ``paste`` puts the known pixels back (:func:`~minildm.pairs.paste_known`): the error outside the mask is
-    then exactly 0; without it, 𝒟 redraws them too."""
-    _concat(model, "inpaint")
+    then exactly 0; without it, 𝒟 redraws them too. A model told attributes (the faces' ``latent_faces_inpaint``)
+    takes ``attrs`` (N, M) in {0, 1, 2 = unspecified}, in the order of its ``.unet.attributes``; None: nothing said."""
+    unet = _concat(model, "inpaint")
     ae = model.first_stage
     x = check_images(x, ae.cfg.in_channels, model.image_size, "the images to inpaint")
     m = check_mask(mask, x)
-    c = inpaint_condition(ae, x * 2 - 1, m)
+    if attrs is not None and not unet.attributes:
+        raise ValueError(f"{model.name or 'this model'} is not told attributes (it inpaints from the image alone); "
+                         "drop attrs=")
+    if unet.attributes:
+        M = len(unet.attributes)
+        attrs = torch.full((len(x), M), NULL) if attrs is None else torch.as_tensor(attrs)
+        if tuple(attrs.shape) != (len(x), M):
+            raise ValueError(f"attrs must be (N, M) = ({len(x)}, {M}), one value per image and attribute in the "
+                             f"order {', '.join(unet.attributes[:3])}, …, got {tuple(attrs.shape)}")
+    c = inpaint_condition(ae, x * 2 - 1, m, attrs=attrs)
     y = (model.sample(len(x), y=c, seed=seed, steps=steps, sampler=sampler, **sample_kw).cpu() + 1) / 2
     return paste_known(y, x, m) if paste else y
 
