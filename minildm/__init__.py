@@ -41,7 +41,7 @@ module                  notebooks               what, and where in the papers
 ``face_classifier``     06, 07                  attribute classifier (perceptual features) and face judge
 ``evaluate``            03–09                   PSNR, SSIM, accuracy, Fréchet distance with its real-vs-real floor
 ``layout``              09                      digits in boxes on 64² canvases, and what/where is drawn (LDM §4.3.1)
-``pairs``               08                      SR / inpainting pairs on the fly: LR, masks, c; bicubic, consistency (§4.4–4.5)
+``pairs``               08                      SR / inpainting pairs on the fly: LR, masks (faces: regions), c, attribute planes; bicubic, consistency
 ``semantic``            08                      toy faces with their part maps, c on the latent grid, the part judge (§4.3.2)
 ``cost``                04                      training images/s and seconds per sample, measured (LDM §4.1)
 *training and latent diffusion*
