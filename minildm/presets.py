@@ -467,40 +467,18 @@ def latent_faces_semantic(mode: Mode | None = None) -> DiffusionPreset:
     cross-attention (nothing to attend to: the condition is in the input), self-attention at 8 × 8 and the middle.
     Condition dropout p_uncond = 0.1 to the empty map, so guidance can be tried.
     """
-    mode = mode or get_mode()
-    channels = 3 + SEMANTIC_PARTS
-    unet = pick(
-        smoke=UNetConfig(in_channels=channels, out_channels=3, base_channels=8, channel_mult=(1, 2), attn_levels=(1,),
-                         heads=2),
-        cpu=UNetConfig(in_channels=channels, out_channels=3, base_channels=32, channel_mult=(1, 2, 2),
-                       attn_levels=(1,), heads=4),
-        gpu=UNetConfig(in_channels=channels, out_channels=3, base_channels=128, channel_mult=(1, 2, 2),
-                       num_res_blocks=2, attn_levels=(1, 2), heads=8, dropout=0.1),
-        mode=mode)
-    train = pick(
-        smoke=TrainConfig(steps=20, batch_size=16, lr=1e-3, warmup=5, ema_decay=0.9, log_every=10, ckpt_every=20,
-                          p_uncond=0.1),
-        cpu=TrainConfig(steps=SEMANTIC_CPU_STEPS, batch_size=64, lr=1e-3, warmup=200, ema_decay=0.998,
-                        lr_drop_at=SEMANTIC_CPU_LR_DROP_AT, log_every=100, sample_every=1000, ckpt_every=250,
-                        p_uncond=0.1),
-        gpu=TrainConfig(steps=40000, batch_size=128, lr=2e-4, warmup=1000, ema_decay=0.9995, log_every=200,
-                        sample_every=5000, ckpt_every=2000, p_uncond=0.1),
-        mode=mode)
-    return DiffusionPreset(name="latent_faces_semantic", mode=mode, unet=unet, train=train, image_size=FACE_SIZE,
-                           n_train=pick(smoke=256, cpu=10000, gpu=20000, mode=mode),
-                           n_samples=pick(smoke=8, cpu=64, gpu=64, mode=mode),
-                           ddim_steps=pick(smoke=10, cpu=50, gpu=50, mode=mode), clip_x0=None, f=4,
-                           kind="latent_faces", guidance=1.0,
-                           conditioning=dict(type="concat", task="semantic", latent_channels=3,
-                                             condition_channels=SEMANTIC_PARTS, size=FACE_SIZE // 4))
+    return _latent_faces_concat("latent_faces_semantic", "semantic", SEMANTIC_PARTS, mode or get_mode(), p_uncond=0.1,
+                                cpu_steps=(SEMANTIC_CPU_STEPS, SEMANTIC_CPU_LR_DROP_AT), gpu_n_train=20000)
 
 
 FACE_CONCAT_CPU_STEPS, FACE_CONCAT_CPU_LR_DROP_AT = 3000, 2600  # face SR and inpainting, cpu mode
 
 
 def _latent_faces_concat(name: str, task: str, condition_channels: int, mode: Mode, p_uncond: float,
-                         attributes=()) -> DiffusionPreset:
-    """The face SR and inpainting presets (notebook 08): latent_faces_semantic's UNet and budget with another c."""
+                         attributes=(), cpu_steps=(FACE_CONCAT_CPU_STEPS, FACE_CONCAT_CPU_LR_DROP_AT),
+                         gpu_n_train: int | None = None) -> DiffusionPreset:
+    """The toy-face concatenation presets of notebook 08 (semantic maps, SR, inpainting): one UNet and budget on
+    [z_t, c] over the face latent (3, 16, 16), c of ``condition_channels``; ``cpu_steps`` (steps, lr drop)."""
     channels = 3 + condition_channels
     unet = pick(
         smoke=UNetConfig(in_channels=channels, out_channels=3, base_channels=8, channel_mult=(1, 2), attn_levels=(1,),
@@ -513,8 +491,8 @@ def _latent_faces_concat(name: str, task: str, condition_channels: int, mode: Mo
     train = pick(
         smoke=TrainConfig(steps=20, batch_size=16, lr=1e-3, warmup=5, ema_decay=0.9, log_every=10, ckpt_every=20,
                           p_uncond=p_uncond),
-        cpu=TrainConfig(steps=FACE_CONCAT_CPU_STEPS, batch_size=64, lr=1e-3, warmup=200, ema_decay=0.998,
-                        lr_drop_at=FACE_CONCAT_CPU_LR_DROP_AT, log_every=100, sample_every=1000, ckpt_every=250,
+        cpu=TrainConfig(steps=cpu_steps[0], batch_size=64, lr=1e-3, warmup=200, ema_decay=0.998,
+                        lr_drop_at=cpu_steps[1], log_every=100, sample_every=1000, ckpt_every=250,
                         p_uncond=p_uncond),
         gpu=TrainConfig(steps=40000, batch_size=128, lr=2e-4, warmup=1000, ema_decay=0.9995, log_every=200,
                         sample_every=5000, ckpt_every=2000, p_uncond=p_uncond),
@@ -522,7 +500,7 @@ def _latent_faces_concat(name: str, task: str, condition_channels: int, mode: Mo
     spec = dict(type="concat", task=task, latent_channels=3, condition_channels=condition_channels,
                 size=FACE_SIZE // 4) | (dict(attributes=list(attributes)) if attributes else {})
     return DiffusionPreset(name=name, mode=mode, unet=unet, train=train, image_size=FACE_SIZE,
-                           n_train=pick(smoke=256, cpu=10000, gpu=None, mode=mode),
+                           n_train=pick(smoke=256, cpu=10000, gpu=gpu_n_train, mode=mode),
                            n_samples=pick(smoke=8, cpu=64, gpu=64, mode=mode),
                            ddim_steps=pick(smoke=10, cpu=50, gpu=50, mode=mode), clip_x0=None, f=4,
                            kind="latent_faces", guidance=1.0, conditioning=spec)

@@ -38,7 +38,7 @@ from .autoencoder import AutoencoderKL, compute_scale_factor
 from .captions import captions_for
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .classifier import JUDGE_SEED, load_classifier
-from .concat import wrap_unet
+from .concat import null_condition, wrap_unet
 from .conditioning import encoder_from_spec
 from .config import Mode, get_device, get_mode, runs_dir
 from .data import mnist
@@ -235,6 +235,15 @@ def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = 
     return to_model(preset, result.ema, ae), ckpt_path
 
 
+def _concat_null(preset: DiffusionPreset) -> Tensor | None:
+    """∅ of a concatenation preset's c for condition dropout (:func:`minildm.concat.null_condition`: the fully
+    masked input, nothing said), or None when it trains without dropout (SR)."""
+    if preset.train.p_uncond <= 0:
+        return None
+    spec = preset.conditioning
+    return null_condition(spec["task"], spec["condition_channels"], spec["size"])[0]
+
+
 # ------------------------------------------------------------------------------------------ the notebooks' fast path
 def shipped_or_train(name: str, fast: bool = True, mode: Mode | None = None, callback=None,
                      progress: bool = True) -> tuple[DiffusionModel, Path, bool]:
@@ -273,13 +282,8 @@ def live_run(name: str, steps: int, first_stage: AutoencoderKL, n: int = 5000, c
     z, c = concat_pairs(preset, first_stage, images, z, masks_per_image=1)
     ckpt_path = runs_dir(preset.mode) / "live" / f"{preset.name}.pt"
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-    null = None
-    if preset.train.p_uncond > 0:
-        null = torch.zeros(preset.conditioning["condition_channels"], preset.conditioning["size"],
-                           preset.conditioning["size"])
-        null[-1] = 1.0
     result, _ = train_preset(preset, z, labels=c, ckpt_path=ckpt_path, progress=progress, callback=callback,
-                             first_stage=first_stage, null_condition=null)
+                             first_stage=first_stage, null_condition=_concat_null(preset))
     return to_model(preset, result.ema, first_stage), result.history
 
 
@@ -406,13 +410,8 @@ def train_face_concat(preset: DiffusionPreset, ckpt_path=None, progress: bool = 
     n = min(preset.n_train or len(data), len(data))
     z = encode_dataset(ae, data.images[:n], cache_path=runs_dir(preset.mode) / "latents_faces_toy_shipped_ae.pt")
     z, c = face_concat_pairs(preset, ae, data, z)
-    null = None
-    if preset.train.p_uncond > 0:  # ∅: fully masked, nothing said
-        spec = preset.conditioning
-        null = torch.zeros(spec["condition_channels"], spec["size"], spec["size"])
-        null[-1] = 1.0
     result, _ = train_preset(preset, z, labels=c, ckpt_path=ckpt_path, progress=progress, callback=callback,
-                             first_stage=ae, null_condition=null)
+                             first_stage=ae, null_condition=_concat_null(preset))
     return to_model(preset, result.ema, ae)
 
 
