@@ -57,8 +57,7 @@ from minildm.config import get_device, get_mode, runs_dir
 from minildm.data import mnist
 from minildm.evaluate import Evaluator, real_test_sets
 from minildm.ldm import DiffusionModel
-from minildm.pairs import (error_outside_mask, half_mask, masked_image, paste_known, pixel_inpaint_condition,
-                           random_masks)
+from minildm.pairs import error_outside_mask, half_mask, masked_image, paste_known, pixel_inpaint_condition
 from minildm.presets import DiffusionPreset
 from minildm.release import load_diffusion
 from minildm.restoration import inpaint
@@ -97,13 +96,11 @@ def table6_presets(mode: str, steps: int | None = None, batch: int | None = None
     return latent, pixel_preset(latent)
 
 
-def pixel_pairs(images: torch.Tensor, masks_per_image: int = recipes.INPAINT_MASKS_PER_IMAGE):
-    """The pixel model's training pairs (x, c): each digit ``masks_per_image`` times under the masks of seeds 0, 1, …
-    (the very masks :func:`minildm.recipes.concat_pairs` gives the latent model), c = [x ⊙ (1 − m), m]:
+def pixel_pairs(pixel: DiffusionPreset, images: torch.Tensor):
+    """The pixel model's training pairs (x, c): :func:`minildm.recipes.concat_pairs` on the pixel preset, each digit
+    under the masks of seeds 0, 1, … (the very masks the latent model gets), c = [x ⊙ (1 − m), m]:
     ((K·N, 1, 32, 32), (K·N, 2, 32, 32))."""
-    N, _, H, _ = images.shape
-    cond = [pixel_inpaint_condition(images, random_masks(N, H, seed=k)) for k in range(masks_per_image)]
-    return images.repeat(masks_per_image, 1, 1, 1), torch.cat(cond)
+    return recipes.concat_pairs(pixel, None, images, images)
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -129,7 +126,7 @@ def train_both(latent: DiffusionPreset, pixel: DiffusionPreset, ae, ae_tag: str 
             z, _ = recipes.latents(ae, "train", n=latent.n_train, name=f"f{latent.f}{ae_tag}", mode=latent.mode)
             data, c = recipes.concat_pairs(preset, ae, images, z)
         else:
-            data, c = pixel_pairs(images)
+            data, c = pixel_pairs(preset, images)
         first = ae if preset.f > 1 else None
         name = preset.name + (ae_tag if preset.f > 1 else "")
         result, _ = recipes.train_preset(preset, data, labels=c, ckpt_path=out / f"{name}.pt",

@@ -49,7 +49,7 @@ from .latents import encode_dataset
 from .layout import layout_dataset
 from .ldm import DiffusionModel
 from .losses import PatchDiscriminator
-from .pairs import face_masks, inpaint_condition, low_resolution, random_masks
+from .pairs import face_masks, inpaint_condition, low_resolution, pixel_inpaint_condition, random_masks
 from .presets import PRESETS, AutoencoderPreset, DiffusionPreset
 from .release import first_stage_payload, load_diffusion, sampling_payload
 from .restoration import Regression, train_regression
@@ -292,23 +292,26 @@ SR_REGRESSION_CPU_STEPS = 2000  # the regression baseline's steps in cpu mode (t
 
 INPAINT_MASKS_PER_IMAGE = 4  # inpainting: each training digit with this many masks (seeds 0, 1, …), not one
 
-def concat_conditions(preset: DiffusionPreset, ae: AutoencoderKL, images: Tensor, seed: int = 0) -> Tensor:
+def concat_conditions(preset: DiffusionPreset, ae: AutoencoderKL | None, images: Tensor, seed: int = 0) -> Tensor:
     """The condition c of every training image (N, C_c, h, w) for a concatenation preset: the LR image (``sr``), or
     the masked image's latent and the resized mask (``inpaint``, masks :func:`~minildm.pairs.random_masks` of
-    ``seed``). Made again on every call (the masked images are encoded once more: ~20 s for 60,000 on a core)."""
+    ``seed``; a pixel preset, f = 1, has no ℰ: c = [x ⊙ (1 − m), m], :func:`~minildm.pairs.pixel_inpaint_condition`).
+    Made again on every call (the masked images are encoded once more: ~20 s for 60,000 on a core)."""
     task = preset.conditioning["task"]
     if task == "sr":
         return low_resolution(images)
     if task == "inpaint":
-        return inpaint_condition(ae, images, random_masks(len(images), images.shape[-1], seed=seed))
+        masks = random_masks(len(images), images.shape[-1], seed=seed)
+        return pixel_inpaint_condition(images, masks) if preset.f == 1 else inpaint_condition(ae, images, masks)
     raise ValueError(f"{preset.name}: no MNIST pairs for the concatenation task {task!r} (only 'sr' and 'inpaint')")
 
 
-def concat_pairs(preset: DiffusionPreset, ae: AutoencoderKL, images: Tensor, latents: Tensor,
+def concat_pairs(preset: DiffusionPreset, ae: AutoencoderKL | None, images: Tensor, latents: Tensor,
                  masks_per_image: int = INPAINT_MASKS_PER_IMAGE) -> tuple[Tensor, Tensor]:
     """The training pairs (z, c) of a concatenation preset. SR: (latents, LR), one pair per image (the LR image is a
     function of the digit). Inpainting: each digit ``masks_per_image`` times, with the masks of seeds 0, 1, …, so the
-    model does not see each digit behind one fixed mask for the whole run: (latents repeated (K·N, …), c (K·N, …))."""
+    model does not see each digit behind one fixed mask for the whole run: (latents repeated (K·N, …), c (K·N, …)).
+    A pixel preset (f = 1) passes the images as ``latents`` and no ``ae``."""
     if preset.conditioning["task"] != "inpaint":
         return latents, concat_conditions(preset, ae, images)
     cond = [concat_conditions(preset, ae, images, seed=k) for k in range(masks_per_image)]

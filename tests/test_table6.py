@@ -82,12 +82,12 @@ def test_both_runs_share_every_training_setting(table6):
 def test_pixel_pairs_use_the_latent_runs_masks(table6):
     """Every training digit under the same K = 4 masks in both runs: the pixel pairs' mask channel, max-pooled to the
     8 × 8 grid, is exactly the latent pairs' m↓, and the pixel targets are the digits repeated K times."""
-    latent, _ = table6.table6_presets("smoke")
+    latent, pixel = table6.table6_presets("smoke")
     torch.manual_seed(0)
     ae = AutoencoderKL(presets.autoencoder_mnist("smoke").ae).eval()
     images = mnist("train", size=32, n=6)[0]
     _, c_latent = recipes.concat_pairs(latent, ae, images, torch.zeros(6, 4, 8, 8))
-    x, c_pixel = table6.pixel_pairs(images)
+    x, c_pixel = table6.pixel_pairs(pixel, images)
     assert x.shape == (24, 1, 32, 32) and c_pixel.shape == (24, 2, 32, 32)
     assert torch.equal(x, images.repeat(4, 1, 1, 1))
     assert torch.equal(resize_mask(c_pixel[:, 1:], 8), c_latent[:, -1:])
