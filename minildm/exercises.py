@@ -1,7 +1,8 @@
 """Answer checks for the exercises at the end of each notebook.
 
-Each check computes the expected answer with the library (nothing is hard-coded) and prints a verdict.
-An exercise left as ``None`` prints a hint instead of failing, so "Run all" always works.
+Each check computes the expected answer with the library (nothing is hard-coded). A right answer passes silently
+(the cell shows ``True``), a wrong one prints the hint, and an exercise left as ``None`` prints nothing at all, so
+"Run all" always works and the hint never gives the answer away before you have tried.
 """
 from __future__ import annotations
 
@@ -17,12 +18,12 @@ from .concat import resize_mask
 from .conditioning import LayoutEncoder, fourier_features
 from .conditions import parse_layout
 from .distributions import DiagonalGaussian
-from .faces import FACE_ATTRIBUTES, attribute_vector
+from .faces import FACE_ATTRIBUTES, attention_localisation, attribute_vector
 from .guidance import guided
 from .layout import attention_in_boxes
 from .pairs import consistency
 from .presets import autoencoder_mnist, latent_mnist, latent_mnist_class, latent_mnist_inpaint
-from .samplers import ddim_step
+from .samplers import ddim_sample, ddim_step, ddpm_sample
 from .solvers import heun_sample, sigma_ladder
 from .semantic import semantic_condition
 from .spacing import SPACINGS, spaced_timesteps
@@ -39,17 +40,18 @@ def exercise(name: str, hint: str):
     return register
 
 
-def check(name: str, answer: Any) -> bool:
-    """Check a learner's answer; prints ✅ / ❌ / a hint, returns whether it was right."""
+def check(name: str, answer: Any) -> bool | None:
+    """Check a learner's answer: ``True`` (silently) when right, ``False`` and the hint when wrong, ``None`` and
+    nothing printed when not attempted (``answer is None``)."""
     if name not in _CHECKS:
         raise KeyError(f"no exercise named {name!r}; known: {', '.join(sorted(_CHECKS))}")
     fn, hint = _CHECKS[name]
     if answer is None:
-        print(f"[{name}] not attempted yet. Hint: {hint}")
-        return False
-    ok = bool(fn(answer))
-    print(f"[{name}] {'✅ correct' if ok else '❌ not yet. Hint: ' + hint}")
-    return ok
+        return None
+    if bool(fn(answer)):
+        return True
+    print(f"[{name}] not yet. Hint: {hint}")
+    return False
 
 
 # --- notebook 01 ------------------------------------------------------------------------------------------
@@ -76,6 +78,14 @@ def _(fn) -> bool:
     return torch.allclose(fn(x0, t, ab, eps).double(), schedule.q_sample(x0, t, ab, eps).double(), atol=1e-5)
 
 
+
+@exercise("01.more_signal", "the signal left in x_t is √ᾱ_t: read both curves of the first figure at t = 500 "
+                            "(index 499), or compare make_schedule(name, 1000).alpha_bar[499] for the two names.")
+def _more_signal(answer) -> bool:
+    kept = {name: schedule.make_schedule(name, 1000).alpha_bar[499].item() for name in ("linear", "cosine")}
+    return str(answer).strip().lower() == max(kept, key=kept.get)
+
+
 # --- notebook 02 ------------------------------------------------------------------------------------------
 
 @exercise("02.posterior_variance", "β̃_t = (1 − ᾱ_{t−1}) / (1 − ᾱ_t) · β_t, with ᾱ_{t−1} = sched.alpha_bar_prev[t].")
@@ -97,6 +107,33 @@ def _(fn) -> bool:
     return got is not None and torch.allclose(torch.as_tensor(got).float(), want.float(), atol=1e-5)
 
 
+
+def _sampled_twice(name: str) -> bool:
+    """Whether sampler ``name`` returns the same x_0 from the same x_T under two different noise generators."""
+    sched = schedule.make_schedule("linear", 1000)
+
+    def model(x_t, t):  # a stand-in ε_θ: any fixed function of (x_t, t) will do
+        return 0.5 * x_t
+
+    x_T = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    outs = []
+    for seed in (1, 2):
+        g = torch.Generator().manual_seed(seed)
+        if name == "ddpm":
+            outs.append(ddpm_sample(model, x_T, sched, timesteps=torch.arange(999, -1, -50), generator=g))
+        else:
+            outs.append(ddim_sample(model, x_T, sched, steps=20, eta=0.0 if name == "ddim_eta0" else 1.0,
+                                    generator=g))
+    return torch.equal(outs[0], outs[1])
+
+
+@exercise("02.same_digit", "a sampler forgets x_T exactly when it adds fresh noise on the way down: which of the three "
+                           "adds none? (Answer with a set of names.)")
+def _same_digit(answer) -> bool:
+    names = {answer} if isinstance(answer, str) else set(answer)
+    return names == {n for n in ("ddpm", "ddim_eta0", "ddim_eta1") if _sampled_twice(n)}
+
+
 # --- notebook 03 ------------------------------------------------------------------------------------------
 
 @exercise("03.kl_value", "½(μ² + σ² − 1 − log σ²) with μ = 1 and σ² = 0.25.")
@@ -113,6 +150,15 @@ def _(answer) -> bool:
     return abs(float(answer) - 32 * 32 / ((32 // cfg.f) ** 2 * cfg.z_channels)) < 1e-6
 
 
+
+@exercise("03.precise_or_shifted", "KL = ½ Σ (μ² + σ² − 1 − log σ²): which term is large when σ² = 10⁻⁴? Compute "
+                                   "DiagonalGaussian(mean, logvar).kl() for both if unsure.")
+def _precise_or_shifted(answer) -> bool:
+    precise = DiagonalGaussian(torch.zeros(1, 1, 1, 1), torch.full((1, 1, 1, 1), 1e-4).log()).kl().item()
+    shifted = DiagonalGaussian(torch.ones(1, 1, 1, 1), torch.zeros(1, 1, 1, 1)).kl().item()
+    return str(answer).strip().lower() == ("precise" if precise > shifted else "shifted")
+
+
 # --- notebook 04 ------------------------------------------------------------------------------------------
 
 @exercise("04.positions", "count positions, not numbers: (32·32) / (8·8); the channels do not change the grid.")
@@ -127,6 +173,14 @@ def _latent_shape(answer) -> bool:
     with torch.no_grad():
         shape = tuple(ae.encode(torch.zeros(1, 3, 64, 64)).mode().shape[1:])
     return tuple(int(a) for a in answer) == shape
+
+
+
+@exercise("04.snr_unscaled", "diffusing σ_z·u for a unit-variance u, SNR(t) = σ_z² ᾱ_t / (1 − ᾱ_t): the first index "
+                             "where 0.09 · schedule.make_schedule('linear', 1000).snr falls below 1.")
+def _snr_unscaled(answer) -> bool:
+    snr = 0.3 ** 2 * schedule.make_schedule("linear", 1000).snr
+    return int(answer) == int(torch.nonzero(snr < 1)[0].item())
 
 
 # --- notebook 05 ------------------------------------------------------------------------------------------
@@ -163,6 +217,21 @@ def _null_per_batch(answer) -> bool:
     return abs(float(answer) - cfg.p_uncond * cfg.batch_size) < 0.05
 
 
+
+@exercise("05.s_for_w", "expand (1 + w) ε_y − w ε_∅ and match it with ε_∅ + s (ε_y − ε_∅): s is a function of w.")
+def _s_for_w(answer) -> bool:
+    g = torch.Generator().manual_seed(0)
+    table = torch.randn(2, 1, 4, 4, generator=g)  # a fake ε_θ: one fixed prediction per condition (0: y, 1: ∅)
+
+    def model(x_t, t, y):
+        return x_t + table[y]
+
+    x_t, y, null = torch.randn(1, 1, 4, 4, generator=g), torch.tensor([0]), torch.tensor([1])
+    w = 1.0
+    ho_salimans = (1 + w) * model(x_t, 0, y) - w * model(x_t, 0, null)
+    return torch.allclose(guided(model, float(answer), y, null)(x_t, torch.zeros(1)), ho_salimans, atol=1e-6)
+
+
 # --- notebook 06 ------------------------------------------------------------------------------------------
 
 @exercise("06.attribute_vector", "faces.attribute_vector(names, Smiling=1, Eyeglasses=1): the rest stay 2 (∅).")
@@ -176,6 +245,16 @@ def _attribute_vector(answer) -> bool:
                              "['Eyeglasses'].float().mean().")
 def _chance_share(answer) -> bool:
     return abs(float(answer) - attribute_regions(64)["Eyeglasses"].float().mean().item()) < 1e-3
+
+
+
+@exercise("06.uniform_ratio", "a token that attends evenly puts inside a region the region's share of the image's area; "
+                              "compare that with how attention_maps.region_share defines chance")
+def _uniform_ratio(answer) -> bool:
+    maps = torch.full((2, len(FACE_ATTRIBUTES), 16, 16), 1 / 256)  # every token attends evenly
+    share, chance = attention_localisation(maps, FACE_ATTRIBUTES)
+    i = FACE_ATTRIBUTES.index("Eyeglasses")
+    return abs(float(answer) - (share[i] / chance[i]).item()) < 1e-6
 
 
 # --- notebook 07 ------------------------------------------------------------------------------------------

@@ -264,27 +264,37 @@ def shipped_or_train(name: str, fast: bool = True, mode: Mode | None = None, cal
     return model, Path(ckpt_path), False
 
 
-def live_run(name: str, steps: int, first_stage: AutoencoderKL, n: int = 5000, callback=None,
+LIVE_PRESETS = ("pixel-mnist", "latent-mnist", "latent-mnist-class", "latent-mnist-sr", "latent-mnist-inpaint")
+
+
+def live_run(name: str, steps: int, first_stage: AutoencoderKL | None = None, n: int = 5000, callback=None,
              progress: bool = True) -> tuple[DiffusionModel, list]:
-    """A short run of the MNIST concatenation preset ``name`` (``latent-mnist-sr`` / ``latent-mnist-inpaint``)
-    from scratch: ``steps`` steps on the first ``n`` training digits encoded by ``first_stage``, into
+    """A short run of the MNIST preset ``name`` (one of :data:`LIVE_PRESETS`) from scratch: ``steps`` steps on the
+    first ``n`` training digits (encoded by ``first_stage`` for a latent preset; none for ``pixel-mnist``), into
     ``runs/<mode>/live/`` (a finished one loads). The fast path's glimpse of training, the loss falling and the
     first samples; not a model to measure. Returns (model, history)."""
+    if name not in LIVE_PRESETS:
+        raise ValueError(f"live_run takes one of the MNIST presets {', '.join(LIVE_PRESETS)}, got {name!r}")
     preset = PRESETS[name]()
-    if (preset.conditioning or {}).get("type") != "concat" or preset.kind != "latent_mnist":
-        raise ValueError(f"live_run takes an MNIST concatenation preset (latent-mnist-sr, latent-mnist-inpaint), "
-                         f"got {name!r}")
-    train_cfg = dataclasses.replace(preset.train, steps=steps, lr_drop_at=0, ckpt_every=max(steps, 1),
-                                    sample_every=0)
+    if preset.f > 1 and first_stage is None:
+        raise ValueError(f"{name} trains on latents: pass first_stage= (e.g. the shipped model's .first_stage)")
+    warmup = min(preset.train.warmup, max(steps // 5, 1))
+    train_cfg = dataclasses.replace(preset.train, steps=steps, warmup=warmup, lr_drop_at=0,
+                                    ckpt_every=max(steps, 1), sample_every=0)
     preset = dataclasses.replace(preset, train=train_cfg)
-    images, _ = mnist("train", size=preset.image_size, n=n)
-    z = encode_dataset(first_stage, images)
-    z, c = concat_pairs(preset, first_stage, images, z, masks_per_image=1)
+    images, labels = mnist("train", size=preset.image_size, n=n)
+    data = images if preset.f == 1 else encode_dataset(first_stage, images)
+    spec, null = preset.conditioning or {}, None
+    if spec.get("type") == "concat":
+        data, labels = concat_pairs(preset, first_stage, images, data, masks_per_image=1)
+        null = _concat_null(preset)
+    elif not spec:
+        labels = None
     ckpt_path = runs_dir(preset.mode) / "live" / f"{preset.name}.pt"
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-    result, _ = train_preset(preset, z, labels=c, ckpt_path=ckpt_path, progress=progress, callback=callback,
-                             first_stage=first_stage, null_condition=_concat_null(preset))
-    return to_model(preset, result.ema, first_stage), result.history
+    result, _ = train_preset(preset, data, labels=labels, ckpt_path=ckpt_path, progress=progress, callback=callback,
+                             first_stage=first_stage if preset.f > 1 else None, null_condition=null)
+    return to_model(preset, result.ema, first_stage if preset.f > 1 else None), result.history
 
 
 # ------------------------------------------------------------------------------------------ concatenation (notebook 08)

@@ -155,22 +155,32 @@ def chain(*callbacks):
     return call
 
 
-def show_attention(images: Tensor, maps: Tensor, words: Sequence[str], title: str | None = None, size: float = 1.4):
+def show_attention(images: Tensor, maps: Tensor, words: Sequence[str], title: str | None = None, size: float = 1.4,
+                   vmax: float | str | None = None):
     """Per-token attention maps beside the images they produced: row b is image b, then one column per word.
 
     images (B, C, H, W) in [−1, 1]; maps (B, M, H, W) from :meth:`minildm.attention_maps.AttentionStore.token_maps`
-    (M ≥ len(words): the first len(words) tokens are shown). Each map is drawn in ``inferno`` scaled to its own
-    min..max (the differences between pixels are often a few per cent: read the numbers, not just the colours),
-    with the outline of the image's ink (its 0 level) in cyan. Returns the figure (notebook 05, ``minildm demo``).
+    (M ≥ len(words): the first len(words) tokens are shown), with the outline of the image's ink (its 0 level) in
+    cyan. ``vmax=None``: each map in ``inferno`` scaled to its own min..max (the differences between pixels are
+    often a few per cent: read the numbers, not just the colours). ``vmax`` a number, or ``"shared"`` (the largest
+    shown value): every map on one scale 0..vmax, with a colour bar, so that two figures drawn with the same vmax
+    (one layer vs all layers) can be compared by eye. Returns the figure (notebooks 05, 06, ``minildm demo``).
     """
     B, n = images.shape[0], len(words)
-    fig, axes = plt.subplots(B, n + 1, figsize=(size * (n + 1), size * B), squeeze=False)
+    shown = maps[:, :n].float().cpu()
+    if vmax == "shared":
+        vmax = float(shown.max())
+    elif isinstance(vmax, str):
+        raise ValueError(f"vmax must be None, a number or 'shared', got {vmax!r}")
+    scale = {} if vmax is None else dict(vmin=0.0, vmax=float(vmax))
+    fig, axes = plt.subplots(B, n + 1, figsize=(size * (n + 1) + (0.6 if scale else 0), size * B), squeeze=False)
+    im = None
     for b in range(B):
         img = to_numpy_grid(images[b:b + 1], 1, pad=0)
         axes[b, 0].imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
         grey = img if img.ndim == 2 else img.mean(-1)
         for j in range(n):
-            axes[b, j + 1].imshow(maps[b, j].float().cpu().numpy(), cmap="inferno")
+            im = axes[b, j + 1].imshow(shown[b, j].numpy(), cmap="inferno", **scale)
             axes[b, j + 1].contour(grey, levels=[0.5], colors="cyan", linewidths=0.6)
     for ax in axes.flat:
         ax.set_axis_off()
@@ -179,4 +189,6 @@ def show_attention(images: Tensor, maps: Tensor, words: Sequence[str], title: st
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    if scale and im is not None:
+        fig.colorbar(im, ax=axes[:, 1:].ravel().tolist(), shrink=0.8, label="attention")
     return fig

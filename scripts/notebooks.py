@@ -22,6 +22,7 @@ import difflib
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -70,6 +71,9 @@ def main() -> None:
     ap.add_argument("names", nargs="*")
     ap.add_argument("--mode", default="cpu", choices=["smoke", "cpu", "gpu"])
     ap.add_argument("--timeout", type=int, default=4 * 3600, help="seconds per cell")
+    ap.add_argument("--fresh", action="store_true",
+                    help="run: train into an empty, temporary runs folder (MINILDM_RUNS), as on a fresh clone, so "
+                         "nothing trained before is loaded; the RUNS.md row says 'fresh'")
     args = ap.parse_args()
 
     if args.command == "check":
@@ -106,11 +110,17 @@ def main() -> None:
                     n.id = o.id
             nb.metadata = old.metadata  # kernel info and the saved widget state (progress bars, sliders)
         if args.command == "run":
+            fresh = tempfile.TemporaryDirectory(prefix=f"minildm-runs-{src.stem[:2]}-") if args.fresh else None
+            if fresh is not None:
+                os.environ["MINILDM_RUNS"] = fresh.name  # the kernel inherits it
             t0 = time.time()
             execute(nb, args.mode, args.timeout)
             secs = time.time() - t0
+            if fresh is not None:
+                fresh.cleanup()
+                del os.environ["MINILDM_RUNS"]
             line = (f"| {src.stem} | {args.mode} | {secs / 60:.1f} min | {platform.processor() or platform.machine()}, "
-                    f"{os.cpu_count()} cores | {time.strftime('%Y-%m-%d')} |\n")
+                    f"{os.cpu_count()} cores{', fresh runs folder' if fresh else ''} | {time.strftime('%Y-%m-%d')} |\n")
             runs = NB_DIR / "RUNS.md"
             if not runs.exists():
                 runs.write_text("# Notebook runs\n\nWall time of the runs whose outputs are committed "

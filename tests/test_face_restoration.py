@@ -225,8 +225,21 @@ def test_a_live_run_trains_its_steps_and_refuses_other_presets(tmp_path, monkeyp
     model, history = recipes.live_run("latent-mnist-sr", 5, ae, n=64, progress=False)
     assert [row[0] for row in history] == [1, 2, 3, 4, 5]
     assert (tmp_path / "smoke" / "live" / "latent_mnist_sr.pt").exists() and model.unet.task == "sr"
-    with pytest.raises(ValueError, match="live_run takes an MNIST concatenation preset"):
+    with pytest.raises(ValueError, match="live_run takes one of the MNIST presets pixel-mnist"):
         recipes.live_run("latent-faces-sr", 5, ae)
+    with pytest.raises(ValueError, match="trains on latents: pass first_stage="):
+        recipes.live_run("latent-mnist", 5)
+
+
+def test_a_live_run_of_the_pixel_and_the_class_preset(tmp_path, monkeypatch):
+    """The fast path's live runs of notebooks 02 and 05: pixels need no first stage, the class model its labels."""
+    monkeypatch.setenv("MINILDM_RUNS", str(tmp_path))
+    pixel, history = recipes.live_run("pixel-mnist", 3, n=32, progress=False)
+    assert len(history) == 3 and pixel.first_stage is None
+    assert tuple(pixel.sample(2, seed=0, steps=2).shape) == (2, 1, 32, 32)
+    ae = recipes.load_diffusion(recipes.shipped("latent_mnist")).first_stage
+    cls, history = recipes.live_run("latent-mnist-class", 3, ae, n=32, progress=False)
+    assert len(history) == 3 and cls.num_classes == 10
 
 
 def _npz(path, **arrays):

@@ -23,9 +23,8 @@ def test_committed_notebook_has_figures_and_no_errors(path):
     assert all(c.get("execution_count") for c in code), "some cells were not executed"
     assert not [o for o in outs if o.get("output_type") == "error"]
     assert any("image/png" in o.get("data", {}) for o in outs), "no figures"
-    # the course's target is 2 MB per notebook; 06 is 2.6 MB until its figures are re-rendered, so the limit is 3 MB
-    assert path.stat().st_size < 3e6, (f"{path.name} is {path.stat().st_size / 1e6:.2f} MB; keep notebooks under 3 MB "
-                                       "(the course's target is 2 MB): fewer or smaller figures")
+    assert path.stat().st_size < 2e6, (f"{path.name} is {path.stat().st_size / 1e6:.2f} MB; keep notebooks under 2 MB:"
+                                       " fewer or smaller figures, or a smaller dpi")
     text = "".join("".join(o.get("text", "")) for o in outs)
     assert "SMOKE MODE" not in text, "committed outputs must come from a real (cpu/gpu) run, not smoke mode"
 
