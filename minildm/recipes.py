@@ -245,32 +245,43 @@ def _concat_null(preset: DiffusionPreset) -> Tensor | None:
 
 
 # ------------------------------------------------------------------------------------------ the notebooks' fast path
+# the shipped file of a preset whose checkpoint name is not the preset's: the face LDM's carries its data source
+# (checkpoint_path: latent_faces_toy.pt), and only the toy-faces model is shipped
+SHIPPED_AS = {"latent-faces": "latent_faces_toy"}
+
+
 def shipped_or_train(name: str, fast: bool = True, mode: Mode | None = None, callback=None,
                      progress: bool = True) -> tuple[DiffusionModel, Path, bool]:
     """Preset ``name``'s model for a notebook: with ``fast`` its shipped weights (``minildm/weights/<preset>.pt``,
-    trained by the command its README records) if they are there, else :func:`train` (resumable; a finished run
-    loads). Returns ``(model, path, was_shipped)``. A missing shipped file never stops the fast path: it says so,
-    with the preset's step count, and trains."""
+    trained by the command its README records; ``latent-faces``: ``latent_faces_toy.pt``, trained on the toy faces)
+    if they are there, else :func:`train` (resumable; a finished run loads). Returns ``(model, path, was_shipped)``.
+    A missing shipped file never stops the fast path: it says so, with the preset's step count, and trains."""
     preset = PRESETS[name](mode)
+    stem = SHIPPED_AS.get(name, preset.name)
     if fast:
         try:
-            path = shipped(preset.name)
+            path = shipped(stem)
         except CheckpointError:
-            print(f"{preset.name} is not shipped: training it here ({preset.train.steps:,} steps, "
+            print(f"{stem} is not shipped: training it here ({preset.train.steps:,} steps, "
                   f"{preset.mode} mode), resumable in {runs_dir(preset.mode)}")
         else:
             return load_diffusion(path, map_location=get_device()), path, True
+    if name == "latent-faces":  # notebook 06 has loaded (and announced) the faces already: say it once
+        run = train_faces(preset.mode, progress=progress, callback=callback, verbose=False)
+        return run.model, run.ckpt, False
     model, ckpt_path = train(name, mode=preset.mode, progress=progress, callback=callback)
     return model, Path(ckpt_path), False
 
 
-LIVE_PRESETS = ("pixel-mnist", "latent-mnist", "latent-mnist-class", "latent-mnist-sr", "latent-mnist-inpaint")
+LIVE_PRESETS = ("pixel-mnist", "latent-mnist", "latent-mnist-class", "latent-mnist-sr", "latent-mnist-inpaint",
+                "latent-mnist-layout")
 
 
 def live_run(name: str, steps: int, first_stage: AutoencoderKL | None = None, n: int = 5000, callback=None,
              progress: bool = True) -> tuple[DiffusionModel, list]:
     """A short run of the MNIST preset ``name`` (one of :data:`LIVE_PRESETS`) from scratch: ``steps`` steps on the
-    first ``n`` training digits (encoded by ``first_stage`` for a latent preset; none for ``pixel-mnist``), into
+    first ``n`` training digits, or ``n`` layout canvases for ``latent-mnist-layout`` (encoded by ``first_stage``
+    for a latent preset; none for ``pixel-mnist``), into
     ``runs/<mode>/live/`` (a finished one loads). The fast path's glimpse of training, the loss falling and the
     first samples; not a model to measure. Returns (model, history)."""
     if name not in LIVE_PRESETS:
@@ -282,9 +293,14 @@ def live_run(name: str, steps: int, first_stage: AutoencoderKL | None = None, n:
     train_cfg = dataclasses.replace(preset.train, steps=steps, warmup=warmup, lr_drop_at=0,
                                     ckpt_every=max(steps, 1), sample_every=0)
     preset = dataclasses.replace(preset, train=train_cfg)
-    images, labels = mnist("train", size=preset.image_size, n=n)
-    data = images if preset.f == 1 else encode_dataset(first_stage, images)
     spec, null = preset.conditioning or {}, None
+    if spec.get("type") == "layout":  # canvases of 1–3 digits and their layouts (notebook 09)
+        canvases = layout_dataset(n, "train", seed=0)
+        images, labels = canvases.images, canvases.layouts
+        null = encoder_from_spec(spec)[0].null_condition(1)[0]  # (K, 5): the empty layout ∅
+    else:
+        images, labels = mnist("train", size=preset.image_size, n=n)
+    data = images if preset.f == 1 else encode_dataset(first_stage, images)
     if spec.get("type") == "concat":
         data, labels = concat_pairs(preset, first_stage, images, data, masks_per_image=1)
         null = _concat_null(preset)
@@ -536,20 +552,22 @@ class FacesRun:
 
 
 def train_faces(mode: Mode | None = None, stop_after: str = "ldm", source: str = "auto", root=None,
-                ckpt_path=None, progress: bool = True, callback=None) -> FacesRun:
+                ckpt_path=None, progress: bool = True, callback=None, verbose: bool | None = None) -> FacesRun:
     """Notebook 06 end to end (resumable; finished stages load): faces → attribute classifier → RGB autoencoder
     (perceptual loss through the classifier's features) → latents s·ℰ(x) → attribute-conditional LDM.
 
     ``stop_after="autoencoder"`` stops before the LDM. Checkpoints: :func:`checkpoint_path` (``ckpt_path`` for the
-    LDM's, or the autoencoder's with ``stop_after="autoencoder"``).
+    LDM's, or the autoencoder's with ``stop_after="autoencoder"``). ``verbose`` (default: ``progress``) prints
+    which faces were loaded; a notebook that has loaded and announced them already passes False.
     """
     if stop_after not in ("autoencoder", "ldm"):
         raise ValueError(f"stop_after must be 'autoencoder' or 'ldm', got {stop_after!r}")
     mode = mode or get_mode()
     distributed.init()
     with distributed.main_first():  # rank 0 writes the toy faces and trains the classifier; the others load them
-        data = load_faces("train", source=source, root=root, mode=mode, verbose=progress)
-        test = load_faces("test", source=source, root=root, mode=mode, verbose=progress)
+        verbose = progress if verbose is None else verbose
+        data = load_faces("train", source=source, root=root, mode=mode, verbose=verbose)
+        test = load_faces("test", source=source, root=root, mode=mode, verbose=verbose)
         clf, acc = face_classifier(data, test, mode, progress=progress and distributed.is_main())
     ae, ae_history, ae_ckpt = face_autoencoder(data, clf, mode, ckpt_path if stop_after == "autoencoder" else None,
                                                progress)

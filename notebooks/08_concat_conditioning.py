@@ -52,9 +52,10 @@
 # **Two paths** (the first cell below): `FAST = True`, the default in smoke and cpu mode, loads the shipped models
 # of `minildm/weights/` (each trained by the command its README records) and trains only a short live run, so that
 # you see the loss fall and the first samples appear; `FAST = False`, the default in gpu mode, trains every model
-# here. Measured on one thread of a 2-core machine: the fast path 11.6 minutes (12.7 beside another job), nearly all of it
-# measuring (n = 500 digits per method, 200 faces per task); the full path about 4 hours more (seven models'
-# training, `notebooks/RUNS.md`). On a Colab T4 expect the fast path in a few minutes (not measured yet).
+# here. Measured on 2 CPU cores (one thread), from an empty runs folder: the fast path 9.5 min, nearly all of it
+# measuring (500 digits per method, 300 part maps, 200 faces for SR and 100 for inpainting); the full path about
+# 4 hours more (seven models' training, `notebooks/RUNS.md`). On a Colab T4 expect the fast path in a few minutes
+# (not measured yet).
 
 # %%
 # Colab only: install minildm from GitHub (a no-op anywhere else), and nothing more: Colab ships every dependency,
@@ -211,7 +212,8 @@ print(f"ε_θ on {sr_model.sample_shape} latents, c (1, 8, 8)")
 # %%
 live_sr, live_history = recipes.live_run("latent-mnist-sr", LIVE_STEPS, sr_model.first_stage,
                                          callback=viz.LiveLoss("L_LDM, ×4 SR, live run"))
-viz.plot_loss(live_history, title=f"L_LDM, ×4 SR: a live run of {LIVE_STEPS} steps")
+print(f"live run: {len(live_history)} steps in {live_history[-1][4]:.0f} s, loss {live_history[0][1]:.3f} → "
+      f"{live_history[-1][1]:.3f}")
 with torch.no_grad():
     lr_live = pairs.low_resolution(x[:16])
     early = upscale(live_sr, (lr_live + 1) / 2, seed=SEED, steps=STEPS, sampler="ddpm") * 2 - 1
@@ -587,7 +589,7 @@ from minildm import semantic  # noqa: E402
 from minildm.celeba import CELEBA_ATTRIBUTES  # noqa: E402
 from minildm.toyfaces import PARTS  # noqa: E402
 
-N_SEM = config.pick(smoke=16, cpu=500, gpu=1000)  # test maps judged
+N_SEM = config.pick(smoke=16, cpu=300 if FAST else 500, gpu=1000)  # test maps judged (fewer on the fast path)
 faces = semantic.semantic_faces(N_SHOW, seed=recipes.SEMANTIC_TEST_SEED)  # maps no model here trained on
 show_rows([semantic.colour_map(faces.parts), faces.images], ["part map", "render"],
           title="toy faces and their part maps: " + ", ".join(PARTS), size=1.0)
@@ -729,6 +731,7 @@ from minildm.face_classifier import load_attribute_classifier  # noqa: E402
 from minildm.faces import FACE_ATTRIBUTES, load_faces  # noqa: E402
 
 N_FACE = config.pick(smoke=16, cpu=200, gpu=1000)  # test faces per task
+N_FACE_INP = config.pick(smoke=16, cpu=100 if FAST else 200, gpu=1000)  # of them, inpainted (9 fills a face)
 face_test = load_faces("test", source="toy", verbose=False)
 face_ref = load_faces("valid", source="toy", verbose=False)
 xf, af = face_test.float(N_FACE), face_test.attrs[:N_FACE]  # (N, 3, 64, 64) in [−1, 1], (N, 16) in {0, 1}
@@ -801,8 +804,9 @@ show_rows([F.interpolate(fsr["lr"][:N_SHOW], scale_factor=4), fsr["images"]["bic
 
 # %%
 t0 = time.perf_counter()
-finp = fr.measure_attribute_inpainting(finp_model, face_judge, xf, af, seed=SEED, steps=STEPS, n_boot=N_BOOT)
-print(f"{N_FACE} test faces × 3 regions × 3 requests, DDIM {STEPS}, {time.perf_counter() - t0:.0f} s")
+finp = fr.measure_attribute_inpainting(finp_model, face_judge, xf[:N_FACE_INP], af[:N_FACE_INP], seed=SEED,
+                                       steps=STEPS, n_boot=N_BOOT)
+print(f"{N_FACE_INP} test faces × 3 regions × 3 requests, DDIM {STEPS}, {time.perf_counter() - t0:.0f} s")
 print(fr.inpainting_table(finp))
 pics = finp["images"]["Eyeglasses"]
 show_rows([pics["masked"][:N_SHOW], pics["as it was"][:N_SHOW], pics["flipped"][:N_SHOW], pics["unsaid"][:N_SHOW],

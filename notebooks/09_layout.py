@@ -39,6 +39,14 @@
 # digits where you ask for them; edit one object at a time with the noise held fixed; **measure** what is drawn and
 # where (judge accuracy per box, IoU, ink outside the boxes, digit count) with intervals, against the real canvases'
 # ceiling and the issue's targets; and measure where each object token is read by cross-attention.
+#
+# **Two paths** (the first code cell): `FAST = True`, the default in smoke and cpu mode, loads the shipped layout
+# model of `minildm/weights/` (3,000 steps, trained by the command its README records, 45 min on one thread) and its
+# autoencoder, and trains only a short live run of the same preset, so that you see the loss fall; `FAST = False`,
+# the default in gpu mode, trains the autoencoder and the layout model here. Measured on one thread of a 2-core
+# machine, from an empty runs folder: the fast path 9.0 min (most of it sampling the 150 layouts per guidance
+# scale of §6); the full path about 70 min more (autoencoder and layout model, `notebooks/RUNS.md`). On a Colab T4
+# expect the fast path in 2–3 minutes (not measured yet).
 
 # %%
 # Colab only: install minildm from GitHub (a no-op anywhere else), and nothing more: Colab ships every dependency,
@@ -66,12 +74,16 @@ from minildm.checkpoint import load_checkpoint
 from minildm.conditioning import ConditionalUNet, LayoutEncoder, fourier_features
 from minildm.conditions import LAYOUT_EXAMPLE, parse_layout
 from minildm.exercises import check
+from minildm.shipped import shipped
 from minildm.guidance import condition_dropout
 from minildm.layout import (NO_OBJECT, LayoutConfig, attention_in_boxes, count_digits, ink_box_iou, ink_outside,
                             layout_dataset, random_layouts, read_objects)
 
+FAST = config.get_mode() != "gpu"  # True: the shipped model + a short live run; False: train every model here
+LIVE_STEPS = config.pick(smoke=3, cpu=40, gpu=300)  # the live run's steps (§3)
 print(config.describe())
 print(viz.mode_banner())
+print(f"{'fast path: the shipped layout model' if FAST else 'full path: every model trained here'}")
 device = config.get_device()
 preset = presets.latent_mnist_layout()
 print(f"layout preset ({preset.mode}):\n  {preset.unet}\n  {preset.train}")
@@ -133,7 +145,10 @@ print("canvas 0's layout (class, x0, y0, x1, y1), empty slots of class −1:\n",
 # boxes. Each latent cell covers 4 × 4 pixels, and a box of 20–36 px spans 5–9 cells.
 
 # %%
-ae = recipes.first_stage(presets.autoencoder_mnist(f=preset.f), progress=False)[0].to(device)  # trained or loaded
+if FAST:  # the shipped layout model carries the autoencoder it was trained on
+    ae = recipes.load_diffusion(shipped("latent_mnist_layout")).first_stage.to(device)
+else:
+    ae = recipes.first_stage(presets.autoencoder_mnist(f=preset.f), progress=False)[0].to(device)  # trained or loaded
 with torch.no_grad():
     z_real = ae.encode_latents(real.images.to(device)).cpu()  # (8, 4, 16, 16): s·ℰ(x)
 print(f"canvases {tuple(real.images.shape)} → latents {tuple(z_real.shape)}; std of s·z {z_real.std():.2f}")
@@ -269,20 +284,40 @@ del net
 # cross-attention at the 16 × 16 and 8 × 8 levels and the 4 × 4 middle. The loss is Eq. 3 with the layout as y.
 # `recipes.train` runs the whole recipe (autoencoder, canvases, their latents, then this model), resumes an
 # interrupted run and loads a finished one; `python -m minildm train latent-mnist-layout` is the same call.
+# `recipes.shipped_or_train` takes the shipped weights on the fast path (and trains if they are missing).
 
 # %%
-model, ckpt_path = recipes.train("latent-mnist-layout", callback=viz.LiveLoss("L_LDM with layouts"))
+model, ckpt_path, was_shipped = recipes.shipped_or_train("latent-mnist-layout", fast=FAST,
+                                                         callback=viz.LiveLoss("L_LDM with layouts"))
 model = model.to(device).eval()
 unet, enc = model.unet, model.unet.encoder  # ConditionalUNet = ε_θ + τ_θ; τ_θ is a LayoutEncoder
 assert model.max_objects == K
-history = load_checkpoint(ckpt_path)["history"]  # rows (step, loss, lr, grad_norm, seconds)
-print(f"{model.name}: {history[-1][0]} steps in {history[-1][4] / 60:.1f} min of recorded training "
-      f"(from {ckpt_path}); batch {preset.train.batch_size}, {preset.n_train} training canvases")
+ckpt = load_checkpoint(ckpt_path)
+if was_shipped:  # the export keeps the weights and the command, not the loss history
+    trained_steps, trained_note = ckpt["step"], f"the shipped weights ({ckpt_path.name}; {ckpt['release']['note']})"
+else:
+    history = ckpt["history"]  # rows (step, loss, lr, grad_norm, seconds)
+    trained_steps, trained_note = history[-1][0], f"{history[-1][4] / 60:.1f} min of recorded training, {ckpt_path}"
+    viz.plot_loss(history, title="L_LDM with layouts")
+print(f"{model.name}: {trained_steps:,} steps; {trained_note}")
+print(f"batch {preset.train.batch_size}, {preset.n_train} training canvases")
 print(f"parameters: ε_θ {sum(p.numel() for p in unet.unet.parameters()):,}, τ_θ "
       f"{sum(p.numel() for p in enc.parameters()):,}; latents {model.sample_shape}, K = {K} slots")
-viz.plot_loss(history, title="L_LDM with layouts");
 print("the checks of §2 on the trained ε_θ:")
 show_checks(order_and_padding(unet))
+
+# %% [markdown]
+# **A live run.** On the fast path the model above was trained elsewhere. Here the same preset trains from scratch
+# for a few dozen steps on 1,000 canvases (`recipes.live_run`, into `runs/<mode>/live/`), so that the loss is seen
+# falling. At about 1.2 s a step on one thread this is all the fast path can afford; the shipped model had 3,000
+# steps, and the live one is not measured.
+
+# %%
+if FAST:
+    live_model, live_history = recipes.live_run("latent-mnist-layout", LIVE_STEPS, ae, n=1000,
+                                                callback=viz.LiveLoss("L_LDM with layouts, live run"))
+    print(f"live run: {len(live_history)} steps in {live_history[-1][4]:.0f} s, loss {live_history[0][1]:.3f} → "
+          f"{live_history[-1][1]:.3f}")
 
 # %% [markdown]
 # **Condition dropout.** During training each layout is replaced by the empty layout ∅ (every slot `NO_OBJECT`, so
@@ -433,7 +468,7 @@ fig.tight_layout()
 # `scripts/measure_layout.py` runs the same measurement at n = 500.
 
 # %%
-N_MEAS = config.pick(smoke=8, cpu=200, gpu=1000)  # layouts per row
+N_MEAS = config.pick(smoke=8, cpu=150 if FAST else 200, gpu=1000)  # layouts per row (fewer on the fast path)
 GUIDANCES = config.pick(smoke=(1.0, 2.0), cpu=(1.0, 2.0, 3.0), gpu=(1.0, 1.5, 2.0, 3.0))
 SEED_CHOOSE, SEED_REPORT = 0, 1
 BATCH = config.pick(smoke=8, cpu=100, gpu=500)
@@ -500,7 +535,7 @@ print(HEADER)
 row("chosen s, report seed", s_star, SEED_REPORT, report)
 row("real test canvases (ceiling)", None, SEED_REPORT, ceiling)
 if config.get_mode() == "smoke":
-    print(f"SMOKE MODE: a {history[-1][0]}-step model and {N_MEAS} layouts; these numbers say nothing about the "
+    print(f"SMOKE MODE: a {trained_steps}-step model and {N_MEAS} layouts; these numbers say nothing about the "
           "method")
 
 # %%
@@ -612,7 +647,7 @@ del store  # the records: tens of MB in cpu mode
 # Printed from this run:
 
 # %%
-print(f"mode {config.get_mode()}, {history[-1][0]} training steps ({history[-1][4] / 60:.1f} min), "
+print(f"mode {config.get_mode()}, {'fast' if FAST else 'full'} path, {trained_steps:,} training steps, "
       f"{STEPS} ancestral steps")
 print(f"guidance chosen on seed {SEED_CHOOSE} from {GUIDANCES}: s = {s_star:g}")
 print(f"at s = {s_star:g}, seed {SEED_REPORT}, n = {N_MEAS}: judge accuracy {report['accuracy']:.1%}, IoU "

@@ -219,6 +219,13 @@ def test_the_fast_path_takes_a_shipped_model_when_there_is_one():
     assert was_shipped and path == recipes.shipped("latent_mnist_sr") and model.unet.task == "sr"
 
 
+def test_the_fast_path_finds_the_shipped_face_model_under_its_data_source():
+    """latent-faces' checkpoint (and shipped file) is latent_faces_toy: the preset name plus the data source."""
+    model, path, was_shipped = recipes.shipped_or_train("latent-faces", fast=True)
+    assert was_shipped and path == recipes.shipped("latent_faces_toy")
+    assert model.attributes is not None and model.sample_shape == (3, 16, 16)
+
+
 def test_a_live_run_trains_its_steps_and_refuses_other_presets(tmp_path, monkeypatch):
     monkeypatch.setenv("MINILDM_RUNS", str(tmp_path))
     ae = recipes.load_diffusion(recipes.shipped("latent_mnist_sr")).first_stage
@@ -270,3 +277,12 @@ def test_cli_inpaint_takes_attributes_for_the_face_model(face_runs, tmp_path, ca
         assert main(argv) == 2, argv
         assert needle in one_error_line(capsys.readouterr().err)
         assert not out.exists()
+
+
+def test_a_live_run_of_the_layout_preset_trains_on_canvases_with_their_layouts(tmp_path, monkeypatch):
+    """Notebook 09's live run: canvases, their layouts as y, and the empty layout as ∅ for condition dropout."""
+    monkeypatch.setenv("MINILDM_RUNS", str(tmp_path))
+    ae = recipes.load_diffusion(recipes.shipped("latent_mnist_layout")).first_stage
+    model, history = recipes.live_run("latent-mnist-layout", 2, ae, n=16, progress=False)
+    assert len(history) == 2 and model.max_objects == 3
+    assert (tmp_path / "smoke" / "live" / "latent_mnist_layout.pt").exists()

@@ -60,3 +60,27 @@ def test_stated_fast_runtime_is_within_the_ten_minute_budget(src):
     """The runtime the first cell states for the fast path (its first number of minutes) is at most 10 minutes."""
     minutes = float(MINUTES.search(two_paths_paragraph(src)).group(1))
     assert minutes <= 10, f"{src.name}: the fast path is stated as {minutes} min; the course's budget is 10"
+
+
+RUNS = ROOT / "notebooks" / "RUNS.md"
+ROW = re.compile(r"^\| (\d\d_\w+) \| (\w+) \| ([\d.]+) min \| ([^|]*) \| ([\d-]+) \|$", re.M)
+BUDGET_MIN = 10.0  # issue 14: "Run all" on the fast path in cpu mode, from a fresh clone, on 2 cores
+
+
+def recorded_runs() -> dict[str, tuple[str, float, str]]:
+    return {m[1]: (m[2], float(m[3]), m[4]) for m in ROW.finditer(RUNS.read_text())}
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
+def test_committed_run_is_a_fresh_fast_path_within_budget(src):
+    """The committed outputs come from a cpu-mode run from an empty runs folder (`scripts/notebooks.py run NN --mode
+    cpu --fresh`: only the shipped weights to load, as on a fresh clone) that took at most 10 minutes, and the first
+    cell states the runtime that run recorded in notebooks/RUNS.md (to half a minute)."""
+    runs = recorded_runs()
+    assert src.stem in runs, f"no row for {src.stem} in notebooks/RUNS.md"
+    mode, minutes, machine = runs[src.stem]
+    assert mode == "cpu" and "fresh runs folder" in machine, (
+        f"{src.stem}: re-run it with `python scripts/notebooks.py run {src.name[:2]} --mode cpu --fresh`")
+    assert minutes <= BUDGET_MIN, f"{src.stem}: the fast path took {minutes} min, over the {BUDGET_MIN:g}-min budget"
+    stated = float(MINUTES.search(two_paths_paragraph(src)).group(1))
+    assert abs(stated - minutes) <= 0.5, f"{src.stem}: the first cell says {stated} min, RUNS.md records {minutes}"
