@@ -13,6 +13,7 @@ another.
 
     python scripts/measure_shipped.py                 # all three, n = 2000 (~10 min on 2 cores)
     python scripts/measure_shipped.py --models latent_mnist --n 500
+    python scripts/measure_shipped.py --models pixel_mnist --n 1000  # notebook 02's pixel DDPM
     python scripts/measure_shipped.py --dir runs/cpu  # the checkpoints of `train`, before they are exported
 """
 from __future__ import annotations
@@ -39,8 +40,13 @@ def conditions(model, name: str, n: int):
     return model.tokenizer.encode_batch([PROMPTS[k] for k in labels.tolist()], strict=True), labels
 
 
+def unconditional(model) -> bool:
+    """latent_mnist, pixel_mnist: no class and no words to condition on."""
+    return model.num_classes is None and model.tokenizer is None
+
+
 def row(ev: Evaluator, model, name: str, n: int, guidance: float, seed: int) -> dict:
-    y, labels = (None, None) if name == "latent_mnist" else conditions(model, name, n)
+    y, labels = (None, None) if unconditional(model) else conditions(model, name, n)
     t0 = time.perf_counter()
     images = model.sample(n, sampler="ddpm", steps=50, seed=seed, y=y, guidance=guidance)
     r = ev.report_spread(images, labels=labels, seed=seed)
@@ -77,7 +83,7 @@ def main() -> None:
           "digit shares (min–max) | confidence | s |\n|---|---:|---:|---:|---|---|---|---|---|---|---|---:|")
     for name in args.models:
         model = load_diffusion(args.dir / f"{name}.pt" if args.dir else shipped(name))
-        if name == "latent_mnist":
+        if unconditional(model):
             for seed in (args.seed, args.report_seed):
                 show(name, None, seed, row(ev, model, name, args.n, 1.0, seed))
             continue

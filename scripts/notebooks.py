@@ -21,6 +21,7 @@ import argparse
 import difflib
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -113,14 +114,17 @@ def main() -> None:
             fresh = tempfile.TemporaryDirectory(prefix=f"minildm-runs-{src.stem[:2]}-") if args.fresh else None
             if fresh is not None:
                 os.environ["MINILDM_RUNS"] = fresh.name  # the kernel inherits it
-            t0 = time.time()
+            t0, r0 = time.time(), resource.getrusage(resource.RUSAGE_CHILDREN)
             execute(nb, args.mode, args.timeout)
             secs = time.time() - t0
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the kernel, reaped at shutdown
+            cpu_min = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / 60
             if fresh is not None:
                 fresh.cleanup()
                 del os.environ["MINILDM_RUNS"]
             line = (f"| {src.stem} | {args.mode} | {secs / 60:.1f} min | {platform.processor() or platform.machine()}, "
-                    f"{os.cpu_count()} cores{', fresh runs folder' if fresh else ''} | {time.strftime('%Y-%m-%d')} |\n")
+                    f"{os.cpu_count()} cores{', fresh runs folder' if fresh else ''}, kernel CPU {cpu_min:.1f} min | "
+                    f"{time.strftime('%Y-%m-%d')} |\n")
             runs = NB_DIR / "RUNS.md"
             if not runs.exists():
                 runs.write_text("# Notebook runs\n\nWall time of the runs whose outputs are committed "
@@ -131,7 +135,7 @@ def main() -> None:
             last = max((i for i, r in enumerate(rows) if r.startswith("|")), default=len(rows) - 1)
             rows.insert(last + 1, line)
             runs.write_text("".join(rows))
-            print(f"{src.stem}: executed in {args.mode} mode in {secs:.0f} s")
+            print(f"{src.stem}: executed in {args.mode} mode in {secs:.0f} s (kernel CPU {cpu_min * 60:.0f} s)")
         nbformat.write(nb, src.with_suffix(".ipynb"))
         print(f"wrote {src.with_suffix('.ipynb').relative_to(ROOT)}")
 

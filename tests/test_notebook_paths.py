@@ -71,16 +71,25 @@ def recorded_runs() -> dict[str, tuple[str, float, str]]:
     return {m[1]: (m[2], float(m[3]), m[4]) for m in ROW.finditer(RUNS.read_text())}
 
 
+CPU = re.compile(r"kernel CPU ([\d.]+) min")
+
+
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
 def test_committed_run_is_a_fresh_fast_path_within_budget(src):
     """The committed outputs come from a cpu-mode run from an empty runs folder (`scripts/notebooks.py run NN --mode
-    cpu --fresh`: only the shipped weights to load, as on a fresh clone) that took at most 10 minutes, and the first
-    cell states the runtime that run recorded in notebooks/RUNS.md (to half a minute)."""
+    cpu --fresh`: only the shipped weights to load, as on a fresh clone) that fits the 10-minute budget, and the first
+    cell states the runtime that run recorded in notebooks/RUNS.md (to half a minute).
+
+    The runtime is the kernel's CPU time when the row has it: the notebooks run on one thread, so on an idle 2-core
+    machine their wall time is their CPU time, while the wall time of a run made beside other jobs is inflated by
+    them (RUNS.md keeps both)."""
     runs = recorded_runs()
     assert src.stem in runs, f"no row for {src.stem} in notebooks/RUNS.md"
-    mode, minutes, machine = runs[src.stem]
+    mode, wall, machine = runs[src.stem]
     assert mode == "cpu" and "fresh runs folder" in machine, (
         f"{src.stem}: re-run it with `python scripts/notebooks.py run {src.name[:2]} --mode cpu --fresh`")
+    cpu = CPU.search(machine)
+    minutes = float(cpu.group(1)) if cpu else wall
     assert minutes <= BUDGET_MIN, f"{src.stem}: the fast path took {minutes} min, over the {BUDGET_MIN:g}-min budget"
     stated = float(MINUTES.search(two_paths_paragraph(src)).group(1))
     assert abs(stated - minutes) <= 0.5, f"{src.stem}: the first cell says {stated} min, RUNS.md records {minutes}"
