@@ -34,6 +34,11 @@
 #
 # Code indices run `t = 0 … T-1` (index `t` is the paper's $t+1$). Names follow the paper: `x0`, `x_t`, `eps`,
 # `betas`, `alpha_bar`.
+#
+# **Two paths**: this notebook trains nothing, so there is no fast/full switch and both paths are the same: every
+# cell computes schedules and noises digits. Measured on one thread of a 2-core machine (2 CPU cores, shared with
+# other runs), from an empty runs folder: 4.9 min in cpu mode, 4.7 min of it the cell of §2 that runs 20,000 chains
+# step by step. On a Colab T4 expect a few minutes (not measured; nothing here uses the GPU).
 
 # %%
 # Colab only: install minildm from GitHub (a no-op anywhere else), and nothing more: Colab ships every dependency,
@@ -65,8 +70,11 @@ gen = config.seed_everything(0)
 # A schedule fixes how much noise $\beta_t$ each step adds. Three are in common use:
 #
 # * **linear** (DDPM): $\beta_t$ from $10^{-4}$ to $0.02$ over $T=1000$ steps.
-# * **cosine** (Nichol & Dhariwal 2021): defined through $\bar\alpha_t = \cos^2\!\big(\tfrac{t/T+s}{1+s}\cdot\tfrac{\pi}{2}\big)$,
-#   so that information is destroyed more evenly over $t$.
+# * **cosine** (Nichol & Dhariwal 2021, Eq. 17): defined through $\bar\alpha_t = f(t)/f(0)$ with
+#   $f(t) = \cos^2\!\big(\tfrac{t/T+s}{1+s}\cdot\tfrac{\pi}{2}\big)$, $s = 0.008$, so that information is destroyed more
+#   evenly over $t$. Dividing by $f(0)$ makes $\bar\alpha_0 = 1$ before the first step. The β's follow as
+#   $\beta_t = 1 - \bar\alpha_t/\bar\alpha_{t-1}$, and they are **clipped at 0.999**: at $t = T$, $f(T) = \cos^2(\pi/2) = 0$, so
+#   the last β would be exactly 1 (all signal gone in one step, and a division by ~0 when the step is inverted).
 # * **scaled linear** (what LDM and Stable Diffusion use). **Naming trap:** LDM's configs call it `linear`, but it
 #   is linear in $\sqrt{\beta}$: $\beta_t = \big(\sqrt{0.00085} + \tfrac{t}{T-1}(\sqrt{0.012}-\sqrt{0.00085})\big)^2$.
 #   diffusers renamed it `scaled_linear`; so do we. Its end point is much gentler than DDPM's, and we will see
@@ -107,6 +115,12 @@ for name, s in scheds.items():
 # Look at the last column: after 1000 steps, DDPM's linear and the cosine schedule keep $\sqrt{\bar\alpha_T}\approx 0.006$
 # and $0$ of the signal, but the scaled-linear one still keeps **7%** of it. We come back to this in §4.
 #
+# The cosine row's `β_T=0.999000` is the clip, not the formula (which gives 1), and it is why its $\bar\alpha_T$ is
+# $2.4\times10^{-9}$ (0.001 of $\bar\alpha_{T-1}$) rather than 0. It is also the spike at the right of the first panel
+# above: as $\bar\alpha_t \to 0$, the ratio $\bar\alpha_t/\bar\alpha_{t-1}$ falls fast, so the cosine β climbs from about 0.02 at
+# t = 900 to 0.09 at t = 980 and 0.75 at t = 999, and would reach 1 at t = 1000 without the clip; its last 20
+# or so steps do most of the final destroying.
+#
 # ## 2 · The closed form equals the chain
 #
 # Eq. 4 claims that $T$ small Gaussian steps compose into one Gaussian jump. We check it in distribution: start many
@@ -143,23 +157,41 @@ x_jump = schedule.q_sample(x0.double().expand(n_chains, -1, -1, -1), torch.full(
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.hist(x[:, 0, 16, 16].numpy(), bins=60, density=True, alpha=0.6, label="chain (Eq. 2, step by step)")
 ax.hist(x_jump[:, 0, 16, 16].numpy(), bins=60, density=True, alpha=0.6, label="one jump (Eq. 4)")
-ax.set_title(f"the centre pixel at t={t_check + 1}: two routes, one distribution")
+ax.set(xlabel="value of the centre pixel x_t[16, 16]", ylabel="density",
+       title=f"the centre pixel at t={t_check + 1}: two routes, one distribution")
 ax.legend(fontsize=8);
 
 # %% [markdown]
 # ## 3 · Real digits across t
+#
+# Four digits, one noise draw shared by every column, so only $\bar\alpha_t$ changes from left to right. Each column is
+# labelled with the paper's t and the signal's weight $\sqrt{\bar\alpha_t}$. (One grid image per schedule, shown at twice
+# the native 32 px: pure noise compresses badly, and this keeps the notebook small.)
 
 # %%
 ts = [0, 50, 100, 200, 300, 500, 700, 999]
 digits = x_train[:4]  # (4, 1, 32, 32)
 eps = torch.randn(digits.shape, generator=gen)  # one noise draw, shared across t, so only ᾱ_t changes
-for name in ("linear", "cosine"):
-    frames = [schedule.q_sample(digits, torch.full((4,), t), scheds[name].alpha_bar, eps) for t in ts]
-    viz.show_strip(frames, labels=[f"t={t + 1}" for t in ts], title=f"q(x_t | x_0), {name} schedule", size=1.1)
+fig, axes = plt.subplots(2, 1, figsize=(5.6, 6.2))
+for ax, name in zip(axes, ("linear", "cosine")):
+    ab = scheds[name].alpha_bar
+    frames = torch.stack([schedule.q_sample(digits, torch.full((4,), t), ab, eps) for t in ts], 1)  # (4, 8, 1, 32, 32)
+    viz.show_grid(frames.flatten(0, 1), nrow=len(ts), ax=ax)  # row = digit, column = t
+    ax.set_axis_on()
+    ax.set_yticks([])
+    ax.set_xticks([1 + 33 * j + 16 for j in range(len(ts))],  # column centres: 32 px images, 1 px padding
+                  [f"t={t + 1}\n√ᾱ={ab[t].sqrt():.2f}" for t in ts], fontsize=7)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title(f"q(x_t | x_0), {name} schedule", fontsize=10)
+fig.tight_layout()
 
 # %% [markdown]
-# The cosine schedule keeps the digit legible for longer, then destroys it; the linear one has wiped most of it by
-# t ≈ 300, so many of its steps are spent on almost pure noise. That is Nichol & Dhariwal's argument for cosine.
+# The linear schedule's digits are still legible at t = 301 ($\sqrt{\bar\alpha} = 0.63$), though grainy, and almost gone at
+# t = 501 ($\sqrt{\bar\alpha} = 0.28$): from there on, about half of its 1000 steps are spent on what is nearly pure noise. The
+# cosine schedule keeps them clearly legible to t = 501 ($\sqrt{\bar\alpha} = 0.70$), faint at t = 701 (0.45), and destroys
+# them only near the end. That is Nichol & Dhariwal's argument for cosine: information is removed more evenly over t.
 #
 # ### A slider over t
 # Move the slider (in a live notebook; widgets are not saved in the file, so the static strip above stands in).
@@ -226,7 +258,8 @@ for ax, (name, s) in zip(axes, scheds.items()):
     x_T = schedule.q_sample(xs, torch.full((len(xs),), T - 1), s.alpha_bar, eps)
     ax.hist(x_T.flatten().numpy(), bins=100, density=True, alpha=0.6, label="pixels of x_T")
     ax.plot(grid, torch.exp(-grid**2 / 2) / (2 * torch.pi) ** 0.5, "k", lw=1, label="N(0, 1)")
-    ax.set_title(name)
+    ax.set(title=name, xlabel="pixel value of x_T")
+axes[0].set_ylabel("density")
 axes[0].legend(fontsize=8)
 fig.tight_layout()
 
@@ -260,6 +293,17 @@ def my_q_sample(x0, t, alpha_bar, eps):
 
 check("01.q_sample", my_q_sample if my_q_sample(torch.zeros(1, 1, 2, 2), torch.zeros(1, dtype=torch.long),
                                                   scheds["linear"].alpha_bar, torch.zeros(1, 1, 2, 2)) is not None else None)
+
+# %% [markdown]
+# **4.** (Conceptual.) A sampler has to undo every step of the schedule it was trained with, so it matters *where* a
+# schedule spends its steps: steps taken after the digit is already gone teach the model little. At the paper's
+# $t = 500$, the middle of the chain, which schedule keeps more of the digit in $x_t$: `"linear"` or `"cosine"`?
+# Decide from §1 and §3 (what measures "how much of the digit" is left?), then answer with the schedule's name, a
+# string.
+
+# %%
+answer_4 = None  # a string: one of the two schedule names
+check("01.more_signal", answer_4)
 
 # %% [markdown]
 # **Next:** notebook 02 trains a network to predict the noise `eps` that `q_sample` added, and turns that into a

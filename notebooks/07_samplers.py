@@ -41,6 +41,15 @@
 # `minildm`; measure their order of accuracy on the real ε_θ; compare the three timestep spacings; **diagnose**
 # deterministic DDIM's gap with one measurement per candidate cause; plot quality against network evaluations and
 # against wall-clock; and edit real digits with SDEdit and DDIM inversion.
+#
+# **Two paths** (the first cell below). The notebook trains nothing: both paths load the shipped models, and differ
+# only in how much they measure. `FAST = True`, the default in smoke and cpu mode, is the fast path: n = 200 samples
+# per Fréchet distance and the budgets of 10 and 25 network evaluations in §4; `FAST = False`, the default in gpu
+# mode, is the full path: n = 500 on a CPU (2,000 on a GPU) and budgets up to 50 (100 on a GPU). Measured on one
+# thread of a 2-core machine: the fast path 7.9 minutes (beside another notebook's run on the other core); the full
+# path 19.2 min at n = 500 (2026-12-02, on a shared CPU; about 14 min expected on idle cores). On a Colab T4 expect a few minutes for either
+# (not measured). Where the smaller n leaves a comparison open, the prose quotes the n = 2,000 study
+# (`scripts/sampler_study.py`), labelled as recorded.
 
 # %%
 # Colab only: install minildm from GitHub (a no-op anywhere else), and nothing more: Colab ships every dependency,
@@ -80,20 +89,21 @@ print(f"shipped {model.name}: ε_θ on latents {model.sample_shape}, {sum(p.nume
       f"parameters, {sched.T} training steps; trained {model.checkpoint_info.get('step', '?')} steps")
 ev = evaluate.Evaluator(device=device)  # the judge: an MNIST classifier no training loss of the course touched
 
+FAST = config.get_mode() != "gpu"  # True: smaller measurements (fast path); False: the full sizes. Nothing trains
 SEED = 0  # every sampler starts from the same z_T (the seed's first draw): differences are the samplers'
-N = config.pick(smoke=32, cpu=500, gpu=2000)  # samples per Fréchet distance (FD)
+N = config.pick(smoke=32, cpu=200 if FAST else 500, gpu=2000)  # samples per Fréchet distance (FD)
 N_BOOT = config.pick(smoke=50, cpu=200, gpu=200)  # bootstrap resamples per interval
 REF_STEPS = config.pick(smoke=100, cpu=1000, gpu=1000)  # the reference: DDPM's ancestral sampler on all its steps
 DDIM_STEPS = config.pick(smoke=(10, 50), cpu=(10, 50, 250), gpu=(10, 50, 250, 1000))  # §3.1: does the gap close?
-NFES = config.pick(smoke=(10,), cpu=(10, 25, 50), gpu=(10, 15, 25, 50, 100))  # §4: network evaluations per sample
+NFES = config.pick(smoke=(10,), cpu=(10, 25) if FAST else (10, 25, 50), gpu=(10, 15, 25, 50, 100))  # §4: NFE per sample
 N_HELD = config.pick(smoke=64, cpu=1000, gpu=2000)  # held-out test digits, encoded, for §3.3
 N_TRAIN_Z = config.pick(smoke=256, cpu=2000, gpu=5000)  # training digits encoded for the spread of z_0
 N_FACES = config.pick(smoke=4, cpu=32, gpu=512)  # generated faces per setting in §3.6
 FACE_STEPS = config.pick(smoke=10, cpu=50, gpu=50)
 N_EDIT = config.pick(smoke=8, cpu=200, gpu=500)  # digits edited by SDEdit (§5)
 N_INV = config.pick(smoke=4, cpu=32, gpu=256)  # digits inverted (§5)
-print(f"n = {N} samples per FD (bootstrap {N_BOOT}), reference DDPM-{REF_STEPS}, DDIM steps {DDIM_STEPS}, "
-      f"NFE {NFES}")
+print(f"{'fast' if FAST else 'full'} path (nothing is trained): n = {N} samples per FD (bootstrap {N_BOOT}), "
+      f"reference DDPM-{REF_STEPS}, DDIM steps {DDIM_STEPS}, NFE {NFES}")
 
 # %% [markdown]
 # ## 1 · The probability-flow ODE in σ
@@ -446,11 +456,17 @@ for (sampler, K), rp in rep.items():
 
 # %% [markdown]
 # **What the run shows: it levels off.** DDIM's paired ratio to DDPM-1000 falls from 10 to 50 steps and then
-# stays: at 250 steps it is as far above 1 as at 50, and its interval excludes 1. More steps cannot close the gap,
-# so it is not discretisation: the ODE converges, but to samples of its own that are worse than the ancestral
-# chain's. The n = 2000 study (`benchmarks/RESULTS.md`) says the same more sharply: DDIM at 25, 50 and 100 steps
-# sits at 1.54–1.56×, and every ODE solver converges to that value as its NFE grows. The last row is the surprise
-# of this table: ancestral sampling on 50 steps scores *better* than on all 1000, with an interval below 1.
+# stays: 1.52× at 10 steps, 1.36× at 50, 1.32× at 250. At this run's n = 200 only the 10-step interval excludes 1
+# (the 50- and 250-step ones reach down to about 0.9), so this table alone cannot rule out that the gap closes.
+# The n = 2000 study settles it (recorded on 2026-12-02, not this run: `benchmarks/sampler_study_latent_mnist_partial.md`,
+# from `OMP_NUM_THREADS=1 python scripts/sampler_study.py`, stopped after the deterministic samplers; see
+# `benchmarks/RESULTS.md`): DDIM at 25, 50 and 100 steps sits at 1.54 [1.30, 1.81],
+# 1.55 [1.31, 1.84] and 1.55 [1.32, 1.85]×, and every ODE solver converges to that value as its NFE grows. More
+# steps do not close the gap, so it is not discretisation: the ODE converges, but to samples of its own that are
+# worse than the ancestral chain's. The last row: ancestral sampling on 50 steps is level with all 1000 here
+# (1.04 [0.68, 1.51]); the n = 2000 study recorded 0.84 [0.69, 1.06] (`benchmarks/sampler_study_latent_mnist_ddpm.md`,
+# from `python scripts/sampler_study.py --samplers ddpm --json benchmarks/sampler_study_latent_mnist_ddpm.json`), a
+# hint that 50 steps do better than 1000, not a settled result.
 
 # %% [markdown]
 # ### 3.2 The spread of the final latents
@@ -482,7 +498,8 @@ for (sampler, K) in rep:
 
 # %% [markdown]
 # **What the run shows.** For digits the final latents of every sampler are about as wide as the training
-# latents: all ratios sit within about 4% of 1, slightly *below* it, and DDIM-50's is the same as ancestral-50's.
+# latents: all ratios sit within about 4% of 1 (0.966–0.994), slightly *below* it, and DDIM-50's (0.990) is as
+# close to 1 as ancestral-50's (0.985).
 # The drift that notebook 06 saw on faces does not happen here, so on this model the spread is not the cause.
 
 # %% [markdown]
@@ -584,9 +601,10 @@ for key in traj_keys:
 
 # %% [markdown]
 # **What the figure shows.** Every curve stays within about 4% of the forward process's spread all the way down:
-# DDIM's rise at most 1.5% above it in the middle of the trajectory (t ≈ 400), DDIM-10's dips most (to about 0.96,
-# near t = 100), and all end slightly below 1, on the stars of §3.2. Nothing leaves the marginals, so the gap is not in the overall spread of x_t but in *which* samples the
-# ODE reaches: the shape of the distribution, which only the FD sees.
+# DDIM's rise at most 1.4% above it in the middle of the trajectory (t ≈ 390–420), DDIM-10's dips most (to 0.965,
+# at t = 100), and all end slightly below 1, on the stars of §3.2. Nothing leaves the marginals, so the gap is not
+# in the overall spread of x_t but in *which* samples the ODE reaches: the shape of the distribution, which only the
+# FD sees.
 
 # %% [markdown]
 # ### 3.5 The start step: leading against trailing
@@ -608,10 +626,11 @@ for K in DDIM_STEPS[:2]:
           f"{start[K]:.3g}; trailing ÷ DDPM {trail['ratio']:.3g}")
 
 # %% [markdown]
-# **What the run shows.** For DDIM, leading ÷ trailing is 1 at both 10 and 50 steps (intervals containing 1):
-# starting at t = 900 instead of 999 costs DDIM nothing measurable, so the start step is not the cause. It is not
-# the same for every solver: in §4, and in the n = 2000 study, Heun and DPM-Solver++(2M) are much better with
-# trailing spacing at 10–25 evaluations.
+# **What the run shows.** For DDIM, leading ÷ trailing is 0.985 [0.951, 1.01] at 10 steps and 1.00 [0.995, 1.00] at
+# 50 (intervals containing 1): starting at t = 900 instead of 999 costs DDIM nothing measurable, so the start step
+# is not the cause. It is not the same for every solver: in §4 Heun and DPM-Solver++(2M) score better with trailing
+# spacing at 9–10 evaluations (1.09× and 1.29× against 1.44× and 1.53× leading, in point estimate), and the
+# n = 2000 study recorded the same clearly (1.28× and 1.37× trailing, 1.95× and 1.92× leading).
 #
 # **A fix to try: clip x̂_0 to the data's range.** Pixel models clip x̂_0 to [−1, 1]; latents have no fixed range,
 # so the course samples them unclipped. A data-derived bound can stand in: the largest |z| of the training latents.
@@ -633,8 +652,9 @@ print(f"DDIM-50 with x̂_0 clipped to ±{clip:.2f}: FD {fd_clip:.3g}, ÷ DDPM {r
       f"{draw('ddim', 50)['ratio']:.3g}); {time.perf_counter() - t0:.0f} s")
 
 # %% [markdown]
-# **What the run shows.** Clipping changes nothing: the FD and the ratio are the same as without it, so DDIM's
-# x̂_0 never leaves the training latents' range, and a data-derived clip is the wrong fix for this gap.
+# **What the run shows.** Clipping changes nothing: the FD (20.1 against 20.2) and the ratio (1.35 against 1.36)
+# are the same as without it to within 0.1, so DDIM's x̂_0 (nearly) never leaves the training latents' range, and a
+# data-derived clip is the wrong fix for this gap.
 
 # %% [markdown]
 # ### 3.6 Guidance: the face model at s = 1 and at its shipped scale
@@ -712,7 +732,9 @@ print("6. guidance (faces): std(z_0) ÷ training, " + ", ".join(
     for (name, s), r in face_runs.items()))
 
 # %% [markdown]
-# **The verdict.** The gap does not close with steps (line 1), so it is not discretisation. On digits η = 0 ends as
+# **The verdict.** The gap does not close with steps: in this run it levels off (line 1; at n = 200 the interval of
+# DDIM-250 still reaches below 1), and the recorded n = 2000 study has every ODE solver converge to 1.55× (§3.1),
+# so it is not discretisation. On digits η = 0 ends as
 # wide as ancestral sampling (line 2) and stays on the forward marginals all the way (line 4); ε_θ is calibrated
 # where samples take shape and under-predicts only at the last few steps, which both samplers share (line 3); the
 # start step does not matter for DDIM (line 5), and neither does a clip of x̂_0. What is left is the model itself:
@@ -791,15 +813,21 @@ best = min(budget, key=lambda kr: kr[1]["ratio"].value)
 print(f"best at ≤ 25 NFE: {label_of(best[0])}, NFE {best[1]['nfe']}: ÷ DDPM {best[1]['ratio']:.3g}")
 
 # %% [markdown]
-# **What the run shows.** The stochastic samplers win at every budget here: ancestral (`ddpm`, respaced) is at
-# 1.1–1.2× DDPM-1000 with 10 evaluations, at 1.0× with 25 and below 1 with 50; Euler-ancestral at η = ½ sits between
-# it and the ODE solvers. Among the deterministic ones, trailing spacing matters more than the order: Heun and
-# DPM-Solver++(2M) with trailing reach about 1.3× at 9–10 evaluations, the best any ODE solver does, and they do
-# not improve with more (they drift up towards the ODE's own value: 1.4× here, 1.55× at n = 2000). The target, a sampler with ≤ 25 NFE within
-# 1.1× DDPM-1000, is met in point estimate by ancestral sampling at 25 steps (about 1.0×), but at n = 500 its
-# interval runs to 1.3, so the claim needs the n = 2000 rows to be settled. The right panel is the left one
-# rescaled: ε_θ is the cost, so wall-clock follows NFE. At n = 500 two curves differ only where their bars do not
-# overlap; the paired ratio in the table is the sharper comparison.
+# **What the run shows, and what n = 200 cannot.** In point estimate the stochastic samplers do best at both budgets:
+# ancestral (`ddpm`, respaced) at 1.06× (leading) and 1.15× (trailing) DDPM-1000 with 10 evaluations and 0.91× and
+# 0.96× with 25; Euler-ancestral at η = ½ at 0.99× with 10 and 1.16–1.20× with 25. Among the deterministic ones,
+# trailing spacing matters more than the order: Heun with trailing at 9 evaluations (1.09×) and DPM-Solver++(2M) with
+# trailing at 10 (1.29×) are the best ODE rows, DDIM and leading DPM-Solver++(2M) the worst (1.39–1.55×). But at
+# n = 200 every ratio's interval is about ±0.4–0.5 wide: the intervals of nearly all rows overlap, and the target, a sampler with ≤ 25 NFE within 1.1×
+# DDPM-1000, is met here only in point estimate (by six rows, Heun-trailing-9 among them), never with an interval.
+# The recorded n = 2000 study (`benchmarks/sampler_study_latent_mnist_ddpm.md` and `…_partial.md`; commands in
+# §3.1) settles what this run leaves open: ancestral sampling on 25 steps is at **0.84× [0.65, 1.03]** (leading),
+# which meets the target with its interval (0.91× [0.72, 1.11] trailing); Heun with trailing spacing at 9 evaluations
+# is at 1.28× [1.04, 1.55], so its 1.09× here is not confirmed, and no deterministic sampler meets the target; the
+# ODE solvers do not improve with more evaluations (they drift up to the ODE's own 1.55× by 50–100). The study did
+# not run Euler-ancestral at η = ½. The right panel is the left one against wall-clock: ε_θ is most of the cost
+# (DDPM-1000 took 616 ms a sample, about 0.6 ms an evaluation, plus the decode), but on this shared CPU some rows'
+# timings are off (DDIM-10 and DDIM-25 both read 13.4 ms), so read it for the order of magnitude only.
 #
 # **The n = 2000 study.** `scripts/sampler_study.py` runs the same grid at n = 2000, with NFE up to 100, and writes
 # `benchmarks/sampler_study_latent_mnist.json`. Where that file exists, its curves are plotted here (the paired ratio
@@ -833,9 +861,11 @@ else:
           f"{study_path.name}` produces it (about an hour on one thread), then re-run this cell")
 
 # %% [markdown]
-# At the time of this run the study had measured the deterministic samplers only (`benchmarks/RESULTS.md`, "Quality per
-# network evaluation"): it orders them as this table does, Heun and DPM-Solver++(2M) with trailing spacing best at
-# 9–15 evaluations (1.28× and 1.37×), every ODE solver converging to 1.54–1.55× with more.
+# The study's rows are recorded in two files instead (`benchmarks/sampler_study_latent_mnist_partial.md`, the
+# deterministic samplers; `benchmarks/sampler_study_latent_mnist_ddpm.md`, the ancestral ones; `benchmarks/RESULTS.md`,
+# "Quality per network evaluation"), so the cell above finds no combined JSON. Recorded, not this run: Heun and
+# DPM-Solver++(2M) with trailing spacing best among the ODE solvers at 9–15 evaluations (1.28× and 1.37×), every ODE
+# solver converging to 1.54–1.55× with more, and ancestral sampling at 0.84× with 25 steps and 0.79× with 100.
 
 # %% [markdown]
 # ## 5 · Editing real digits: SDEdit and DDIM inversion
@@ -937,16 +967,18 @@ print(f"inversion round trip, euler, K = {INV_STEPS[-1]}: RMS {inv[('euler', INV
       "(latent units)")
 
 # %% [markdown]
-# * **Deterministic DDIM's gap is the model's, not the step size's**: 1.6× DDPM-1000 at 10 steps, 1.4× at 50 and
-#   at 250 (intervals above 1); the n = 2000 study has every ODE solver converge to 1.55×. Spread, calibration,
-#   start step and clipping are ruled out on digits; on faces the ODE drifts to 1.23× the latents' spread even
-#   without guidance.
-# * **Best per budget**: ancestral sampling (`ddpm`, respaced) at every NFE measured, about 1.0× DDPM-1000 at 25
-#   steps and below it at 50; among deterministic samplers, Heun or DPM-Solver++(2M) with trailing spacing at 9–10
-#   evaluations (about 1.3×). The course's default, 50 ancestral steps, stays.
-# * **Target** (≤ 25 NFE within 1.1×): met in point estimate by ancestral-25 at n = 500, not yet with its interval;
-#   not met by any deterministic sampler. The faces target (DDIM within 1.2× the spread, 3 points of attributes):
-#   not met.
+# * **Deterministic DDIM's gap is the model's, not the step size's**: 1.52× DDPM-1000 at 10 steps, 1.36× at 50 and
+#   1.32× at 250 in this run (at n = 200 only the 10-step interval excludes 1); the recorded n = 2000 study has
+#   DDIM at 1.54–1.55× from 25 to 100 steps, intervals above 1, and every ODE solver converging there. Spread,
+#   calibration, start step and clipping are ruled out on digits; on faces the ODE drifts to 1.23× the latents'
+#   spread even without guidance.
+# * **Best per budget**: in this run's point estimates, ancestral sampling (`ddpm`, respaced; 0.91× at 25 steps) and
+#   Euler-ancestral at η = ½ (0.99× at 10); among deterministic samplers, Heun or DPM-Solver++(2M) with trailing
+#   spacing at 9–10 evaluations (1.09× and 1.29×). At n = 200 these rows' intervals overlap; the recorded n = 2000
+#   study orders them the same way for the samplers it ran. The course's default, 50 ancestral steps, stays.
+# * **Target** (≤ 25 NFE within 1.1×): not settled at n = 200 (met in point estimate only); met with its interval in
+#   the recorded n = 2000 study by ancestral-25, 0.84× [0.65, 1.03]; not met by any deterministic sampler there.
+#   The faces target (DDIM within 1.2× the spread, 3 points of attributes): not met (1.23× at s = 1, 12 points).
 #
 # Not measured here, though issue 15 lists them: the gap across checkpoints of one training run (model error over
 # training), v-prediction and the zero-terminal-SNR schedule (in the library, but no shipped model is trained with
