@@ -40,8 +40,8 @@
 # path trains) and trains the three loss variants only for a short live run each, so that you see what each loss
 # term does in the first steps; the full-length ablation, the KL-weight comparison and the f-study are quoted from
 # the recorded full-path run. `FAST = False`, the default in gpu mode, trains every autoencoder here. Measured on 2
-# CPU cores (one thread), from an empty runs folder: the fast path 2.8 min (its three live runs 23, 27 and 32 s);
-# the full path about 2 hours (recorded on shared cores: the main autoencoder 42 min, L1 + perceptual 35 min, L1
+# CPU cores (one thread), from an empty runs folder: the fast path 2.7 min of CPU time, 3.8 min wall beside other
+# jobs (its three live runs 22, 36 and 48 s); the full path about 2 hours (recorded on shared cores: the main autoencoder 42 min, L1 + perceptual 35 min, L1
 # 18 min, and four 300-step runs, `notebooks/RUNS.md`). On a Colab T4 expect the fast path in about a minute (not
 # measured).
 
@@ -157,7 +157,7 @@ assert abs(mc - naive_kl) < 4 * se
 # $D_\psi$ never got ahead of it (its hinge loss sat at exactly 1.0: it could not tell real from reconstructed),
 # λ climbed to ~550 and the reconstructions lost 5 dB of PSNR to an idle discriminator (`benchmarks/RESULTS.md`).
 #
-# **On the fast path** the three variants train live for `LIVE_STEPS` steps each at batch 32 (23–32 s each on
+# **On the fast path** the three variants train live for `LIVE_STEPS` steps each at batch 32 (22–48 s each on
 # one core in the committed run), with the recipe's schedule scaled to that length (`presets.gan_schedule`: the lr drop and
 # $D_\psi$ at 40% of the run, $L_{GAN}$ from 50%). That is far too short to finish: it shows what each term does
 # to the *first* steps of training, not where each ends. The main autoencoder (the full-length "full" variant) is
@@ -247,7 +247,7 @@ for variant, m in rows.items():
 # digits in the judge's features, over the originals' distance to the same digits; 1 means "as real as the
 # originals".
 #
-# **The live runs (fast path), measured in this run.** After 60 steps of 32 digits (23–32 s each), L1 alone still
+# **The live runs (fast path), measured in this run.** After 60 steps of 32 digits (22–48 s each, beside other jobs), L1 alone still
 # draws blurred blobs: 14.6 dB, SSIM 0.514, and the judge reads only 25.2% of them as their label (FD ratio 212).
 # With the perceptual term the same 60 steps give readable digits: 22.6 dB, SSIM 0.879, 96.5% read right, FD ratio
 # 4.98 [4.22, 5.82]. The classifier's feature maps tell the decoder where the strokes are long before a per-pixel
@@ -528,7 +528,7 @@ for ax in axes.flat:
     ax.set_xticks([])
     ax.set_yticks([])
 fig.tight_layout()
-fig.colorbar(im, ax=axes[:, 1:].ravel().tolist(), shrink=0.8, label="latent value z (posterior mean)")
+fig.colorbar(im, ax=axes[:, 1:].ravel().tolist(), shrink=0.8, label="latent value z (posterior mean)");
 
 # %% [markdown]
 # Their statistics, against $\mathcal N(0, I)$: the KL term only kept them from drifting. Here the channels came out
