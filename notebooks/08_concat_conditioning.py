@@ -52,8 +52,8 @@
 # **Two paths** (the first cell below): `FAST = True`, the default in smoke and cpu mode, loads the shipped models
 # of `minildm/weights/` (each trained by the command its README records) and trains only a short live run, so that
 # you see the loss fall and the first samples appear; `FAST = False`, the default in gpu mode, trains every model
-# here. Measured on 2 CPU cores (one thread), from an empty runs folder: the fast path 9.9 min of CPU time (11.3
-# min wall beside another notebook's run), nearly all of it measuring (500 digits per method, 300 part maps, 200 faces for SR and 100 for inpainting); the full path about
+# here. Measured on 2 CPU cores (one thread), from an empty runs folder: the fast path 9.6 min of CPU time (13.3
+# min wall beside another notebook's run and CI), nearly all of it measuring (500 digits per method, 300 part maps, 200 faces for SR and 100 for inpainting); the full path about
 # 4 hours more (seven models' training, `notebooks/RUNS.md`). On a Colab T4 expect the fast path in a few minutes
 # (not measured yet).
 
@@ -208,11 +208,11 @@ print(f"ε_θ on {sr_model.sample_shape} latents, c (1, 8, 8)")
 # **A live run.** On the fast path the model above was trained elsewhere; here the same preset trains from scratch
 # for 400 steps on 5,000 digits (`recipes.live_run`, into `runs/<mode>/live/`), so that the loss is seen falling
 # and the first samples appear. It is not measured: the shipped model had 30 times the steps. After 400 steps
-# (a minute) the middle row already holds digits that follow their LR inputs, ragged and with broken strokes.
+# (one to two minutes) the middle row already holds digits that follow their LR inputs, ragged and with broken strokes.
 
 # %%
 live_sr, live_history = recipes.live_run("latent-mnist-sr", LIVE_STEPS, sr_model.first_stage,
-                                         callback=viz.LiveLoss("L_LDM, ×4 SR, live run"))
+                                         callback=viz.LiveLoss("L_LDM, ×4 SR, live run"), progress=False)
 print(f"live run: {len(live_history)} steps in {live_history[-1][4]:.0f} s, loss {live_history[0][1]:.3f} → "
       f"{live_history[-1][1]:.3f}")
 with torch.no_grad():
