@@ -47,7 +47,7 @@
 # `face_classifier_toy.pt` and the judge `face_judge_toy.pt`, each trained by the command its README records) and
 # trains only a short live run of the face LDM (80 steps on 512 faces), so that you see the loss fall; `FAST =
 # False`, the default in gpu mode, trains every model here and measures on more faces. Measured on 2 CPU cores (one
-# thread), from an empty runs folder: the fast path 4.1 min of CPU time (4.7 min of wall time, beside other jobs),
+# thread), from an empty runs folder: the fast path 3.9 min of CPU time (3.9 min of wall time, beside another notebook's run),
 # most of it sampling faces to measure (96 for the attributes, 48 more for each of two other guidance scales, 32 for
 # the attention); the full path about an hour more in cpu mode (recorded on shared cores: the autoencoder 30.6 min,
 # the LDM 26.8 min, the classifier and the judge 2–7 min each; `notebooks/RUNS.md`, `minildm/weights/README.md`),
@@ -283,7 +283,7 @@ print(f"τ_θ(a) {tuple(tokens.shape)}: by hand == AttributeEncoder ✓")
 # %% [markdown]
 # **A live run.** The shipped model had 1,800 steps of 64 latents; here the same recipe from scratch for
 # `LIVE_STEPS` steps of 16 latents of the first `N_LIVE` training faces (into `runs/<mode>/live/`), so that you see
-# L_LDM fall (in this run from 0.966, the mean of its first 10 steps, to 0.154 over its last 10, in 26 s). No
+# L_LDM fall (in this run from 0.966, the mean of its first 10 steps, to 0.154 over its last 10, in 25 s). No
 # samples are drawn from it: 80 steps of 16 are about 1% of the shipped model's 1,800 × 64 latents;
 # `live_model.sample(…)` draws them if you want to see. It is not measured: every number below comes from the
 # shipped model.
@@ -300,7 +300,8 @@ if FAST:
     z_live = encode_dataset(ae, data.images[:N_LIVE])  # (N_LIVE, 3, 16, 16): s·E(x)
     live, _ = recipes.train_preset(live_preset, z_live, labels=data.attrs[:N_LIVE], ckpt_path=live_ckpt,
                                    callback=viz.LiveLoss("L_LDM, live run (faces)"), first_stage=ae,
-                                   null_condition=torch.full((len(names),), 2))  # ∅: every attribute unspecified
+                                   null_condition=torch.full((len(names),), 2),  # ∅: every attribute unspecified
+                                   progress=False)  # the live loss is the progress bar
     loss = [row[1] for row in live.history]
     print(f"live run: {LIVE_STEPS} steps × 16 latents in {time.perf_counter() - t0:.0f} s (encoding included); "
           f"L_LDM {np.mean(loss[:10]):.3f} over its first 10 steps → {np.mean(loss[-10:]):.3f} over its last 10")
