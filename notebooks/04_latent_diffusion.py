@@ -39,10 +39,9 @@
 # with notebook 03's autoencoder inside) and trains only a short live run, so that you see the loss fall and the
 # first samples appear; §9's equal-budget study runs one seed of 30 s per point (pixels and f = 4) and quotes the
 # full path's 3-seed table. `FAST = False`, the default in gpu mode, trains the latent model here (20,000 steps) and
-# §9's 15 runs of 100 s. Measured on 2 CPU cores (one thread), from an empty runs folder: the fast path 4.8 min
-# of kernel CPU time (5.5 min wall beside other jobs; an earlier execution with larger samples took 10.0 min wall
-# on a busier machine; `notebooks/RUNS.md`); the full path
-# about 2 hours (the latent model 25–90 min depending on the machine's load, §9 25 min, the autoencoders of
+# §9's 15 runs of 100 s. Measured on 2 CPU cores (one thread), from an empty runs folder: the fast path 4.6 min
+# of kernel CPU time (4.6 min wall beside another notebook's run; an earlier execution with larger samples took
+# 10.0 min wall on a busier machine; `notebooks/RUNS.md`); the full path about 2 hours (the latent model 25–90 min depending on the machine's load, §9 25 min, the autoencoders of
 # notebook 03). On a Colab T4 expect the fast path in a few minutes (not measured).
 
 # %%
@@ -194,7 +193,7 @@ print(f"UNet: {sum(p.numel() for p in unet.parameters()):,} parameters, input {t
 # %%
 if FAST:
     live_model, live_history = recipes.live_run("latent-mnist", LIVE_STEPS, model.first_stage, n=5000,
-                                                callback=viz.LiveLoss("L_LDM, live run"))
+                                                callback=viz.LiveLoss("L_LDM, live run"), progress=False)
     history = None  # the shipped model's training history is not in the release file
     steps, seconds = live_history[-1][0], live_history[-1][4]
     print(f"live run: {steps} steps × {preset.train.batch_size} latents in {seconds:.0f} s "
@@ -215,7 +214,7 @@ else:
         viz.plot_loss(history, title="L_LDM (EMA weights are sampled)")
 
 # %% [markdown]
-# **In this run (fast path)** the live run's loss fell from 1.0 to about 0.13 in 200 steps (40 s), and its samples are
+# **In this run (fast path)** the live run's loss fell from 1.0 to about 0.13 in 200 steps (25 s), and its samples are
 # still strokes without digits; the shipped model that everything below measures had 20,000 steps.
 #
 # **On the full path**, in the execution of 2026-12-01, this cell loaded the checkpoint that
@@ -389,14 +388,14 @@ fig.tight_layout()
 
 # %% [markdown]
 # In this run (fast path: one batch of 64, 10 timed training steps): at the matched UNet, latent diffusion at f = 4
-# trained 8.9× faster and sampled 7.9× faster with DDIM-50, decode included, than pixel diffusion; for DDPM-1000 the
-# *estimated* ratio (1000 × the timed cost of one evaluation + one decode, `cost.sample_cost`; not timed) is 9.2×.
+# trained 8.5× faster and sampled 7.8× faster with DDIM-50, decode included, than pixel diffusion; for DDPM-1000 the
+# *estimated* ratio (1000 × the timed cost of one evaluation + one decode, `cost.sample_cost`; not timed) is 9.1×.
 # Single timings vary: the full path's execution of 2026-12-01 (batch 128, 15 steps) measured 5.4×, 7.5× and 8.2×,
-# earlier executions 10.6×, 8.9× and 10.3×, and 8.4×, 7.4× and 8.2×; `benchmarks/pixel_vs_latent.py` (20 timed
+# earlier executions 8.9×, 7.9× and 9.2× (this afternoon, a busier machine), 10.6×, 8.9× and 10.3×, and 8.4×, 7.4× and 8.2×; `benchmarks/pixel_vs_latent.py` (20 timed
 # steps) measured 8.5×, 8.5× and 9.5× on idle cores (`benchmarks/RESULTS.md`). The target of 10× is missed by
 # 10–20% here. The UNet sees 16× fewer positions, yet the speed-up is smaller: layers have a fixed cost per call
 # (kernel launches, normalisation, Python) that does not shrink with the grid, and the one decoder pass per image
-# (3.3 ms in this run) is 15% of a latent DDIM-50 sample (21.8 ms).
+# (3.0 ms in this run) is 15% of a latent DDIM-50 sample (20.2 ms).
 
 # %% [markdown]
 # ## 9 · Quality at an equal wall-clock budget, and the choice of f (after LDM Fig. 6)
@@ -497,12 +496,12 @@ for name, s in study.items():
           f"{np.mean([x['sample_s'] for x in s['runs']]):>11.1f}")
 
 # %% [markdown]
-# **This run** (fast path: one seed, 30 s each, n = 200). Pixels got 20 steps and still sample pure static, FD 32.2×
-# [28.4, 35.9] the floor (the judge is again confidently wrong, 0.96, about noise); f = 4 got 179 steps, 9× as many,
-# and draws smooth blobs, not yet digits: 19.6× [17.1, 22.1], with the lower confidence (0.58) of shapes the judge
+# **This run** (fast path: one seed, 30 s each, n = 200). Pixels got 22 steps and still sample pure static, FD 32.2×
+# [28.3, 35.9] the floor (the judge is again confidently wrong, 0.96, about noise); f = 4 got 234 steps, 11× as many,
+# and draws smooth blobs, not yet digits: 19.0× [16.5, 21.5], with the lower confidence (0.60) of shapes the judge
 # cannot place. Latent space is ahead at the same wall clock, but 30 s is too short for either to draw a digit; the
-# full path's 100 s is where the f = 4 and f = 8 models start to. (An earlier fast-path execution on a busier
-# machine got 12 and 105 steps in the same 30 s and the same ratios to within 0.3%: at this budget both models are
+# full path's 100 s is where the f = 4 and f = 8 models start to. (Earlier fast-path executions on busier
+# machines got 12 and 105, and 20 and 179 steps in the same 30 s, and ratios within 3% of these: at this budget both models are
 # still at the stage whose samples barely change from step to step.)
 #
 # **Recorded by the full path** (3 seeds × 100 s per point, n = 500 samples each, the 5 points; the cpu-mode
@@ -557,10 +556,10 @@ else:
 #   the same weights at 3.4–3.9× at n = 2000: the ratio depends on n, and the target (≤ 1.8× at n = 2000) is missed.
 # * At n = 150 the three samplers cannot be told apart (DDIM-50 1.32× [0.80, 2.33], ancestral-50 0.86× [0.48, 1.62]
 #   DDPM-1000's FD). The full path's n = 500 (recorded) put DDIM-50 at 1.76× [1.20, 2.64], ancestral at 1.12×.
-# * The same 0.69 M-parameter UNet on 4 × 8 × 8 latents instead of 1 × 32 × 32 pixels trained 8.9× faster and sampled
-#   7.9× faster with DDIM-50, decode included (§8, one timing; DDPM-1000 9.2×, estimated). Other timings gave
+# * The same 0.69 M-parameter UNet on 4 × 8 × 8 latents instead of 1 × 32 × 32 pixels trained 8.5× faster and sampled
+#   7.8× faster with DDIM-50, decode included (§8, one timing; DDPM-1000 9.1×, estimated). Other timings gave
 #   5.4–10.6× and 7.4–10.3×.
-# * At an equal budget of 30 s (one seed, §9), FD / floor was 32× for pixels (20 steps) and 20× for f = 4 (179
+# * At an equal budget of 30 s (one seed, §9), FD / floor was 32× for pixels (22 steps) and 19× for f = 4 (234
 #   steps): neither draws digits yet. The full path's 100 s with matched networks and three seeds each (recorded):
 #   pixels 68×, f = 2 38×, f = 4 10×, f = 8 3.0× (2.7–3.2); the unmatched f = 8 3.1×.
 #
