@@ -41,8 +41,8 @@
 # full path's 3-seed table. `FAST = False`, the default in gpu mode, trains the latent model here (20,000 steps) and
 # §9's 15 runs of 100 s. Measured on 2 CPU cores (one thread), from an empty runs folder: the fast path 4.6 min
 # of kernel CPU time (4.6 min wall beside another notebook's run; an earlier execution with larger samples took
-# 10.0 min wall on a busier machine; `notebooks/RUNS.md`); the full path about 2 hours (the latent model 25–90 min depending on the machine's load, §9 25 min, the autoencoders of
-# notebook 03). On a Colab T4 expect the fast path in a few minutes (not measured).
+# 10.0 min wall on a busier machine; `notebooks/RUNS.md`); the full path about 2 hours (the latent model 25–90 min
+# depending on the machine's load, §9 25 min, the autoencoders of notebook 03). On a Colab T4 expect the fast path in a few minutes (not measured).
 
 # %%
 # Colab only: install minildm from GitHub (a no-op anywhere else), and nothing more: Colab ships every dependency,

@@ -47,10 +47,11 @@
 # **Two paths** (the first cell below): `FAST = True`, the default in smoke and cpu mode, loads the shipped
 # class- and text-conditional models of `minildm/weights/` (each trained by the command its README records) and
 # trains only a short live run of the class model, so that you see the loss fall and the first samples appear;
-# `FAST = False`, the default in gpu mode, trains both models here. Measured on one thread of a 2-core machine: the
-# fast path 8.5 minutes (beside another notebook's run on the other core), nearly all of it measuring (300 samples
-# per guidance scale, 30 per digit for the text model); the full path about 70 minutes more (the two models' recorded training, 28.5 and 39.4 min, and
-# notebook 03's autoencoder if it is not in `runs/` yet), with 500 samples per scale. On a Colab T4 expect the fast
+# `FAST = False`, the default in gpu mode, trains both models here. Measured on 2 CPU cores (one thread), from an
+# empty runs folder: the fast path 6.1 min of CPU time (6.1 min wall beside another notebook's run; a first
+# execution on a busier machine took 8.5 min wall), nearly all of it measuring (300 samples per guidance scale, 30
+# per digit for the text model); the full path about 70 minutes more (the two models' recorded training, 28.5 and
+# 39.4 min, and notebook 03's autoencoder if it is not in `runs/` yet), with 500 samples per scale. On a Colab T4 expect the fast
 # path in a few minutes (not measured).
 
 # %%
@@ -311,7 +312,7 @@ class_model = get_model("latent-mnist-class", "L_LDM with class labels")
 
 # %%
 live_class, live_history = recipes.live_run("latent-mnist-class", LIVE_STEPS, class_model.first_stage, n=5000,
-                                            callback=viz.LiveLoss(f"L_LDM with class labels: a live run of {LIVE_STEPS} steps"))
+                                            callback=viz.LiveLoss(f"L_LDM with class labels: a live run of {LIVE_STEPS} steps"), progress=False)
 print(f"live run: loss {np.mean([h[1] for h in live_history[:20]]):.3f} over its first 20 steps, "
       f"{np.mean([h[1] for h in live_history[-20:]]):.3f} over its last 20")
 x_live = live_class.sample(10, sampler="ddpm", steps=50, y=torch.arange(10), guidance=2.0, seed=0)
