@@ -43,7 +43,7 @@
 # **Two paths** (the first code cell): `FAST = True`, the default in smoke and cpu mode, loads the shipped layout
 # model of `minildm/weights/` and its autoencoder, and trains only a short live run of the same preset, so that you
 # see the loss fall; `FAST = False`, the default in gpu mode, trains the autoencoder and the layout model here.
-# Measured on 2 CPU cores (one thread), from an empty runs folder: the fast path 6.1 min of CPU time, 7.3 min wall
+# Measured on 2 CPU cores (one thread), from an empty runs folder: the fast path 6.3 min of CPU time, 6.4 min wall
 # beside another notebook's run (most of it sampling the 150 layouts per guidance scale of §6); the full path about
 # 70 min more (the autoencoder, then the layout model's 3,000 steps; `notebooks/RUNS.md`). On a Colab T4 expect the
 # fast path in 2–3 minutes (not measured yet).
@@ -315,7 +315,7 @@ show_checks(order_and_padding(unet))
 # %%
 if FAST:
     live_model, live_history = recipes.live_run("latent-mnist-layout", LIVE_STEPS, ae, n=1000,
-                                                callback=viz.LiveLoss("L_LDM with layouts, live run"))
+                                                callback=viz.LiveLoss("L_LDM with layouts, live run"), progress=False)
     print(f"live run: {len(live_history)} steps in {live_history[-1][4]:.0f} s, loss {live_history[0][1]:.3f} → "
           f"{live_history[-1][1]:.3f}")
 
@@ -667,7 +667,7 @@ print(f"attention: best layer {best} (chosen on half a), share / chance on half 
 # * **Guidance**: s = 1 → 3 nearly doubles the accuracy (30% → 55%) and moves ink into the boxes. s = 3 was
 #   chosen on one seed and reported on another. The shipped weights store it as their default.
 # * **Edits with the noise fixed**: not local. The background changes by 0.43–0.82 of what the edited box does.
-# * **A live run** of the same preset from scratch: the loss falls from 1.0 to 0.21 in 40 steps (53 s on one
+# * **A live run** of the same preset from scratch: the loss falls from 1.0 to 0.21 in 40 steps (34 s on one
 #   thread); the shipped model had 3,000.
 # * **Attention**: the decoder's first 8 × 8 block reads each token inside its box at 1.95× chance (chosen on one
 #   half of the canvases, reported on the other), and ∅ is read on the background. The tokens' placement is
