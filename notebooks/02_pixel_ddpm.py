@@ -38,8 +38,8 @@
 # cpu`) and trains only a short live run of 200 steps on 5,000 digits, so that you see the loss fall and the first
 # samples appear, and draws 16 samples per sampler in §7; `FAST = False`, the default in gpu mode, trains the model
 # here (3,000 steps in cpu mode) and draws 64. Measured on one thread of a 2-core machine (2 CPU cores, shared with
-# other runs), from an empty runs folder: the fast path 5.0 min, of which the live run took 2.4 min and DDPM's
-# 1000-step sampling 1.8 min (the check of §5 and the 16 samples of §7); the full path about 30–55 min more (the
+# other runs), from an empty runs folder: the fast path 4.9 min of CPU time (5.0 min wall), of which the live run
+# took 2.4 min and DDPM's 1000-step sampling 1.8 min (the check of §5 and the 16 samples of §7); the full path about 30–55 min more (the
 # shipped model's 3,000 steps took 49.5 min of recorded training on shared cores, an earlier run of the same preset
 # 28 min, `notebooks/RUNS.md`). On a Colab T4 expect the fast path in a few minutes (not measured).
 
@@ -352,7 +352,7 @@ else:
 # %%
 if FAST:
     live_model, live_history = recipes.live_run("pixel-mnist", LIVE_STEPS, None, n=5000,
-                                                callback=viz.LiveLoss(f"L_DM, a live run of {LIVE_STEPS} steps"))
+                                                callback=viz.LiveLoss(f"L_DM, a live run of {LIVE_STEPS} steps"), progress=False)
     train_ips = preset.train.batch_size * len(live_history) / live_history[-1][4]  # measured here, this preset
     print(f"live run: {live_history[-1][0]} steps in {live_history[-1][4] / 60:.1f} min ({train_ips:.0f} images/s), "
           f"loss {sum(h[1] for h in live_history[:20]) / 20:.3f} over its first 20 steps, "

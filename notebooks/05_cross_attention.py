@@ -48,7 +48,7 @@
 # class- and text-conditional models of `minildm/weights/` (each trained by the command its README records) and
 # trains only a short live run of the class model, so that you see the loss fall and the first samples appear;
 # `FAST = False`, the default in gpu mode, trains both models here. Measured on 2 CPU cores (one thread), from an
-# empty runs folder: the fast path 6.1 min of CPU time (6.1 min wall beside another notebook's run; a first
+# empty runs folder: the fast path 6.0 min of CPU time (6.1 min wall beside another notebook's run; a first
 # execution on a busier machine took 8.5 min wall), nearly all of it measuring (300 samples per guidance scale, 30
 # per digit for the text model); the full path about 70 minutes more (the two models' recorded training, 28.5 and
 # 39.4 min, and notebook 03's autoencoder if it is not in `runs/` yet), with 500 samples per scale. On a Colab T4 expect the fast
