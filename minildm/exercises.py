@@ -27,7 +27,7 @@ from .samplers import ddim_sample, ddim_step, ddpm_sample
 from .solvers import heun_sample, sigma_ladder
 from .semantic import semantic_condition
 from .spacing import SPACINGS, spaced_timesteps
-from .toyfaces import PARTS, attribute_regions
+from .toyfaces import PARTS
 
 _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {}
 
@@ -78,7 +78,6 @@ def _(fn) -> bool:
     return torch.allclose(fn(x0, t, ab, eps).double(), schedule.q_sample(x0, t, ab, eps).double(), atol=1e-5)
 
 
-
 @exercise("01.more_signal", "the signal left in x_t is √ᾱ_t: read both curves of the first figure at t = 500 "
                             "(index 499), or compare make_schedule(name, 1000).alpha_bar[499] for the two names.")
 def _more_signal(answer) -> bool:
@@ -105,7 +104,6 @@ def _(fn) -> bool:
     want, _ = ddim_step(x_t, torch.full((4,), 500), torch.full((4,), 480), eps, ab, eta=0.0)
     got = fn(x_t, eps, ab[500].float(), ab[480].float())
     return got is not None and torch.allclose(torch.as_tensor(got).float(), want.float(), atol=1e-5)
-
 
 
 def _sampled_twice(name: str) -> bool:
@@ -150,7 +148,6 @@ def _(answer) -> bool:
     return abs(float(answer) - 32 * 32 / ((32 // cfg.f) ** 2 * cfg.z_channels)) < 1e-6
 
 
-
 @exercise("03.precise_or_shifted", "KL = ½ Σ (μ² + σ² − 1 − log σ²): which term is large when σ² = 10⁻⁴? Compute "
                                    "DiagonalGaussian(mean, logvar).kl() for both if unsure.")
 def _precise_or_shifted(answer) -> bool:
@@ -173,7 +170,6 @@ def _latent_shape(answer) -> bool:
     with torch.no_grad():
         shape = tuple(ae.encode(torch.zeros(1, 3, 64, 64)).mode().shape[1:])
     return tuple(int(a) for a in answer) == shape
-
 
 
 @exercise("04.snr_unscaled", "diffusing σ_z·u for a unit-variance u, SNR(t) = σ_z² ᾱ_t / (1 − ᾱ_t): the first index "
@@ -217,7 +213,6 @@ def _null_per_batch(answer) -> bool:
     return abs(float(answer) - cfg.p_uncond * cfg.batch_size) < 0.05
 
 
-
 @exercise("05.s_for_w", "expand (1 + w) ε_y − w ε_∅ and match it with ε_∅ + s (ε_y − ε_∅): s is a function of w.")
 def _s_for_w(answer) -> bool:
     g = torch.Generator().manual_seed(0)
@@ -239,13 +234,6 @@ def _attribute_vector(answer) -> bool:
     want = attribute_vector(FACE_ATTRIBUTES, Smiling=1, Eyeglasses=1)
     got = torch.as_tensor(answer)
     return got.shape == want.shape and bool((got.long() == want).all())
-
-
-@exercise("06.chance_share", "attending evenly, the share inside a region is its area: toyfaces.attribute_regions(64)"
-                             "['Eyeglasses'].float().mean().")
-def _chance_share(answer) -> bool:
-    return abs(float(answer) - attribute_regions(64)["Eyeglasses"].float().mean().item()) < 1e-3
-
 
 
 @exercise("06.uniform_ratio", "a token that attends evenly puts inside a region the region's share of the image's area; "

@@ -245,6 +245,11 @@ def _concat_null(preset: DiffusionPreset) -> Tensor | None:
 
 
 # ------------------------------------------------------------------------------------------ the notebooks' fast path
+def _layout_null(preset: DiffusionPreset) -> Tensor:
+    """∅ of a layout preset for condition dropout: the empty layout, every slot NO_OBJECT, (K, 5)."""
+    return encoder_from_spec(preset.conditioning)[0].null_condition(1)[0]
+
+
 # the shipped file of a preset whose checkpoint name is not the preset's: the face LDM's carries its data source
 # (checkpoint_path: latent_faces_toy.pt), and only the toy-faces model is shipped
 SHIPPED_AS = {"latent-faces": "latent_faces_toy"}
@@ -297,20 +302,21 @@ def live_run(name: str, steps: int, first_stage: AutoencoderKL | None = None, n:
     if spec.get("type") == "layout":  # canvases of 1–3 digits and their layouts (notebook 09)
         canvases = layout_dataset(n, "train", seed=0)
         images, labels = canvases.images, canvases.layouts
-        null = encoder_from_spec(spec)[0].null_condition(1)[0]  # (K, 5): the empty layout ∅
+        null = _layout_null(preset)
     else:
         images, labels = mnist("train", size=preset.image_size, n=n)
-    data = images if preset.f == 1 else encode_dataset(first_stage, images)
+    ae = first_stage if preset.f > 1 else None  # pixels are diffused as they are
+    data = images if ae is None else encode_dataset(ae, images)
     if spec.get("type") == "concat":
-        data, labels = concat_pairs(preset, first_stage, images, data, masks_per_image=1)
+        data, labels = concat_pairs(preset, ae, images, data, masks_per_image=1)
         null = _concat_null(preset)
     elif not spec:
         labels = None
     ckpt_path = runs_dir(preset.mode) / "live" / f"{preset.name}.pt"
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
     result, _ = train_preset(preset, data, labels=labels, ckpt_path=ckpt_path, progress=progress, callback=callback,
-                             first_stage=first_stage if preset.f > 1 else None, null_condition=null)
-    return to_model(preset, result.ema, first_stage if preset.f > 1 else None), result.history
+                             first_stage=ae, null_condition=null)
+    return to_model(preset, result.ema, ae), result.history
 
 
 # ------------------------------------------------------------------------------------------ concatenation (notebook 08)
@@ -490,7 +496,7 @@ def train_layout(preset: DiffusionPreset, ckpt_path=None, progress: bool = True,
         return load_diffusion(ckpt_path)
     ae, _, _ = first_stage(presets.autoencoder_mnist(preset.mode, f=preset.f), progress=progress)
     z, layouts = layout_latents(preset, ae)
-    null = encoder_from_spec(preset.conditioning)[0].null_condition(1)[0]  # (K, 5): the empty layout ∅
+    null = _layout_null(preset)
     result, _ = train_preset(preset, z, labels=layouts, ckpt_path=ckpt_path, progress=progress, callback=callback,
                              first_stage=ae, null_condition=null)
     return to_model(preset, result.ema, ae)

@@ -115,13 +115,15 @@ def main() -> None:
             if fresh is not None:
                 os.environ["MINILDM_RUNS"] = fresh.name  # the kernel inherits it
             t0, r0 = time.time(), resource.getrusage(resource.RUSAGE_CHILDREN)
-            execute(nb, args.mode, args.timeout)
+            try:
+                execute(nb, args.mode, args.timeout)
+            finally:  # a failed cell must not leave the next notebook in this folder
+                if fresh is not None:
+                    fresh.cleanup()
+                    del os.environ["MINILDM_RUNS"]
             secs = time.time() - t0
             r1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the kernel, reaped at shutdown
             cpu_min = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / 60
-            if fresh is not None:
-                fresh.cleanup()
-                del os.environ["MINILDM_RUNS"]
             line = (f"| {src.stem} | {args.mode} | {secs / 60:.1f} min | {platform.processor() or platform.machine()}, "
                     f"{os.cpu_count()} cores{', fresh runs folder' if fresh else ''}, kernel CPU {cpu_min:.1f} min | "
                     f"{time.strftime('%Y-%m-%d')} |\n")

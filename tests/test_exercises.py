@@ -42,7 +42,6 @@ ANSWERS = {
     "05.null_per_batch": (12.8, 0.1),
     "05.s_for_w": (2.0, 1.0),  # (1 + w) ε_y − w ε_∅ = ε_∅ + (1 + w)(ε_y − ε_∅): s = 1 + w; s = w is the trap
     "06.attribute_vector": (None, torch.zeros(16, dtype=torch.long)),  # filled in below
-    "06.chance_share": (None, 0.5),
     "06.uniform_ratio": (1.0, None),  # share = chance = the region's area; the wrong one is that area itself
     "07.heun_nfe": (19, 20),  # 2·10 − 1: no second slope on the last step, to σ = 0
     "07.starts_at_T": ({"trailing", "linspace"}, "trailing"),  # linspace includes both ends, so it starts there too
@@ -69,12 +68,8 @@ def _right(name):
         return y
     if name == "07.sigma_max":
         return _sigma_max()
-    if name == "04.snr_unscaled":  # SNR of 0.3·u at t: 0.09 ᾱ_t/(1 − ᾱ_t) < 1 ⇔ ᾱ_t < 1/1.09·(1 − ᾱ_t)·… by hand
+    if name == "04.snr_unscaled":  # latents of std 0.3 unscaled: SNR(t) = 0.09 ᾱ_t/(1 − ᾱ_t), by hand
         return _first_below(0.3 ** 2)
-    if name == "06.chance_share":  # the region's area over the image's
-        from minildm.toyfaces import attribute_regions
-
-        return attribute_regions(64)["Eyeglasses"].sum().item() / 64 ** 2
     return ANSWERS[name][0]
 
 
