@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from .autoencoder import AutoencoderKL
 from .guidance import guided
+from .objective import VPrediction
 from .samplers import get_sampler
 from .schedule import NoiseSchedule
 from .spacing import spaced_timesteps
@@ -40,8 +41,11 @@ class DiffusionModel(nn.Module):
 
     def __init__(self, unet: UNet, sched: NoiseSchedule, first_stage: AutoencoderKL | None = None,
                  image_size: int = 32, clip_x0: float | None = 1.0, name: str = "", tokenizer=None,
-                 guidance: float = 1.0):
+                 guidance: float = 1.0, prediction: str = "eps"):
         super().__init__()
+        if prediction not in ("eps", "v"):
+            raise ValueError(f"prediction must be 'eps' or 'v' (what the network predicts), got {prediction!r}")
+        self.prediction = prediction  # "v": the network predicts v, sampled through objective.VPrediction
         self.unet, self.sched, self.first_stage = unet, sched, first_stage
         self.image_size, self.clip_x0, self.name = image_size, clip_x0, name
         self.tokenizer = tokenizer  # a text model's Tokenizer: model.tokenizer.encode_batch([...]) → y
@@ -138,6 +142,8 @@ class DiffusionModel(nn.Module):
                     eps_model = guided(self.unet, guidance, yb, self.unet.null_condition(len(yb), device))
                 else:
                     mk = {"y": yb}
+            if self.prediction == "v":  # v̂ → (ε̂, x̂_0) for the samplers; after guidance, which is linear in v̂
+                eps_model = VPrediction(eps_model, self.sched.alpha_bar)
             zs.append(get_sampler(sampler)(eps_model, x_T[i:i + batch_size], self.sched, model_kwargs=mk, **kw))
         z0 = torch.cat(zs)  # (n, *sample_shape)
         images = torch.cat([self.decode(z0[i:i + batch_size]) for i in range(0, n, batch_size)])

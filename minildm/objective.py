@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from minildm.schedule import eps_from_v, q_sample, v_target
+from minildm.schedule import eps_from_v, q_sample, v_target, x0_from_v
 
 
 def diffusion_loss(model: nn.Module, x0: Tensor, alpha_bar: Tensor, t: Optional[Tensor] = None,
@@ -59,8 +59,28 @@ def diffusion_loss(model: nn.Module, x0: Tensor, alpha_bar: Tensor, t: Optional[
     return F.mse_loss(pred, eps)
 
 
-def eps_model_from_v(model: nn.Module, alpha_bar: Tensor):
+def eps_model_from_v(model: nn.Module, alpha_bar: Tensor) -> "VPrediction":
     """A v-prediction model as the ε-model every sampler takes: ε̂(x_t, t) = √(1 − ᾱ_t) x_t + √ᾱ_t v_θ(x_t, t)."""
-    def eps_model(x_t: Tensor, t: Tensor, **model_kwargs: Any) -> Tensor:
-        return eps_from_v(x_t, model(x_t, t, **model_kwargs), t, alpha_bar)
-    return eps_model
+    return VPrediction(model, alpha_bar)
+
+
+class VPrediction(nn.Module):
+    """A v-model v_θ seen as an ε-model: ``forward`` returns ε̂ = √(1 − ᾱ_t) x_t + √ᾱ_t v̂, so every sampler runs it.
+
+    ε̂ alone is not enough where ᾱ_t = 0 (the zero-terminal-SNR schedule's last step): there x̂_0 = (x_t − ε̂)/√ᾱ_t
+    is 0/0, although the v-model knows it, x̂_0 = √ᾱ_t x_t − √(1 − ᾱ_t) v̂ = −v̂. So :meth:`eps_and_x0` returns both
+    from one network call, and the DDPM/DDIM samplers take x̂_0 from it (``spacing._call_model_x0``). Classifier-free
+    guidance combines v's before this wrapper (``VPrediction(guided(net, …))``): both conversions are linear in v̂,
+    so guiding v or ε is the same thing.
+    """
+
+    def __init__(self, model: nn.Module, alpha_bar: Tensor):
+        super().__init__()
+        self.model, self.alpha_bar = model, alpha_bar
+
+    def eps_and_x0(self, x_t: Tensor, t: Tensor, **model_kwargs: Any) -> tuple[Tensor, Tensor]:
+        v = self.model(x_t, t, **model_kwargs)
+        return eps_from_v(x_t, v, t, self.alpha_bar), x0_from_v(x_t, v, t, self.alpha_bar)
+
+    def forward(self, x_t: Tensor, t: Tensor, **model_kwargs: Any) -> Tensor:
+        return self.eps_and_x0(x_t, t, **model_kwargs)[0]

@@ -57,7 +57,7 @@ from .schedule import make_schedule
 from .semantic import PartSegmenter, reconstruct, semantic_condition, semantic_faces, train_segmenter
 from .shipped import shipped
 from .text import Tokenizer
-from .train import train_autoencoder, train_diffusion
+from .train import TrainConfig, train_autoencoder, train_diffusion
 from .unet import UNet
 
 
@@ -138,7 +138,7 @@ def to_model(preset: DiffusionPreset, unet, first_stage: AutoencoderKL | None = 
     tok = (preset.conditioning or {}).get("tokenizer")  # a text model's, written by text_conditions
     return DiffusionModel(unet.eval(), make_schedule(preset.schedule, preset.T), first_stage, preset.image_size,
                           preset.clip_x0, preset.name, tokenizer=None if tok is None else Tokenizer.from_dict(tok),
-                          guidance=preset.guidance).eval()
+                          guidance=preset.guidance, prediction=preset.train.target).eval()
 
 
 def _latents_cache(ae: AutoencoderKL, split: str, name: str | None = None, mode: Mode | None = None):
@@ -377,8 +377,11 @@ def _finished(preset: DiffusionPreset, ckpt_path: Path) -> bool:
     if not ckpt_path.exists():
         return False
     ckpt = load_checkpoint(ckpt_path, kind=preset.kind)
-    return ckpt.get("step", 0) >= preset.train.steps and ckpt.get("train_config") == preset.train.to_dict() \
-        and ckpt.get("sampling") == sampling_payload(preset)
+    # a field added since the checkpoint was written takes its default (DictConfig's rule), in both dicts
+    stored_train = TrainConfig.from_dict(ckpt.get("train_config") or {})
+    stored_sampling = dict(prediction="eps", **(ckpt.get("sampling") or {}))
+    return ckpt.get("step", 0) >= preset.train.steps and stored_train == preset.train \
+        and stored_sampling == sampling_payload(preset)
 
 
 # ------------------------------------------------------------------------------------------ semantic maps (notebook 08)

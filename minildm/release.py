@@ -59,7 +59,7 @@ def load_diffusion(path: str | Path, map_location="cpu", ema: bool = True) -> Di
     model = DiffusionModel(unet.to(map_location).eval(), make_schedule(info["schedule"], info["T"]),
                            first_stage_from(ckpt.get("first_stage"), map_location), image_size=info["image_size"],
                            clip_x0=info["clip_x0"], name=info.get("preset", ckpt["kind"]), tokenizer=tokenizer,
-                           guidance=info.get("guidance", 1.0))
+                           guidance=info.get("guidance", 1.0), prediction=info.get("prediction", "eps"))
     model.checkpoint_info = {k: ckpt[k] for k in ("step", "train_config", "release") if k in ckpt}
     return model.eval()
 
@@ -72,7 +72,7 @@ def sampling_payload(preset) -> dict:
     """What :func:`load_diffusion` needs besides the weights, from a :class:`minildm.presets.DiffusionPreset`."""
     return dict(schedule=preset.schedule, T=preset.T, image_size=preset.image_size, clip_x0=preset.clip_x0,
                 latent=preset.f > 1, preset=preset.name, mode=preset.mode,
-                guidance=float(preset.guidance))
+                guidance=float(preset.guidance), prediction=preset.train.target)
 
 
 def export_diffusion(src: str | Path, dst: str | Path, half: bool = False, guidance: float | None = None,

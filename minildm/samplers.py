@@ -40,21 +40,23 @@ from torch import Tensor
 
 from .schedule import NoiseSchedule, extract, predict_x0_from_eps, q_posterior
 from .solvers import dpmpp_2m_sample, euler_ancestral_sample, euler_sample, heun_sample
-from .spacing import Callback, _call_model, _noise_like, spaced_timesteps, timestep_list
+from .spacing import Callback, _call_model_x0, _noise_like, spaced_timesteps, timestep_list
 
 
 # ----------------------------------------------------------------------------------------------- DDPM
 def ddpm_step(x_t: Tensor, t: Tensor, eps_pred: Tensor, sched: NoiseSchedule, noise: Tensor | None = None,
-              clip_x0: float | None = None) -> tuple[Tensor, Tensor]:
+              clip_x0: float | None = None, x0_pred: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """One ancestral step x_t → x_{t−1} ~ p_θ(x_{t−1} | x_t) = q(x_{t−1} | x_t, x̂_0) (DDPM Eq. 6–7, 15).
 
     Same as Algorithm 2's ε form, x_{t−1} = (x_t − β_t/√(1−ᾱ_t) ε̂)/√α_t + σ_t z with σ_t² = β̃_t:
     substituting x̂_0 = (x_t − √(1−ᾱ_t) ε̂)/√ᾱ_t into μ̃_t of Eq. 7 gives exactly Eq. 11. Going through
     x̂_0 lets us clip it. Args: x_t, eps_pred (B, …); t (B,) long; noise (B, …) z, drawn if None.
-    Returns (x_prev, x0_pred). No noise is added where t = 0 (the step that lands on x_0).
+    Returns (x_prev, x0_pred). No noise is added where t = 0 (the step that lands on x_0). ``x0_pred``: the
+    model's own x̂_0 (a v-model's, defined where ᾱ_t = 0) instead of Eq. 15's.
     """
-    # x̂_0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t          (DDPM Eq. 15)
-    x0_pred = predict_x0_from_eps(x_t, t, eps_pred, sched.alpha_bar)
+    if x0_pred is None:
+        # x̂_0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t          (DDPM Eq. 15)
+        x0_pred = predict_x0_from_eps(x_t, t, eps_pred, sched.alpha_bar)
     if clip_x0 is not None:
         x0_pred = x0_pred.clamp(-clip_x0, clip_x0)
     # μ̃_t(x_t, x̂_0) and β̃_t of q(x_{t−1} | x_t, x̂_0)   (DDPM Eq. 6–7)
@@ -91,9 +93,9 @@ def ddpm_sample(model, x_T: Tensor, sched: NoiseSchedule, timesteps: Tensor | No
                            generator=generator, callback=callback, model_kwargs=model_kwargs, clip_x0=clip_x0)
     x = x_T
     for i, t in enumerate(full.tolist()):
-        t_batch, eps_pred = _call_model(model, x, t, model_kwargs)
+        t_batch, eps_pred, x0_model = _call_model_x0(model, x, t, model_kwargs, sched.alpha_bar)
         noise = _noise_like(x, generator) if t > 0 else torch.zeros_like(x)
-        x_prev, x0_pred = ddpm_step(x, t_batch, eps_pred, sched, noise=noise, clip_x0=clip_x0)
+        x_prev, x0_pred = ddpm_step(x, t_batch, eps_pred, sched, noise=noise, clip_x0=clip_x0, x0_pred=x0_model)
         if callback is not None:
             callback(dict(i=i, t=t, x_t=x, x0_pred=x0_pred, eps_pred=eps_pred))
         x = x_prev
@@ -115,7 +117,8 @@ def ddim_timesteps(T: int, steps: int) -> Tensor:
 
 
 def ddim_step(x_t: Tensor, t: Tensor, t_prev: Tensor, eps_pred: Tensor, alpha_bar: Tensor, eta: float = 0.0,
-              noise: Tensor | None = None, clip_x0: float | None = None) -> tuple[Tensor, Tensor]:
+              noise: Tensor | None = None, clip_x0: float | None = None,
+              x0_pred: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """One DDIM step x_{τ_i} → x_{τ_{i−1}} (DDIM Eq. 12, σ from Eq. 16). Returns (x_prev, x0_pred).
 
     Args: x_t, eps_pred (B, …); t, t_prev (B,) long, with t_prev = −1 meaning "land on x_0" (ᾱ_{−1} = 1);
@@ -123,6 +126,8 @@ def ddim_step(x_t: Tensor, t: Tensor, t_prev: Tensor, eps_pred: Tensor, alpha_ba
     Notation trap: the paper's α_t here is DDPM's ᾱ_t. When x̂_0 is clipped, ε̂ is re-derived from the
     clipped x̂_0 (diffusers' ``use_clipped_model_output=True``, k-diffusion's view), so the step stays
     consistent with x_t and η = 1 over all T steps equals :func:`ddpm_step` even with clipping.
+    ``x0_pred``: the model's own x̂_0 (a v-model's, :class:`~minildm.objective.VPrediction`), used instead of
+    Eq. 12's; it is the only one there is where ᾱ_t = 0 (zero terminal SNR).
     """
     t = torch.as_tensor(t, device=x_t.device).long().reshape(-1)
     t_prev = torch.as_tensor(t_prev, device=x_t.device).long().reshape(-1)
@@ -135,8 +140,9 @@ def ddim_step(x_t: Tensor, t: Tensor, t_prev: Tensor, eps_pred: Tensor, alpha_ba
     sigma = eta * ((1 - ab_prev) / (1 - ab_t)).sqrt() * (1 - ab_t / ab_prev).clamp(min=0).sqrt()
     # direction pointing to x_t: √(1 − ᾱ_{t−1} − σ_t²) ε̂  (clamped: rounding can make it −1e-17)
     dir_coef = (1 - ab_prev - sigma**2).clamp(min=0).sqrt()
-    # x̂_0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t                                        ("predicted x_0", Eq. 12)
-    x0_pred = (x_t - (1 - ab_t).sqrt().to(x_t.dtype) * eps_pred) / ab_t.sqrt().to(x_t.dtype)
+    if x0_pred is None:
+        # x̂_0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t                                    ("predicted x_0", Eq. 12)
+        x0_pred = (x_t - (1 - ab_t).sqrt().to(x_t.dtype) * eps_pred) / ab_t.sqrt().to(x_t.dtype)
     if clip_x0 is not None:
         x0_pred = x0_pred.clamp(-clip_x0, clip_x0)
         # ε̂ = (x_t − √ᾱ_t x̂_0) / √(1 − ᾱ_t): the noise that the clipped x̂_0 implies
@@ -164,11 +170,11 @@ def ddim_sample(model, x_T: Tensor, sched: NoiseSchedule, timesteps: Tensor | No
     B = x.shape[0]
     for i, t in enumerate(ts):
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1  # −1: the last step lands on x_0 (ᾱ_{−1} = 1)
-        t_batch, eps_pred = _call_model(model, x, t, model_kwargs)
+        t_batch, eps_pred, x0_model = _call_model_x0(model, x, t, model_kwargs, sched.alpha_bar)
         t_prev_batch = torch.full((B,), t_prev, dtype=torch.long, device=x.device)  # (B,)
         noise = _noise_like(x, generator) if eta > 0 and t_prev >= 0 else None
         x_prev, x0_pred = ddim_step(x, t_batch, t_prev_batch, eps_pred, sched.alpha_bar, eta=eta, noise=noise,
-                                    clip_x0=clip_x0)
+                                    clip_x0=clip_x0, x0_pred=x0_model)
         if callback is not None:
             callback(dict(i=i, t=t, x_t=x, x0_pred=x0_pred, eps_pred=eps_pred))
         x = x_prev

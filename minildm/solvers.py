@@ -72,6 +72,10 @@ def denoise(model, x: Tensor, t: int, sigma: float, model_kwargs: dict | None = 
 def _start(x_T: Tensor, sched: NoiseSchedule, timesteps, steps: int, spacing: str):
     """The timesteps (a list), their σ-ladder, and the starting state x̃ = x_T / √ᾱ_{t_0}."""
     ts = timestep_list(sched.T, timesteps, steps, spacing)
+    if float(sched.alpha_bar[ts[0]]) == 0.0:
+        raise ValueError(f"the {sched.name!r} schedule has zero SNR at t = {ts[0]}, where σ = √((1 − ᾱ)/ᾱ) is "
+                         "infinite, so the σ-space solvers cannot start there: sample it with 'ddim' or 'ddpm' "
+                         "(which take x̂_0 from a v-model), or with spacing='leading', which starts below T − 1")
     sigmas = sigma_ladder(sched, ts)
     # x̃ = x_T / √ᾱ_{t_0} = x_T √(1 + σ_{t_0}²)
     return ts, sigmas, x_T * math.sqrt(1 + sigmas[0] ** 2)

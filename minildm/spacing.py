@@ -83,3 +83,18 @@ def _call_model(model, x_t: Tensor, t: int, model_kwargs: dict | None) -> tuple[
     if eps_pred.shape != x_t.shape:
         raise ValueError(f"the model must return ε̂ of x_t's shape {tuple(x_t.shape)}, got {tuple(eps_pred.shape)}")
     return t_batch, eps_pred.to(x_t.dtype)
+
+
+def _call_model_x0(model, x_t: Tensor, t: int, model_kwargs: dict | None,
+                   alpha_bar: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    """:func:`_call_model`, plus the model's own x̂_0 when it has one (a v-model, :class:`~minildm.objective.VPrediction`):
+    ``(t_batch, eps_pred, x0_pred or None)``. Where ᾱ_t = 0 an ε-model has no x̂_0 (0/0), which is an error that says so."""
+    if hasattr(model, "eps_and_x0"):
+        B = x_t.shape[0]
+        t_batch = torch.full((B,), int(t), dtype=torch.long, device=x_t.device)  # (B,)
+        eps_pred, x0_pred = model.eps_and_x0(x_t, t_batch, **(model_kwargs or {}))
+        return t_batch, eps_pred.to(x_t.dtype), x0_pred.to(x_t.dtype)
+    if float(alpha_bar[int(t)]) == 0.0:
+        raise ValueError(f"ᾱ_{int(t)} = 0 (zero terminal SNR): an ε-model's x̂_0 = (x_t − ε̂)/√ᾱ_t is 0/0 there; "
+                         "sample a v-prediction model (TrainConfig(target='v'), objective.VPrediction)")
+    return (*_call_model(model, x_t, t, model_kwargs), None)

@@ -81,6 +81,8 @@ class TrainConfig(DictConfig):
     p_unspecified: float = 0.0 # attribute vectors only (notebook 06): P(one attribute → ∅), each entry on its own
     max_seconds: float = 0.0   # also stop once training has taken this long (0 = no limit): equal-time comparisons
     precision: str | None = None  # "fp32", "bf16" or "fp16" for the forward and loss; None: by device (resolve_precision)
+    target: str = "eps"        # what ε_θ learns to predict: "eps" (the noise) or "v" (√ᾱ ε − √(1 − ᾱ) x_0, needed
+                               # by a zero-terminal-SNR schedule; objective.diffusion_loss, notebook 07 §2)
     compile: bool = False      # torch.compile the network the step calls (off: 2–3 min to compile; docs/TRAINING.md §4)
 
 
@@ -203,12 +205,13 @@ def _check_same_schedule(ckpt: dict, sampling: dict | None, path) -> None:
     """A CheckpointError if the run in ``ckpt`` was trained with another β schedule than the one this call trains
     with (``sampling``, :func:`minildm.release.sampling_payload`): resumed, or loaded as finished, its ε_θ would be
     sampled with the wrong ᾱ_t, silently."""
-    stored = (ckpt.get("sampling") or {}).get("schedule")
-    current = (sampling or {}).get("schedule")
-    if stored is not None and current is not None and stored != current:
-        raise CheckpointError(f"{path} was trained with the {stored!r} β schedule, but "
-                              f"{sampling.get('preset', 'this run')} now uses {current!r}; train into another path "
-                              "(ckpt_path=), or delete it to start over")
+    for key, what in (("schedule", "β schedule"), ("prediction", "prediction target")):
+        stored = (ckpt.get("sampling") or {}).get(key, "eps" if key == "prediction" else None)
+        current = (sampling or {}).get(key)
+        if stored is not None and current is not None and stored != current:
+            raise CheckpointError(f"{path} was trained with the {stored!r} {what}, but "
+                                  f"{sampling.get('preset', 'this run')} now uses {current!r}; train into another "
+                                  "path (ckpt_path=), or delete it to start over")
 
 
 def _all_finite(obj) -> bool:
@@ -390,6 +393,12 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
     """
     t_call = time.perf_counter()
     cfg = cfg or TrainConfig()
+    if cfg.target not in ("eps", "v"):
+        raise ValueError(f"TrainConfig.target must be 'eps' (predict the noise) or 'v' (predict √ᾱ ε − √(1 − ᾱ) x_0), "
+                         f"got {cfg.target!r}")
+    if cfg.target == "eps" and float(sched.alpha_bar[-1]) == 0.0:
+        raise ValueError(f"the {sched.name!r} schedule reaches zero SNR (ᾱ_T = 0), where an ε-model's x̂_0 = "
+                         "(x_T − ε̂)/√ᾱ_T is 0/0: train it with TrainConfig(target='v') (Lin et al. 2024, §3.2)")
     if kind not in DIFFUSION_KINDS:
         raise ValueError(f"kind must be one of the diffusion checkpoint kinds {DIFFUSION_KINDS} (got {kind!r})")
     device = next(model.parameters()).device
@@ -437,7 +446,7 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
         for group in opt.param_groups:
             group["lr"] = lr
         with loop.autocast():  # bf16/fp16 for the forward and the loss (fp32: nothing); the weights stay float32
-            loss = diffusion_loss(net, x0, sched.alpha_bar, generator=g, rows=rows, **kw)
+            loss = diffusion_loss(net, x0, sched.alpha_bar, generator=g, rows=rows, target=cfg.target, **kw)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()  # loss.backward() (fp16: of loss × scale); across processes grads averaged
         scaler.unscale_(opt)  # fp16: the gradients ÷ scale, before clipping (otherwise nothing)
