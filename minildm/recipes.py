@@ -379,7 +379,7 @@ def _finished(preset: DiffusionPreset, ckpt_path: Path) -> bool:
     ckpt = load_checkpoint(ckpt_path, kind=preset.kind)
     # a field added since the checkpoint was written takes its default (DictConfig's rule), in both dicts
     stored_train = TrainConfig.from_dict(ckpt.get("train_config") or {})
-    stored_sampling = dict(prediction="eps", **(ckpt.get("sampling") or {}))
+    stored_sampling = {"prediction": "eps", **(ckpt.get("sampling") or {})}
     return ckpt.get("step", 0) >= preset.train.steps and stored_train == preset.train \
         and stored_sampling == sampling_payload(preset)
 
