@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from .autoencoder import AutoencoderKL
 from .guidance import guided
-from .objective import VPrediction
+from .objective import PREDICTIONS, VPrediction
 from .samplers import get_sampler
 from .schedule import NoiseSchedule
 from .spacing import spaced_timesteps
@@ -43,7 +43,7 @@ class DiffusionModel(nn.Module):
                  image_size: int = 32, clip_x0: float | None = 1.0, name: str = "", tokenizer=None,
                  guidance: float = 1.0, prediction: str = "eps"):
         super().__init__()
-        if prediction not in ("eps", "v"):
+        if prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be 'eps' or 'v' (what the network predicts), got {prediction!r}")
         self.prediction = prediction  # "v": the network predicts v, sampled through objective.VPrediction
         self.unet, self.sched, self.first_stage = unet, sched, first_stage

@@ -9,6 +9,14 @@ from torch import Tensor, nn
 
 from minildm.schedule import eps_from_v, q_sample, v_target, x0_from_v
 
+PREDICTIONS = ("eps", "v")  # what a diffusion network may be trained to predict (TrainConfig.target)
+
+
+def prediction_of(sampling: dict | None) -> str:
+    """What a checkpoint's network predicts, from its sampling settings (``sampling_payload``): their
+    ``"prediction"``, or ``"eps"`` for checkpoints written before v-prediction existed (all of them ε-models)."""
+    return (sampling or {}).get("prediction", "eps")
+
 
 def diffusion_loss(model: nn.Module, x0: Tensor, alpha_bar: Tensor, t: Optional[Tensor] = None,
                    eps: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
@@ -46,7 +54,7 @@ def diffusion_loss(model: nn.Module, x0: Tensor, alpha_bar: Tensor, t: Optional[
         x0, t, eps = x0[rows], t[rows], eps[rows]
         model_kwargs = {k: v[rows] if isinstance(v, Tensor) else v for k, v in model_kwargs.items()}
     x_t = q_sample(x0, t, alpha_bar, eps)  # (B, C, H, W)   DDPM Eq. 4
-    if target not in ("eps", "v"):
+    if target not in PREDICTIONS:
         raise ValueError(f"target must be 'eps' (predict the noise) or 'v' (predict √ᾱ ε − √(1 − ᾱ) x_0), got {target!r}")
     pred = model(x_t, t, **model_kwargs)
     if pred.shape != eps.shape:

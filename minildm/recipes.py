@@ -49,6 +49,7 @@ from .latents import encode_dataset
 from .layout import layout_dataset
 from .ldm import DiffusionModel
 from .losses import PatchDiscriminator
+from .objective import prediction_of
 from .pairs import face_masks, inpaint_condition, low_resolution, pixel_inpaint_condition, random_masks
 from .presets import PRESETS, AutoencoderPreset, DiffusionPreset
 from .release import first_stage_payload, load_diffusion, sampling_payload
@@ -379,7 +380,7 @@ def _finished(preset: DiffusionPreset, ckpt_path: Path) -> bool:
     ckpt = load_checkpoint(ckpt_path, kind=preset.kind)
     # a field added since the checkpoint was written takes its default (DictConfig's rule), in both dicts
     stored_train = TrainConfig.from_dict(ckpt.get("train_config") or {})
-    stored_sampling = {"prediction": "eps", **(ckpt.get("sampling") or {})}
+    stored_sampling = {**(ckpt.get("sampling") or {}), "prediction": prediction_of(ckpt.get("sampling"))}
     return ckpt.get("step", 0) >= preset.train.steps and stored_train == preset.train \
         and stored_sampling == sampling_payload(preset)
 

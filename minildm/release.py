@@ -17,6 +17,7 @@ from .autoencoder import AutoencoderConfig, AutoencoderKL
 from .checkpoint import DIFFUSION_KINDS, CheckpointError, load_checkpoint, save_checkpoint
 from .concat import wrap_unet
 from .ldm import DiffusionModel
+from .objective import prediction_of
 from .schedule import make_schedule
 from .shipped import resolve, shipped_names
 from .unet import UNet, UNetConfig
@@ -59,7 +60,7 @@ def load_diffusion(path: str | Path, map_location="cpu", ema: bool = True) -> Di
     model = DiffusionModel(unet.to(map_location).eval(), make_schedule(info["schedule"], info["T"]),
                            first_stage_from(ckpt.get("first_stage"), map_location), image_size=info["image_size"],
                            clip_x0=info["clip_x0"], name=info.get("preset", ckpt["kind"]), tokenizer=tokenizer,
-                           guidance=info.get("guidance", 1.0), prediction=info.get("prediction", "eps"))
+                           guidance=info.get("guidance", 1.0), prediction=prediction_of(info))
     model.checkpoint_info = {k: ckpt[k] for k in ("step", "train_config", "release") if k in ckpt}
     return model.eval()
 

@@ -53,7 +53,7 @@ from .config import DictConfig
 from .distributions import DiagonalGaussian
 from .guidance import attribute_dropout, condition_dropout
 from .losses import AutoencoderLossConfig, PerceptualLoss, adaptive_weight, hinge_d_loss, hinge_g_loss, l1
-from .objective import diffusion_loss
+from .objective import PREDICTIONS, diffusion_loss, prediction_of
 from .schedule import NoiseSchedule
 
 
@@ -205,9 +205,9 @@ def _check_same_schedule(ckpt: dict, sampling: dict | None, path) -> None:
     """A CheckpointError if the run in ``ckpt`` was trained with another β schedule than the one this call trains
     with (``sampling``, :func:`minildm.release.sampling_payload`): resumed, or loaded as finished, its ε_θ would be
     sampled with the wrong ᾱ_t, silently."""
+    stored_settings = {**(ckpt.get("sampling") or {}), "prediction": prediction_of(ckpt.get("sampling"))}
     for key, what in (("schedule", "β schedule"), ("prediction", "prediction target")):
-        stored = (ckpt.get("sampling") or {}).get(key, "eps" if key == "prediction" else None)
-        current = (sampling or {}).get(key)
+        stored, current = stored_settings.get(key), (sampling or {}).get(key)
         if stored is not None and current is not None and stored != current:
             raise CheckpointError(f"{path} was trained with the {stored!r} {what}, but "
                                   f"{sampling.get('preset', 'this run')} now uses {current!r}; train into another "
@@ -393,7 +393,7 @@ def train_diffusion(model: nn.Module, data: Tensor, sched: NoiseSchedule, cfg: T
     """
     t_call = time.perf_counter()
     cfg = cfg or TrainConfig()
-    if cfg.target not in ("eps", "v"):
+    if cfg.target not in PREDICTIONS:
         raise ValueError(f"TrainConfig.target must be 'eps' (predict the noise) or 'v' (predict √ᾱ ε − √(1 − ᾱ) x_0), "
                          f"got {cfg.target!r}")
     if cfg.target == "eps" and float(sched.alpha_bar[-1]) == 0.0:

@@ -33,9 +33,8 @@ import torch
 from minildm import presets, recipes
 from minildm.config import runs_dir
 from minildm.evaluate import Evaluator, FrechetReference, feature_stats
-from minildm.ldm import DiffusionModel
 from minildm.release import load_diffusion
-from minildm.schedule import ZERO_SNR, make_schedule
+from minildm.schedule import ZERO_SNR
 from minildm.shipped import shipped
 from minildm.uncertainty import bootstrap
 
@@ -75,14 +74,6 @@ def train(name: str, steps: int, seed: int, root: Path, ae, latents) -> float:
     result, _ = recipes.train_preset(preset, latents, ckpt_path=run_path(root, name, seed), callback=keep_ema,
                                      first_stage=ae)
     return result.history[-1][-1] if result.history else 0.0
-
-
-def model_at(name: str, steps: int, seed: int, root: Path, step: int | None = None) -> DiffusionModel:
-    """The variant's EMA model, at the end (``step`` None) or at a snapshot."""
-    model = load_diffusion(run_path(root, name, seed))
-    if step is not None and step != model.checkpoint_info.get("step"):
-        model.unet.load_state_dict(torch.load(snapshot_path(root, name, seed, step), weights_only=True))
-    return model
 
 
 def main() -> None:
@@ -128,15 +119,17 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         for name in args.variants:
-            final = model_at(name, args.steps, seed, root)
-            last = final.checkpoint_info.get("step", args.steps)
+            model = load_diffusion(run_path(root, name, seed))  # loaded once; snapshots are swapped into it
+            last = model.checkpoint_info.get("step", args.steps)
+            final_ema = {k: v.clone() for k, v in model.unet.state_dict().items()}
             steps_to_measure = [last]
             if args.snapshots:
                 steps_to_measure = sorted({int(f.stem.rsplit("ema", 1)[1]) for f in
                                            root.glob(f"{name}_s{seed}_ema*.pt")} | {last})
             spacings = ["trailing"] + (["leading"] if ZERO_SNR not in VARIANTS[name][1] else [])
             for step in steps_to_measure:
-                model = model_at(name, args.steps, seed, root, step)
+                model.unet.load_state_dict(final_ema if step == last else
+                                           torch.load(snapshot_path(root, name, seed, step), weights_only=True))
                 for spacing in spacings if step == last else ["trailing"]:
                     feats = {}
                     for sampler in ("ddpm", "ddim"):
