@@ -161,13 +161,20 @@ def cmd_sample(args: argparse.Namespace) -> None:
     if y is None and args.guidance is not None and args.guidance != 1.0:
         raise CLIError(f"--guidance needs a conditional model; {model.name} is unconditional")
     guidance = 1.0 if y is None else args.guidance if args.guidance is not None else model.guidance
+    if args.guidance_rescale and y is None:
+        raise CLIError(f"--guidance-rescale needs a conditional model; {model.name} is unconditional")
+    if args.guidance_rescale and guidance in (0.0, 1.0):
+        raise CLIError(f"--guidance-rescale acts on guided predictions: it needs --guidance other than 0 and 1 "
+                       f"(here {guidance:g})")
     steps = 50 if args.steps is None else args.steps
     t0 = time.perf_counter()
     images = model.sample(args.n, sampler=args.sampler, steps=steps, seed=args.seed, y=y, eta=args.eta,
-                          guidance=guidance, spacing=args.spacing)
+                          guidance=guidance, guidance_rescale=args.guidance_rescale, spacing=args.spacing)
     print(f"{args.n} samples from {model.name} with {args.sampler}-{steps}"
           + (f" ({args.spacing} spacing)" if args.spacing != "leading" else "")
-          + (f", guidance {guidance:g}" if y is not None else "") + f" in {time.perf_counter() - t0:.1f} s on {device}")
+          + (f", guidance {guidance:g}" if y is not None else "")
+          + (f", rescaled φ = {args.guidance_rescale:g}" if args.guidance_rescale else "")
+          + f" in {time.perf_counter() - t0:.1f} s on {device}")
     _write_samples(images, labels, out, npz)
 
 
@@ -430,6 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--guidance", type=float, default=None,
                    help="classifier-free guidance scale s for a conditional model (default: the one stored with the "
                         "model, 2 for the shipped ones; 1 = the conditional model alone)")
+    s.add_argument("--guidance-rescale", type=float, default=0.0, metavar="PHI",
+                   help="guidance rescale φ in [0, 1] (Lin et al. 2024 §3.4): the guided prediction pulled back "
+                        "towards the conditional one's spread; 0 off (default), 0.7 the paper's choice")
     s.add_argument("--out", default="samples.png", help="PNG grid (default samples.png)")
     s.add_argument("--npz", default=None, help="also write the samples as an .npz")
     s.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")

@@ -13,7 +13,9 @@ asks ε_θ at its *upper* timestep t_b about the current x_{t_a}, ε̂ = ε_θ(x
 ε_θ is asked at exactly the timesteps the sampler visits on the way down, and the round trip misses x_0 by the
 difference of the two ε̂ per step: first order, shrinking as the steps grow.
 
-Both take x_0 in ε_θ's own space: pixels, or a latent model's s·ℰ(x) (``first_stage.encode_latents``).
+Both take x_0 in ε_θ's own space: pixels, or a latent model's s·ℰ(x) (``first_stage.encode_latents``), and an
+ε-model: a v-model (``TrainConfig(target="v")``) goes in as ``DiffusionModel.denoiser()`` gives it, wrapped in
+:class:`~minildm.objective.VPrediction` (the raw v-network would be read as ε̂ and edit nonsense).
 """
 from __future__ import annotations
 
@@ -60,6 +62,9 @@ def ddim_invert(model, x0: Tensor, sched: NoiseSchedule, timesteps: Tensor | Non
     ``callback`` once per step, as the samplers' (``i`` counts upwards, ``t`` rises).
     """
     ts = timestep_list(sched.T, timesteps, steps, spacing)[::-1]  # ascending: t_{K−1} < … < t_0
+    if float(sched.alpha_bar[ts[-1]]) == 0.0:
+        raise ValueError(f"cannot invert up to t = {ts[-1]}: the {sched.name!r} schedule has zero SNR there, so σ is "
+                         "infinite and x_T keeps nothing of x_0; use spacing='leading', which stops below T − 1")
     sigmas = [0.0] + sigma_ladder(sched, ts)[:-1]  # 0 < σ_{t_{K−1}} < … < σ_{t_0}
     x = x0  # x̃ = x_0 at σ = 0
     for i, t in enumerate(ts):

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .autoencoder import AutoencoderKL
-from .guidance import guided
+from .guidance import check_rescale, guided
 from .objective import PREDICTIONS, VPrediction
 from .samplers import get_sampler
 from .schedule import NoiseSchedule
@@ -92,9 +92,9 @@ class DiffusionModel(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, *, sampler: str = "ddim", steps: int | None = None, eta: float | None = None,
                spacing: str = "leading", seed: int | None = 0, generator: torch.Generator | None = None,
-               y: Tensor | None = None, guidance: float = 1.0, batch_size: int = 256,
-               callback: Optional[Callable[[dict], None]] = None, return_latents: bool = False,
-               x_T: Tensor | None = None):
+               y: Tensor | None = None, guidance: float = 1.0, guidance_rescale: float = 0.0,
+               batch_size: int = 256, callback: Optional[Callable[[dict], None]] = None,
+               return_latents: bool = False, x_T: Tensor | None = None):
         """Draw ``n`` images (n, C, H, W) in [−1, 1]; with ``return_latents`` also ε_θ's final x_0 / z_0.
 
         ``sampler`` "ddim" (``steps`` steps, default 50, η = ``eta`` or 0) or "ddpm": ancestral sampling, on all T
@@ -108,7 +108,8 @@ class DiffusionModel(nn.Module):
         ``y`` the conditions, one per sample: class labels (n,), token ids (n, L) for a text-conditional
         ConditionalUNet, or layouts (n, K, 5) for a layout-conditional one (kept as float). ``guidance`` s ≠ 1
         samples with classifier-free guidance, ε̃ = ε_∅ + s·(ε_y − ε_∅)
-        (:func:`~minildm.guidance.guided`; needs ε_θ with ``null_condition``, i.e. a ConditionalUNet).
+        (:func:`~minildm.guidance.guided`; needs ε_θ with ``null_condition``, i.e. a ConditionalUNet);
+        ``guidance_rescale`` φ pulls ε̃ back towards ε_y's spread (:func:`~minildm.guidance.rescale_guided`).
         ``callback`` as the samplers' (per step, per batch).
         ``x_T`` (n, *sample_shape): the starting noise, instead of drawing it from the seed: the same x_T with two
         conditions isolates what the condition does (attribute editing, notebook 06), and an interpolation of two
@@ -117,6 +118,7 @@ class DiffusionModel(nn.Module):
         seed's z_T as ``x_T`` changes nothing, and per-step noise never repeats an x_T drawn from that seed.
         """
         steps, eta, y = self._check_sample_args(n, sampler, steps, eta, y, guidance, spacing)
+        check_rescale(guidance_rescale)
         if generator is None:
             generator = torch.Generator().manual_seed(0 if seed is None else seed)
         device = next(self.unet.parameters()).device
@@ -135,19 +137,36 @@ class DiffusionModel(nn.Module):
         self.eval()
         zs = []
         for i in range(0, n, batch_size):
-            eps_model, mk = self.unet, None
-            if y is not None:
-                yb = y[i:i + batch_size].to(device)
-                if guidance != 1.0:  # one batched forward of [y; ∅] per step
-                    eps_model = guided(self.unet, guidance, yb, self.unet.null_condition(len(yb), device))
-                else:
-                    mk = {"y": yb}
-            if self.prediction == "v":  # v̂ → (ε̂, x̂_0) for the samplers; after guidance, which is linear in v̂
-                eps_model = VPrediction(eps_model, self.sched.alpha_bar)
+            eps_model, mk = self.denoiser(None if y is None else y[i:i + batch_size], guidance, guidance_rescale)
             zs.append(get_sampler(sampler)(eps_model, x_T[i:i + batch_size], self.sched, model_kwargs=mk, **kw))
         z0 = torch.cat(zs)  # (n, *sample_shape)
         images = torch.cat([self.decode(z0[i:i + batch_size]) for i in range(0, n, batch_size)])
         return (images, z0) if return_latents else images
+
+    def denoiser(self, y: Tensor | None = None, guidance: float = 1.0, guidance_rescale: float = 0.0):
+        """The ε-model the samplers and :mod:`minildm.editing` take, for one batch: ``(eps_model, model_kwargs)``.
+
+        ``y`` the batch's conditions (checked as :meth:`sample` checks them); with ``guidance`` s ≠ 1 the model is
+        :func:`~minildm.guidance.guided` (one batched forward of [y; ∅] per call). A v-model is wrapped in
+        :class:`~minildm.objective.VPrediction` after guidance (which is linear in v̂), so a sampler or an edit
+        gets ε̂ (and x̂_0) whatever the network predicts:
+        ``eps, mk = model.denoiser(); editing.sdedit(eps, z0, model.sched, 0.5, model_kwargs=mk)``.
+        """
+        check_rescale(guidance_rescale)
+        eps_model, mk = self.unet, None
+        if y is not None:
+            device = next(self.unet.parameters()).device
+            yb = y.to(device)
+            if guidance != 1.0:  # one batched forward of [y; ∅] per step
+                eps_model = guided(self.unet, guidance, yb, self.unet.null_condition(len(yb), device),
+                                   rescale=guidance_rescale)
+            else:
+                mk = {"y": yb}
+        elif guidance != 1.0:
+            raise ValueError(f"guidance={guidance} needs the conditions y of the batch")
+        if self.prediction == "v":  # v̂ → (ε̂, x̂_0) for the samplers; after guidance, which is linear in v̂
+            eps_model = VPrediction(eps_model, self.sched.alpha_bar)
+        return eps_model, mk
 
     def _check_sample_args(self, n: int, sampler: str, steps, eta, y, guidance: float, spacing: str = "leading"):
         """:meth:`sample`'s arguments checked, with its defaults filled in: ``(steps, eta, y)``."""

@@ -6,7 +6,7 @@ from torch import nn
 from torch.testing import assert_close
 
 from minildm.conditioning import ClassEncoder, ConditionalUNet, TextEncoder
-from minildm.guidance import condition_dropout, guided
+from minildm.guidance import condition_dropout, guided, rescale_guided
 from minildm.ldm import DiffusionModel
 from minildm.samplers import ddim_sample
 from minildm.schedule import make_schedule
@@ -136,6 +136,51 @@ def test_guided_sampling_through_the_sampler_and_diffusion_model():
     unet = UNet(UNetConfig(in_channels=1, num_classes=10, **TINY))
     with pytest.raises(ValueError, match="guidance=2.0 needs .* null condition"):
         DiffusionModel(unet, SCHED, None, image_size=8).sample(2, steps=3, y=y, guidance=2.0)
+
+
+def test_guidance_rescale_restores_the_conditional_spread_and_keeps_the_direction():
+    """Lin et al. 2024 §3.4 on a case with a known answer: φ = 1 gives ε̃ scaled to exactly std(ε_y) per example
+    (its direction kept), φ = 0 plain guidance, and φ in between the linear mix of the two."""
+    g = torch.Generator().manual_seed(0)
+    eps_c = torch.randn(4, 3, 8, 8, generator=g, dtype=torch.float64)
+    eps_u = 0.5 * torch.randn(4, 3, 8, 8, generator=g, dtype=torch.float64)
+    cfg = eps_u + 4.0 * (eps_c - eps_u)  # s = 4: about 3.5× ε_y's spread
+    assert (cfg.flatten(1).std(1) > 2.5 * eps_c.flatten(1).std(1)).all()
+    full = rescale_guided(cfg, eps_c, 1.0)
+    assert_close(full.flatten(1).std(1), eps_c.flatten(1).std(1))  # each example at its own conditional std
+    ratio = full / cfg  # one positive factor per example: same direction
+    assert_close(ratio, ratio[:, :1, :1, :1].expand_as(ratio))
+    assert (ratio > 0).all()
+    assert torch.equal(rescale_guided(cfg, eps_c, 0.0), cfg)
+    assert_close(rescale_guided(cfg, eps_c, 0.7), 0.7 * full + 0.3 * cfg)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"guidance rescale φ must be in \[0, 1\]"):
+            rescale_guided(cfg, eps_c, bad)
+
+
+def test_guided_with_rescale_through_the_model_and_diffusion_model():
+    """``guided(…, rescale=φ)`` is rescale_guided of the plain guided ε̃ with the same batched forward; s = 1 is
+    untouched; DiffusionModel.sample(guidance_rescale=φ) samples through exactly that ε-function."""
+    net = class_model()
+    x, t = torch.randn(3, 1, 8, 8), torch.tensor([40, 40, 40])
+    cond, null = torch.tensor([1, 7, 3]), torch.tensor(10)
+    with torch.no_grad():
+        eps_c = net(x, t, y=cond)
+        plain = guided(net, 3.0, cond, null)(x, t)
+        assert_close(guided(net, 3.0, cond, null, rescale=0.7)(x, t), rescale_guided(plain, eps_c, 0.7))
+        assert torch.equal(guided(net, 1.0, cond, null, rescale=1.0)(x, t), eps_c)
+    with pytest.raises(ValueError, match="guidance rescale"):
+        guided(net, 3.0, cond, null, rescale=2.0)  # at build time, before any step
+    dm = DiffusionModel(net, SCHED, None, image_size=8, clip_x0=1.0)
+    y = torch.tensor([2, 5])
+    images = dm.sample(2, steps=3, y=y, guidance=3.0, guidance_rescale=0.7, seed=0)
+    x_T = torch.randn((2, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+    ref = ddim_sample(guided(net, 3.0, y, net.null_condition(2), rescale=0.7), x_T, SCHED, steps=3,
+                      clip_x0=1.0).clamp(-1, 1)
+    assert_close(images, ref)
+    assert not torch.allclose(images, dm.sample(2, steps=3, y=y, guidance=3.0, seed=0))  # φ changed something
+    with pytest.raises(ValueError, match="guidance rescale"):
+        dm.sample(2, steps=3, y=y, guidance=3.0, guidance_rescale=-1)
 
 
 def test_text_conditional_model_samples_from_prompts():
