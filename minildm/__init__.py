@@ -18,7 +18,7 @@ module                  notebooks               what, and where in the papers
 ``toyfaces``            06, 08                  procedural stand-in for CelebA, same on-disk format; part maps
 ``text``                05                      word-level tokenizer for prompts (<pad>, <unk>, <null>)
 ``captions``            05                      MNIST captions from measured thickness, slant, size
-``guidance``            05, 06                  classifier-free guidance: condition dropout, guided ε (LDM §4.3)
+``guidance``            05, 06, 07              classifier-free guidance: dropout, guided ε (LDM §4.3), its rescale
 ``distributions``       03                      the diagonal Gaussian posterior q(z|x), its KL (LDM §3.1)
 ``viz``                 all                     grids, strips, curves, attention figures, the smoke banner
 ``uncertainty``         (04–09, evaluate)       every number's spread: bootstrap, repeats, ratios
@@ -26,7 +26,7 @@ module                  notebooks               what, and where in the papers
 ``layers``              02, 03                  GroupNorm, ResBlock, Down/Upsample: shared by UNet, autoencoder, GAN
 ``attention``           02, 05                  softmax(QKᵀ/√d)·V, self/cross-attention, SpatialTransformer (§3.3)
 ``unet``                02                      the time-conditional UNet ε_θ(x_t, t) (LDM §3.3, App. E)
-``objective``           02, 04                  L_DM (LDM Eq. 1) and L_LDM (Eq. 2)
+``objective``           02, 04, 07              L_DM (LDM Eq. 1), L_LDM (Eq. 2); ε or v targets, VPrediction
 ``spacing``             07 (and via samplers)   timestep spacing leading/trailing/linspace (Lin et al. 2024 Table 2)
 ``solvers``             07 (and via samplers)   the probability-flow ODE in σ: Euler, Heun, DPM-Solver++(2M), ancestral
 ``samplers``            02, 07                  DDPM ancestral (DDPM Alg. 2, respaced), DDIM (DDIM Eq. 12); SAMPLERS

@@ -14,6 +14,10 @@ and ancestral sampling from the same z_T and the same requests:
 
     python scripts/face_v_study.py --train-only                # both runs, resumable (runs/<mode>/face_v_study/)
     python scripts/face_v_study.py --measure-only --n 500 --json benchmarks/face_v_study.json
+    python scripts/face_v_study.py --shipped --rescale 0 0.7 1 --json benchmarks/face_guidance_rescale.json
+
+``--shipped`` measures the shipped ``latent_faces_toy`` instead of the two runs; ``--rescale`` adds guidance-rescale
+rows (Lin et al. 2024 §3.4, φ) at the guided scale.
 """
 from __future__ import annotations
 
@@ -60,6 +64,10 @@ def main() -> None:
     p.add_argument("--n-boot", type=int, default=200)
     p.add_argument("--train-only", action="store_true")
     p.add_argument("--measure-only", action="store_true")
+    p.add_argument("--shipped", action="store_true", help="measure the shipped latent_faces_toy (ε), train nothing")
+    p.add_argument("--rescale", type=float, nargs="+", default=[0.0],
+                   help="guidance rescale φ for the guided rows (default 0: off)")
+    p.add_argument("--guided-only", action="store_true", help="skip the s = 1 rows")
     p.add_argument("--dir", default=None, help="where the runs live (default runs/<mode>/face_v_study)")
     p.add_argument("--json", default=None)
     args = p.parse_args()
@@ -68,7 +76,7 @@ def main() -> None:
 
     ae = recipes.face_first_stage()  # the shipped face model's frozen autoencoder
     data = faces.load_faces("train", source="toy", verbose=False)
-    if not args.measure_only:
+    if not (args.measure_only or args.shipped):
         z = encode_dataset(ae, data.images, cache_path=root / "latents_train.pt")
         null = torch.full((len(data.names),), NULL)
         for target in args.targets:
@@ -86,36 +94,45 @@ def main() -> None:
     train_std = std_spread(z_train, args.n_boot)
     print(f"training latents (2000 toy faces): std {train_std}")
     rows = []
-    print("| target | s | sampler | std(z_0) ÷ training | carried | DDIM − ancestral, carried (paired) |")
-    print("|---|---|---|---|---|---|", flush=True)
-    for target in args.targets:
-        model = load_diffusion(run_path(root, target))
+    print("| model | s | φ | sampler | std(z_0) ÷ training | carried | DDIM − ancestral, carried (paired) |")
+    print("|---|---|---|---|---|---|---|", flush=True)
+    runs = {"shipped ε": shipped("latent_faces_toy")} if args.shipped else \
+        {target: run_path(root, target) for target in args.targets}
+    for target, path in runs.items():
+        model = load_diffusion(path)
         y = faces.random_attributes(args.n, model.attributes, seed=1)
-        for s in sorted({1.0, model.guidance}):
-            hits = {}
-            for sampler in ("ddpm", "ddim"):
-                t0 = time.perf_counter()
-                img, z0 = model.sample(args.n, sampler=sampler, steps=args.steps, seed=args.seed, y=y, guidance=s,
-                                       return_latents=True)
-                h, g = _hits(judge, img, y)
-                hits[sampler] = (h.double().numpy(), g.double().numpy())
-                carried = uncertainty.bootstrap(lambda a, b: float(np.nanmean(a.sum(0) / b.sum(0))), *hits[sampler],
-                                                n_boot=args.n_boot, seed=0)
-                wide = uncertainty.ratio(std_spread(z0.cpu(), args.n_boot), train_std)
-                row = dict(target=target, guidance=s, sampler=sampler, std_ratio=wide.value, std_low=wide.low,
-                           std_high=wide.high, carried=carried.value, carried_low=carried.low,
-                           carried_high=carried.high, seconds=time.perf_counter() - t0)
-                gap = ""
-                if sampler == "ddim":  # paired: resample the same faces in both rows
-                    (ha, ga), (hd, gd) = hits["ddpm"], hits["ddim"]
-                    d = uncertainty.bootstrap(lambda a, b, c, e: float(np.nanmean(c.sum(0) / e.sum(0))
-                                                                       - np.nanmean(a.sum(0) / b.sum(0))),
-                                              ha, ga, hd, gd, n_boot=args.n_boot, seed=0)
-                    row.update(carried_gap=d.value, gap_low=d.low, gap_high=d.high)
-                    gap = f"{100 * d.value:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}] points"
-                rows.append(row)
-                print(f"| {target} | {s:g} | {sampler}-{args.steps} | {wide} | {100 * carried.value:.1f}% "
-                      f"[{100 * carried.low:.1f}, {100 * carried.high:.1f}] | {gap} |", flush=True)
+        # (s, φ, sampler): both samplers at s = 1 and at the model's s; DDIM again for each φ > 0, paired with the
+        # ancestral row of the same s (φ = 0: ancestral sampling corrects its own drift, the rows say whether DDIM's
+        # needs the rescale)
+        scales = [model.guidance] if args.guided_only else sorted({1.0, model.guidance})
+        settings = [(s, 0.0, sampler) for s in scales for sampler in ("ddpm", "ddim")]
+        settings += [(model.guidance, phi, "ddim") for phi in args.rescale if phi > 0]
+        ancestral = {}
+        for s, phi, sampler in settings:
+            t0 = time.perf_counter()
+            img, z0 = model.sample(args.n, sampler=sampler, steps=args.steps, seed=args.seed, y=y, guidance=s,
+                                   guidance_rescale=phi, return_latents=True)
+            h, g = _hits(judge, img, y)
+            hits = (h.double().numpy(), g.double().numpy())
+            carried = uncertainty.bootstrap(lambda a, b: float(np.nanmean(a.sum(0) / b.sum(0))), *hits,
+                                            n_boot=args.n_boot, seed=0)
+            wide = uncertainty.ratio(std_spread(z0.cpu(), args.n_boot), train_std)
+            row = dict(target=target, guidance=s, rescale=phi, sampler=sampler, std_ratio=wide.value,
+                       std_low=wide.low, std_high=wide.high, carried=carried.value, carried_low=carried.low,
+                       carried_high=carried.high, seconds=time.perf_counter() - t0)
+            gap = ""
+            if sampler == "ddpm":
+                ancestral[s] = hits
+            else:  # paired: resample the same faces in both rows
+                (ha, ga), (hd, gd) = ancestral[s], hits
+                d = uncertainty.bootstrap(lambda a, b, c, e: float(np.nanmean(c.sum(0) / e.sum(0))
+                                                                   - np.nanmean(a.sum(0) / b.sum(0))),
+                                          ha, ga, hd, gd, n_boot=args.n_boot, seed=0)
+                row.update(carried_gap=d.value, gap_low=d.low, gap_high=d.high)
+                gap = f"{100 * d.value:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}] points"
+            rows.append(row)
+            print(f"| {target} | {s:g} | {phi:g} | {sampler}-{args.steps} | {wide} | {100 * carried.value:.1f}% "
+                  f"[{100 * carried.low:.1f}, {100 * carried.high:.1f}] | {gap} |", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(n=args.n, steps=args.steps, seed=args.seed, train_std=train_std.value, rows=rows), f,

@@ -18,7 +18,10 @@ DDIM ÷ ancestral gap can be followed over training (model error: does the gap c
     python scripts/parameterisation_study.py --steps 4000 --seeds 0            # train (resumable) and measure
     python scripts/parameterisation_study.py --steps 4000 --seeds 0 1 --measure-only --json benchmarks/param.json
 
-Runs go to ``runs/<mode>/param_study/`` (resumable: run the same command again after a stop).
+Runs go to ``runs/<mode>/param_study/`` (resumable: run the same command again after a stop). ``--shipped`` also
+measures the shipped ``latent_mnist`` (ε, 20,000 steps) the same way, as the reference for a run at its budget:
+
+    python scripts/parameterisation_study.py --steps 20000 --variants v --dir runs/cpu/param_study_20k --shipped
 """
 from __future__ import annotations
 
@@ -87,6 +90,7 @@ def main() -> None:
     p.add_argument("--measure-only", action="store_true", help="measure finished runs, train nothing")
     p.add_argument("--train-only", action="store_true", help="train (or resume) the runs, measure nothing")
     p.add_argument("--snapshots", action="store_true", help="also measure DDIM ÷ ancestral at every EMA snapshot")
+    p.add_argument("--shipped", action="store_true", help="also measure the shipped latent_mnist (ε) the same way")
     p.add_argument("--dir", default=None, help="where the runs live (default runs/<mode>/param_study)")
     p.add_argument("--json", default=None, help="write every row here")
     args = p.parse_args()
@@ -117,39 +121,41 @@ def main() -> None:
     print("| variant | training seed | step | sampler | spacing | FD | FD / floor | DDIM ÷ ancestral (paired) |")
     print("|---|---|---|---|---|---|---|---|", flush=True)
     rows = []
-    for seed in args.seeds:
-        for name in args.variants:
-            model = load_diffusion(run_path(root, name, seed))  # loaded once; snapshots are swapped into it
-            last = model.checkpoint_info.get("step", args.steps)
-            final_ema = {k: v.clone() for k, v in model.unet.state_dict().items()}
-            steps_to_measure = [last]
-            if args.snapshots:
-                steps_to_measure = sorted({int(f.stem.rsplit("ema", 1)[1]) for f in
-                                           root.glob(f"{name}_s{seed}_ema*.pt")} | {last})
-            spacings = ["trailing"] + (["leading"] if ZERO_SNR not in VARIANTS[name][1] else [])
-            for step in steps_to_measure:
-                model.unet.load_state_dict(final_ema if step == last else
-                                           torch.load(snapshot_path(root, name, seed, step), weights_only=True))
-                for spacing in spacings if step == last else ["trailing"]:
-                    feats = {}
-                    for sampler in ("ddpm", "ddim"):
-                        t0 = time.perf_counter()
-                        x = model.sample(args.n, sampler=sampler, steps=50, spacing=spacing, seed=args.sample_seed)
-                        feats[sampler] = ev.embed(x).double().numpy()
-                        est = bootstrap(fd, feats[sampler], n_boot=args.n_boot, seed=0, recentre=True)
-                        row = dict(variant=name, seed=seed, step=step, sampler=sampler, spacing=spacing,
-                                   fd=est.value, fd_low=est.low, fd_high=est.high, fd_floor=est.value / floor.value,
-                                   fd_floor_low=est.low / floor.value, fd_floor_high=est.high / floor.value,
-                                   seconds=time.perf_counter() - t0)
-                        gap = ""
-                        if sampler == "ddim":
-                            r = ratio(feats["ddim"], feats["ddpm"])
-                            row.update(ddim_over_ancestral=r.value, gap_low=r.low, gap_high=r.high)
-                            gap = f"**{r}**"
-                        rows.append(row)
-                        print(f"| {name} | {seed} | {step} | {sampler}-50 | {spacing} | {est} | "
-                              f"{est.value / floor.value:.2f} [{est.low / floor.value:.2f}, "
-                              f"{est.high / floor.value:.2f}] | {gap} |", flush=True)
+    runs = [(name, seed, run_path(root, name, seed)) for seed in args.seeds for name in args.variants]
+    if args.shipped:  # the shipped ε-model, 20,000 steps: variant "shipped_eps", its training seed 0
+        runs.append(("shipped_eps", 0, shipped("latent_mnist")))
+    for name, seed, path in runs:
+        model = load_diffusion(path)  # loaded once; snapshots are swapped into it
+        last = model.checkpoint_info.get("step", args.steps)
+        final_ema = {k: v.clone() for k, v in model.unet.state_dict().items()}
+        steps_to_measure = [last]
+        if args.snapshots:
+            steps_to_measure = sorted({int(f.stem.rsplit("ema", 1)[1]) for f in
+                                       root.glob(f"{name}_s{seed}_ema*.pt")} | {last})
+        spacings = ["trailing"] + (["leading"] if ZERO_SNR not in model.sched.name else [])
+        for step in steps_to_measure:
+            model.unet.load_state_dict(final_ema if step == last else
+                                       torch.load(snapshot_path(root, name, seed, step), weights_only=True))
+            for spacing in spacings if step == last else ["trailing"]:
+                feats = {}
+                for sampler in ("ddpm", "ddim"):
+                    t0 = time.perf_counter()
+                    x = model.sample(args.n, sampler=sampler, steps=50, spacing=spacing, seed=args.sample_seed)
+                    feats[sampler] = ev.embed(x).double().numpy()
+                    est = bootstrap(fd, feats[sampler], n_boot=args.n_boot, seed=0, recentre=True)
+                    row = dict(variant=name, seed=seed, step=step, sampler=sampler, spacing=spacing,
+                               fd=est.value, fd_low=est.low, fd_high=est.high, fd_floor=est.value / floor.value,
+                               fd_floor_low=est.low / floor.value, fd_floor_high=est.high / floor.value,
+                               seconds=time.perf_counter() - t0)
+                    gap = ""
+                    if sampler == "ddim":
+                        r = ratio(feats["ddim"], feats["ddpm"])
+                        row.update(ddim_over_ancestral=r.value, gap_low=r.low, gap_high=r.high)
+                        gap = f"**{r}**"
+                    rows.append(row)
+                    print(f"| {name} | {seed} | {step} | {sampler}-50 | {spacing} | {est} | "
+                          f"{est.value / floor.value:.2f} [{est.low / floor.value:.2f}, "
+                          f"{est.high / floor.value:.2f}] | {gap} |", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(n=args.n, sample_seed=args.sample_seed, steps=args.steps, floor=floor.value,
