@@ -153,7 +153,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
     device = get_device(args.device)
     model = load_diffusion(resolve(args.checkpoint), map_location=device)
     if args.info:
-        print(f"{model.name}: {'latent' if model.is_latent else 'pixel'} diffusion, ε_θ on {model.sample_shape}, "
+        print(f"{model.name}: {'latent' if model.is_latent else 'pixel'} diffusion, "
+              f"{'v' if model.prediction == 'v' else 'ε'}_θ on {model.sample_shape}, "
               f"{sum(p.numel() for p in model.unet.parameters()):,} UNet parameters; {model.checkpoint_info}")
         if hasattr(model.unet, "check_condition"):  # an image-conditioned model samples through upscale / inpaint
             return
