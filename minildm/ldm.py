@@ -146,8 +146,9 @@ class DiffusionModel(nn.Module):
     def denoiser(self, y: Tensor | None = None, guidance: float = 1.0, guidance_rescale: float = 0.0):
         """The ε-model the samplers and :mod:`minildm.editing` take, for one batch: ``(eps_model, model_kwargs)``.
 
-        ``y`` the batch's conditions (checked as :meth:`sample` checks them); with ``guidance`` s ≠ 1 the model is
-        :func:`~minildm.guidance.guided` (one batched forward of [y; ∅] per call). A v-model is wrapped in
+        ``y`` the batch's conditions, as :meth:`sample` passes them after its checks (not checked again here); with
+        ``guidance`` s ≠ 1 the model is :func:`~minildm.guidance.guided` (one batched forward of [y; ∅] per call),
+        with ``guidance_rescale`` φ (:func:`~minildm.guidance.rescale_guided`). A v-model is wrapped in
         :class:`~minildm.objective.VPrediction` after guidance (which is linear in v̂), so a sampler or an edit
         gets ε̂ (and x̂_0) whatever the network predicts:
         ``eps, mk = model.denoiser(); editing.sdedit(eps, z0, model.sched, 0.5, model_kwargs=mk)``.
