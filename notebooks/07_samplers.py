@@ -1005,8 +1005,8 @@ print(f"best at ≤ 25 NFE: {label_of(best[0])}, NFE {best[1]['nfe']}: ÷ DDPM {
 # is at 1.28× [1.04, 1.55], so its 1.09× here is not confirmed, and no deterministic sampler meets the target; the
 # ODE solvers do not improve with more evaluations (they drift up to the ODE's own 1.55× by 50–100). The study did
 # not run Euler-ancestral at η = ½. The right panel is the left one against wall-clock. At 1000 steps ε_θ is nearly
-# all of the cost (DDPM-1000 took 223 ms a sample, about 0.2 ms an evaluation). At 10–25 steps it is not: DDIM-10
-# took 5.6 ms and DDIM-25 7.3 ms, so about 0.1 ms an evaluation on top of some 4–5 ms a sample that do not depend on
+# all of the cost (DDPM-1000 took 212 ms a sample, about 0.2 ms an evaluation). At 10–25 steps it is not: DDIM-10
+# took 4.9 ms and DDIM-25 8.1 ms, so about 0.2 ms an evaluation on top of some 3 ms a sample that do not depend on
 # the steps (the decode, the set-up). On a shared CPU, read it for the order of magnitude only.
 #
 # **The n = 2000 study.** `scripts/sampler_study.py` runs the same grid at n = 2000, with NFE up to 100, and writes
@@ -1172,8 +1172,10 @@ for who, keys in (("ε face model", (("DDIM η=0", face_model.guidance), ("ances
 #   which meets the faces target. Zero terminal SNR adds nothing measurable; guidance rescale changes nothing for
 #   an ε-model, whose rescale factor is about 1.
 #
-# Not measured here: more than one training seed per variant, a larger network (the one thing the verdict
-# suggests that would shrink the digit gap), and guidance rescale on a v-model.
+# Not measured here: more than one training seed per variant, and a larger network (the one thing the verdict
+# suggests that would shrink the digit gap). Recorded but not run here: guidance rescale on the v face model
+# (φ = 0.7 narrows DDIM's latents from 1.03× to 0.98× the data's spread, attributes unchanged;
+# `benchmarks/face_guidance_rescale_v.json`).
 #
 # ## Exercises
 #
