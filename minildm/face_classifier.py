@@ -84,11 +84,11 @@ def attribute_rates(model: AttributeClassifier, images: Tensor, attrs: Tensor) -
     skipped; NaN if none is). On generated images with the attributes they were asked for, it says how often the
     request is met; on real images with their labels it is the classifier's accuracy: the reference.
     """
-    hits, given = _hits(model, images, attrs)
+    hits, given = attribute_hits(model, images, attrs)
     return hits.sum(0).float() / given.sum(0).float()  # (M,); 0/0 → NaN
 
 
-def _hits(model: AttributeClassifier, images: Tensor, attrs: Tensor) -> tuple[Tensor, Tensor]:
+def attribute_hits(model: AttributeClassifier, images: Tensor, attrs: Tensor) -> tuple[Tensor, Tensor]:
     """(N, M) each: whether the classifier finds the value in ``attrs``, and whether that value is specified (∅,
     the value 2, is skipped: never a hit)."""
     M = len(model.names)
@@ -99,18 +99,21 @@ def _hits(model: AttributeClassifier, images: Tensor, attrs: Tensor) -> tuple[Te
     return (predict_attributes(model, images) == attrs.cpu()) & given, given
 
 
+def carried_rate(hits: np.ndarray, given: np.ndarray) -> float:
+    """The mean over attributes of each one's hit rate among the faces that specify it: the statistic of
+    :func:`carried_spread`, from :func:`attribute_hits`' two (N, M) arrays (an attribute nobody asked for is
+    skipped)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.nanmean(hits.sum(0) / given.sum(0)))
+
+
 def carried_spread(model: AttributeClassifier, images: Tensor, attrs: Tensor, n_boot: int = 200,
                    seed: int = 0) -> Estimate:
     """The mean over attributes of :func:`attribute_rates` (the headline "attributes carried"), with its 95%
     bootstrap interval over the images: each resample of the N faces recomputes every attribute's rate and
     their mean, so a rare attribute's few faces weigh as they do in the estimate."""
-    hits, given = _hits(model, images, attrs)
-
-    def mean_rate(h, g):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return float(np.nanmean(h.sum(0) / g.sum(0)))
-
-    return bootstrap(mean_rate, hits.double().numpy(), given.double().numpy(), n_boot=n_boot, seed=seed)
+    hits, given = attribute_hits(model, images, attrs)
+    return bootstrap(carried_rate, hits.double().numpy(), given.double().numpy(), n_boot=n_boot, seed=seed)
 
 
 def chance_rates(requested: Tensor, positive_rate: Tensor) -> Tensor:

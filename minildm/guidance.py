@@ -58,12 +58,11 @@ def attribute_dropout(y: Tensor, null: Tensor, p: float, generator: Optional[tor
     return torch.where(drop, torch.as_tensor(null, dtype=y.dtype, device=y.device).expand_as(y), y)
 
 
-def check_rescale(rescale: float) -> float:
-    """φ itself, or the one-line error for a φ outside [0, 1]."""
+def check_rescale(rescale: float) -> None:
+    """The one-line error for a guidance rescale φ outside [0, 1]."""
     if not 0 <= rescale <= 1:  # also False for NaN
         raise ValueError(f"guidance rescale φ must be in [0, 1]: 0 off, 0.7 Lin et al.'s choice, 1 the guided "
                          f"prediction at the conditional one's spread (got {rescale})")
-    return float(rescale)
 
 
 def rescale_guided(guided_out: Tensor, cond_out: Tensor, rescale: float) -> Tensor:

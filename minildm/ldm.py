@@ -118,7 +118,6 @@ class DiffusionModel(nn.Module):
         seed's z_T as ``x_T`` changes nothing, and per-step noise never repeats an x_T drawn from that seed.
         """
         steps, eta, y = self._check_sample_args(n, sampler, steps, eta, y, guidance, spacing)
-        check_rescale(guidance_rescale)
         if generator is None:
             generator = torch.Generator().manual_seed(0 if seed is None else seed)
         device = next(self.unet.parameters()).device

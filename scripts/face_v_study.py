@@ -27,12 +27,11 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from minildm import faces, presets, recipes, uncertainty
 from minildm.config import runs_dir
-from minildm.face_classifier import _hits, load_attribute_classifier
+from minildm.face_classifier import attribute_hits, carried_rate, load_attribute_classifier
 from minildm.faces import NULL
 from minildm.latents import encode_dataset
 from minildm.release import load_diffusion
@@ -112,10 +111,8 @@ def main() -> None:
             t0 = time.perf_counter()
             img, z0 = model.sample(args.n, sampler=sampler, steps=args.steps, seed=args.seed, y=y, guidance=s,
                                    guidance_rescale=phi, return_latents=True)
-            h, g = _hits(judge, img, y)
-            hits = (h.double().numpy(), g.double().numpy())
-            carried = uncertainty.bootstrap(lambda a, b: float(np.nanmean(a.sum(0) / b.sum(0))), *hits,
-                                            n_boot=args.n_boot, seed=0)
+            hits = tuple(a.double().numpy() for a in attribute_hits(judge, img, y))  # (hits, given), (N, M) each
+            carried = uncertainty.bootstrap(carried_rate, *hits, n_boot=args.n_boot, seed=0)
             wide = uncertainty.ratio(std_spread(z0.cpu(), args.n_boot), train_std)
             row = dict(target=target, guidance=s, rescale=phi, sampler=sampler, std_ratio=wide.value,
                        std_low=wide.low, std_high=wide.high, carried=carried.value, carried_low=carried.low,
@@ -125,8 +122,7 @@ def main() -> None:
                 ancestral[s] = hits
             else:  # paired: resample the same faces in both rows
                 (ha, ga), (hd, gd) = ancestral[s], hits
-                d = uncertainty.bootstrap(lambda a, b, c, e: float(np.nanmean(c.sum(0) / e.sum(0))
-                                                                   - np.nanmean(a.sum(0) / b.sum(0))),
+                d = uncertainty.bootstrap(lambda a, b, c, e: carried_rate(c, e) - carried_rate(a, b),
                                           ha, ga, hd, gd, n_boot=args.n_boot, seed=0)
                 row.update(carried_gap=d.value, gap_low=d.low, gap_high=d.high)
                 gap = f"{100 * d.value:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}] points"
