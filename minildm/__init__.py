@@ -23,7 +23,8 @@ module                  notebooks               what, and where in the papers
 ``viz``                 all                     grids, strips, curves, attention figures, the smoke banner
 ``uncertainty``         (04–09, evaluate)       every number's spread: bootstrap, repeats, ratios
 *model parts*
-``layers``              02, 03                  GroupNorm, ResBlock, Down/Upsample: shared by UNet, autoencoder, GAN
+``layers``              02, 03, 09              GroupNorm, ResBlock, Down/Upsample: shared by UNet, autoencoder, GAN;
+                                                Fourier features γ of boxes and of pixels (coordinate channels)
 ``attention``           02, 05                  softmax(QKᵀ/√d)·V, self/cross-attention, SpatialTransformer (§3.3)
 ``unet``                02                      the time-conditional UNet ε_θ(x_t, t) (LDM §3.3, App. E)
 ``objective``           02, 04, 07              L_DM (LDM Eq. 1), L_LDM (Eq. 2); ε or v targets, VPrediction

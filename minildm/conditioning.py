@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from .attention import Attention, FeedForward
+from .layers import fourier_features  # noqa: F401  (defined beside the UNet's coordinate channels; imported from here too)
 from .text import Tokenizer
 
 
@@ -158,16 +159,6 @@ class AttributeEncoder(nn.Module):
     def null_condition(self, batch: int, device=None) -> Tensor:
         """∅ for a batch: every attribute unspecified, (batch, M) long filled with NULL."""
         return torch.full((batch, self.num_attributes), self.NULL, dtype=torch.long, device=device)
-
-
-def fourier_features(c: Tensor, num_freqs: int) -> Tensor:
-    """γ(c) = [c, sin(2^i π c), cos(2^i π c)]_{i<F} per coordinate: (…, D) → (…, D·(2F + 1)) (NeRF's encoding).
-
-    A raw coordinate in [0, 1] is one slowly varying number, which an MLP turns into sharp position codes only
-    slowly; the highest frequency here has period 2/2^(F−1): F = 8 resolves 1/64, one pixel of the 64² canvas."""
-    freqs = math.pi * 2.0 ** torch.arange(num_freqs, dtype=c.dtype, device=c.device)  # (F,) 2^i·π
-    angles = c[..., None] * freqs  # (…, D, F)
-    return torch.cat([c[..., None], angles.sin(), angles.cos()], -1).flatten(-2)  # (…, D·(2F + 1))
 
 
 class LayoutEncoder(nn.Module):

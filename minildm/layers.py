@@ -1,15 +1,41 @@
-"""Layers shared by the UNet, the autoencoder and the discriminator: GroupNorm, ResBlock, Down/Upsample.
-Notebooks 02 (the UNet) and 03 (the autoencoder) · DDPM App. B · LDM App. G.
+"""Layers shared by the UNet, the autoencoder and the discriminator: GroupNorm, ResBlock, Down/Upsample; and the
+Fourier features that encode positions, of boxes (the layout tokens) and of pixels (the UNet's coordinate channels).
+Notebooks 02 (the UNet), 03 (the autoencoder) and 09 (layouts) · DDPM App. B · LDM App. G.
 
 They live here, below :mod:`minildm.unet` and :mod:`minildm.autoencoder`, so that the first stage does not depend on
 the diffusion network's module, and there is one rule for GroupNorm's group count (:func:`num_groups`).
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+def fourier_features(c: Tensor, num_freqs: int) -> Tensor:
+    """γ(c) = [c, sin(2^i π c), cos(2^i π c)]_{i<F} per coordinate: (…, D) → (…, D·(2F + 1)) (NeRF's encoding).
+
+    A raw coordinate in [0, 1] is one slowly varying number, which an MLP turns into sharp position codes only
+    slowly; the highest frequency here has period 2/2^(F−1): F = 8 resolves 1/64, one pixel of the 64² canvas."""
+    freqs = math.pi * 2.0 ** torch.arange(num_freqs, dtype=c.dtype, device=c.device)  # (F,) 2^i·π
+    angles = c[..., None] * freqs  # (…, D, F)
+    return torch.cat([c[..., None], angles.sin(), angles.cos()], -1).flatten(-2)  # (…, D·(2F + 1))
+
+
+def coordinate_features(height: int, width: int, num_freqs: int, device=None, dtype=None) -> Tensor:
+    """γ(x, y) of every pixel's centre, (1, 2·(2F + 1), H, W): channels [γ(x), γ(y)] (:func:`fourier_features`).
+
+    x = (column + ½)/W to the right and y = (row + ½)/H down, fractions of the image from its top-left corner: the
+    layout boxes' convention (:mod:`minildm.layout`), so a pixel's x lies in [x0, x1) exactly when its column lies
+    in the box's. In fractions, not pixels, so a latent and its canvas (or any size) share the same positions."""
+    x = (torch.arange(width, device=device, dtype=dtype or torch.float32) + 0.5) / width
+    y = (torch.arange(height, device=device, dtype=dtype or torch.float32) + 0.5) / height
+    gx = fourier_features(x[:, None], num_freqs).T[:, None, :].expand(-1, height, width)  # (2F + 1, H, W)
+    gy = fourier_features(y[:, None], num_freqs).T[:, :, None].expand(-1, height, width)
+    return torch.cat([gx, gy])[None]
 
 
 def num_groups(ch: int, max_groups: int = 32) -> int:

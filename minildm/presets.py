@@ -376,6 +376,10 @@ def latent_faces(mode: Mode | None = None, attributes=None) -> DiffusionPreset:
 # both cores (2026-12-02; latent_faces' UNet of the same widths took 0.74 s/step on an idle core), so 3,000 steps
 # are ~60 min contended, ~40 min on an idle core
 LAYOUT_CPU_STEPS = 3000
+# the UNet's coordinate channels, γ(x, y) with F = 4 (periods down to ¼ of the canvas, 4 latent pixels at 16 × 16):
+# the first model, without them, drew 54% of its boxes as the requested digit and left 28% of its ink outside every
+# box (benchmarks/RESULTS.md), its queries knowing their position only through the convolutions' zero padding
+LAYOUT_COORD_FREQS = 4
 
 
 @capped
@@ -391,7 +395,8 @@ def latent_mnist_layout(mode: Mode | None = None) -> DiffusionPreset:
     0.1 for classifier-free guidance; the default scale 2 is the class model's, not yet chosen by a sweep.
     """
     mode = mode or get_mode()
-    unet = cross_attention_unet(in_channels=4, mode=mode)  # latent_faces' UNet, on 4 latent channels
+    # latent_faces' UNet, on 4 latent channels, with γ(x, y) of each latent pixel beside them
+    unet = dataclasses.replace(cross_attention_unet(in_channels=4, mode=mode), coord_freqs=LAYOUT_COORD_FREQS)
     train = pick(
         smoke=TrainConfig(steps=30, batch_size=16, lr=1e-3, warmup=5, ema_decay=0.9, log_every=10, ckpt_every=30,
                           p_uncond=0.1),

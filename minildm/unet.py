@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from .attention import SelfAttention2d, SpatialTransformer
 from .config import DictConfig
-from .layers import Downsample, ResBlock, Upsample, group_norm
+from .layers import Downsample, ResBlock, Upsample, coordinate_features, group_norm
 
 
 def timestep_embedding(t: Tensor | int | float, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -74,6 +74,10 @@ class UNetConfig(DictConfig):
     # with context_dim: the attn_levels whose SpatialTransformers keep self-attention (None: all of them, and the
     # middle always does); the others attend to the context only, (H·W)·M instead of (H·W)² work (notebook 06)
     self_attn_levels: Optional[tuple[int, ...]] = None
+    # if set, γ(x, y) of each pixel's position (layers.coordinate_features, F = coord_freqs) is concatenated to x_t
+    # before the first conv (CoordConv, Liu et al. 2018): convolutions are translation-equivariant, so without it the
+    # network knows where it is only from the zero padding, and a query cannot match "inside box b" (notebook 09)
+    coord_freqs: Optional[int] = None
 
     def __post_init__(self):
         self.channel_mult, self.attn_levels = tuple(self.channel_mult), tuple(self.attn_levels)
@@ -85,6 +89,13 @@ class UNetConfig(DictConfig):
                              f"has levels 0..{len(self.channel_mult) - 1}")
         if self.transformer_depth < 1:
             raise ValueError(f"transformer_depth must be at least 1 (got {self.transformer_depth})")
+        if self.coord_freqs is not None and self.coord_freqs < 0:
+            raise ValueError(f"coord_freqs must be None (no coordinate channels) or ≥ 0 (got {self.coord_freqs})")
+
+    @property
+    def coord_channels(self) -> int:
+        """Channels of the coordinate features appended to x_t: 2·(2F + 1), or 0 without them."""
+        return 0 if self.coord_freqs is None else 2 * (2 * self.coord_freqs + 1)
 
     @property
     def downsample_factor(self) -> int:
@@ -135,7 +146,7 @@ class UNet(nn.Module):
             return SelfAttention2d(c, heads=cfg.heads, norm=group_norm(c))
 
         # encoder: remember every block's output channels, the decoder concatenates them back
-        self.conv_in = nn.Conv2d(cfg.in_channels, ch, 3, padding=1)
+        self.conv_in = nn.Conv2d(cfg.in_channels + cfg.coord_channels, ch, 3, padding=1)
         self.down = nn.ModuleList()
         skip_chs = [ch]
         for level, mult in enumerate(cfg.channel_mult):
@@ -221,6 +232,9 @@ class UNet(nn.Module):
             raise ValueError("labels y were given but the UNet has no class embedding; "
                              "build it with UNetConfig(num_classes=...)")
 
+        if cfg.coord_freqs is not None:  # [x_t, γ(position)]: the same features for every example
+            coords = coordinate_features(H, W, cfg.coord_freqs, device=x.device, dtype=x.dtype)
+            x = torch.cat([x, coords.expand(B, -1, -1, -1)], dim=1)  # (B, C + coord_channels, H, W)
         h = self.conv_in(x)  # (B, base_channels, H, W)
         skips = [h]
         for block in self.down:

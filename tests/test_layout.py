@@ -25,6 +25,7 @@ from minildm.layout import (MAX_OBJECTS, NO_OBJECT, LayoutConfig, attention_in_b
                             count_digits, ink_box_iou, ink_outside, layout_dataset, object_crops, place_boxes,
                             random_layouts, read_objects, square_digit)
 from minildm.release import load_diffusion
+from minildm.layers import coordinate_features
 from minildm.unet import UNet, UNetConfig
 from conftest import randomise
 from test_cli import one_error_line
@@ -111,6 +112,46 @@ def test_fourier_features_known_values():
     want = [0.5, 1, 0, 0, -1,  # 0.5: c, sin(π/2), sin(π), cos(π/2), cos(π)
             0.25, 2 ** -0.5, 1, 2 ** -0.5, 0]
     assert_close(f, torch.tensor([want]), atol=1e-6, rtol=0)
+
+
+def test_coordinate_features_read_boxes_as_the_layouts_do(canvases):
+    g = coordinate_features(S, S, num_freqs=2)  # (1, 2·(2·2 + 1), S, S): [γ(x), γ(y)]
+    assert g.shape == (1, 10, S, S)
+    assert_close(g[0, :5, 3, 10], fourier_features(torch.tensor([10.5 / S]), 2))  # γ(x) of column 10's centre
+    assert_close(g[0, 5:, 3, 10], fourier_features(torch.tensor([3.5 / S]), 2))  # γ(y) of row 3's centre
+    x, y = g[0, 0], g[0, 5]
+    for i in range(16):  # a box's pixels are the positions inside it: its side² of them, and all the ink there
+        union = torch.zeros(S, S, dtype=torch.bool)
+        for k in range(int(canvases.valid[i].sum())):
+            _, x0, y0, x1, y1 = canvases.layouts[i, k].tolist()
+            box = (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
+            assert box.sum() == round((x1 - x0) * S) * round((y1 - y0) * S)
+            union |= box
+        assert not ((canvases.images[i, 0] > -1) & ~union).any()
+    small = coordinate_features(16, 16, num_freqs=2)  # fractions, not pixels: latent pixel (r, c) ↔ canvas 4r+1.5
+    assert_close(small[0, [0, 5], 2, 7], torch.tensor([7.5 / 16, 2.5 / 16]))
+
+
+def test_unet_coordinate_channels():
+    cfg = UNetConfig(in_channels=4, base_channels=8, channel_mult=(1, 2), attn_levels=(1,), heads=2, coord_freqs=3)
+    assert cfg.coord_channels == 14 and UNetConfig(in_channels=4).coord_channels == 0
+    assert UNetConfig.from_dict({"in_channels": 4}).coord_freqs is None  # a checkpoint from before: no coordinates
+    torch.manual_seed(0)
+    unet = randomise(UNet(cfg)).eval()
+    assert unet.conv_in.in_channels == 4 + 14
+    with torch.no_grad():
+        for size in (8, 16):  # fractions of the image, so any size the levels allow
+            assert unet(torch.randn(2, 4, size, size), 5).shape == (2, 4, size, size)
+        # the coordinates are the input's extra channels: zeroing conv_in's weights on them removes them exactly
+        plain = UNet(dataclasses.replace(cfg, coord_freqs=None)).eval()
+        state = unet.state_dict()
+        state["conv_in.weight"] = state["conv_in.weight"][:, :4]
+        plain.load_state_dict(state)
+        x = torch.randn(2, 4, 8, 8)
+        unet.conv_in.weight[:, 4:] = 0
+        assert_close(unet(x, 5), plain(x, 5))
+    with pytest.raises(ValueError, match="coord_freqs"):
+        UNetConfig(coord_freqs=-1)
 
 
 def test_layout_tokens_follow_the_objects():
