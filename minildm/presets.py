@@ -391,8 +391,10 @@ def latent_mnist_layout(mode: Mode | None = None) -> DiffusionPreset:
     canvases measured 1.04). τ_θ is a :class:`~minildm.conditioning.LayoutEncoder`: ∅ + one token per object (class
     + Fourier features of its box), empty slots masked. Boxes of 20–36 px are 5–9 latent pixels at 16 × 16 and 2.5–4.5
     at 8 × 8, so cross-attention sits at those two levels (and the 4 × 4 middle); in cpu mode the 16 × 16 blocks have
-    no self-attention, as latent_faces' (the same UNet, 1.49 M parameters with τ_θ). Condition dropout p_uncond =
-    0.1 for classifier-free guidance; the default scale 2 is the class model's, not yet chosen by a sweep.
+    no self-attention, as latent_faces' (the same UNet, 1.49 M parameters with τ_θ), with γ(x, y) of every latent
+    pixel concatenated to z_t (``coord_freqs``, 18 channels) so that a query knows where it is. Condition dropout
+    p_uncond = 0.1 for classifier-free guidance; the preset's scale 2 is the class model's, and the shipped weights
+    store the scale ``scripts/measure_layout.py`` chose.
     """
     mode = mode or get_mode()
     # latent_faces' UNet, on 4 latent channels, with γ(x, y) of each latent pixel beside them

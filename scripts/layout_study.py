@@ -14,6 +14,7 @@ on one seed of layouts and noise, the same for every run: ``--guidance`` 3 and `
 shipped first model's chosen scale and its report seed. ``--also`` measures finished checkpoints (or shipped names)
 on that same footing, e.g. the main run ``runs/cpu/latent_mnist_layout.pt`` trained by ``python -m minildm train``.
 
+    PYTHONPATH=. python scripts/layout_study.py --coords 4 --seeds 1 --train-only   # beside the main run, then:
     PYTHONPATH=. python scripts/layout_study.py --coords 4 --seeds 1 --also runs/cpu/latent_mnist_layout.pt
     PYTHONPATH=. python scripts/layout_study.py --coords none 4 --seeds 0 1 2 --steps 1000 --n 200
 """
@@ -53,11 +54,12 @@ def main():
     ap.add_argument("--coords", nargs="+", default=["none", "4"], help="coord_freqs values; 'none' = no channels")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--steps", type=int, default=presets.LAYOUT_CPU_STEPS)
-    ap.add_argument("--also", nargs="*", default=[], help="finished layout checkpoints or shipped names to measure too")
+    ap.add_argument("--also", nargs="*", default=[], help="finished layout checkpoints or shipped names to measure too, each PATH or LABEL=PATH")
     ap.add_argument("--n", type=int, default=500, help="layouts per measurement")
     ap.add_argument("--guidance", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=1, help="the layouts and noise every model is measured on")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--train-only", action="store_true", help="train (or resume) the runs, measure nothing")
     args = ap.parse_args()
 
     models = {}
@@ -67,9 +69,13 @@ def main():
             t0 = time.perf_counter()
             model, path = run(coords, seed, args.steps)
             print(f"trained {path} ({time.perf_counter() - t0:.0f} s this call)", flush=True)
-            models[f"coords {c}, seed {seed}"] = (model, path)
-    for name in args.also:
-        models[str(name)] = (load_diffusion(name), name)
+            models[f"coordinates {c}, seed {seed}" if coords is not None else f"no coordinates, seed {seed}"] = \
+                (model, path)
+    if args.train_only:
+        return
+    for entry in args.also:  # PATH, or LABEL=PATH
+        label, _, name = entry.rpartition("=")
+        models[label or name] = (load_diffusion(name), name)
 
     torch.set_grad_enabled(False)
     ev = Evaluator()
