@@ -20,6 +20,7 @@ from .conditions import parse_layout
 from .distributions import DiagonalGaussian
 from .faces import FACE_ATTRIBUTES, attention_localisation, attribute_vector
 from .guidance import guided
+from .layers import coordinate_features
 from .layout import attention_in_boxes
 from .pairs import consistency
 from .presets import autoencoder_mnist, latent_mnist, latent_mnist_class, latent_mnist_inpaint
@@ -335,6 +336,15 @@ def _num_tokens(answer) -> bool:
                             "and a box has 4 coordinates.")
 def _fourier_dim(answer) -> bool:
     return int(answer) == fourier_features(torch.zeros(4), num_freqs=8).numel()
+
+
+@exercise("09.box_pixels", "pixel (row, column) has its centre at ((column + ½)/16, (row + ½)/16) and is inside when "
+                           "x0 ≤ x < x1 and y0 ≤ y < y1: which columns j have 0.1 ≤ (j + ½)/16 < 0.5?")
+def _box_pixels(answer) -> bool:
+    box = parse_layout("3@0.1,0.1,0.5,0.5", max_objects=1)[0, 1:]  # a square of side 0.4
+    g = coordinate_features(16, 16, num_freqs=0)[0]  # (2, 16, 16): x and y of every latent pixel's centre
+    inside = (g[0] >= box[0]) & (g[0] < box[2]) & (g[1] >= box[1]) & (g[1] < box[3])
+    return int(answer) == int(inside.sum())
 
 
 @exercise("09.chance_share", "a uniform map puts the same mass on every cell, so the share inside a box is the box's "

@@ -53,6 +53,7 @@ ANSWERS = {
     "09.num_tokens": ((4, 3), (2, 2)),  # ∅ + 3 slots; the empty slot is masked, not dropped
     "09.fourier_dim": (68, 64),  # 4·(2·8 + 1): the raw coordinate counts too
     "09.chance_share": (0.16, 0.4),  # 0.4²: an area, not a side
+    "09.box_pixels": (36, 41),  # columns and rows 2–7; not (0.4·16)² = 41, a box is whole pixels by their centres
 }
 
 
