@@ -26,7 +26,6 @@ network also learns ε_θ(z_t, t, τ_θ(∅)), the unconditional model that guid
 """
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
