@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import measure_layout  # noqa: E402  (the same measures, the same sampler)
 
 from minildm import config, presets, recipes  # noqa: E402
+from minildm.checkpoint import load_checkpoint  # noqa: E402
 from minildm.evaluate import Evaluator  # noqa: E402
 from minildm.layout import LayoutConfig, random_layouts  # noqa: E402
 from minildm.release import load_diffusion  # noqa: E402
@@ -54,7 +55,8 @@ def main():
     ap.add_argument("--coords", nargs="+", default=["none", "4"], help="coord_freqs values; 'none' = no channels")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--steps", type=int, default=presets.LAYOUT_CPU_STEPS)
-    ap.add_argument("--also", nargs="*", default=[], help="finished layout checkpoints or shipped names to measure too, each PATH or LABEL=PATH")
+    ap.add_argument("--also", nargs="*", default=[],
+                    help="finished layout checkpoints or shipped names to measure too, each PATH or LABEL=PATH")
     ap.add_argument("--n", type=int, default=500, help="layouts per measurement")
     ap.add_argument("--guidance", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=1, help="the layouts and noise every model is measured on")
@@ -87,7 +89,7 @@ def main():
     rows = {}
     for label, (model, path) in models.items():
         r = measure_layout.sample_run(model, ev, layouts, args.guidance, args.seed)
-        ckpt = torch.load(path, map_location="cpu", weights_only=False) if Path(str(path)).exists() else {}
+        ckpt = load_checkpoint(path) if Path(str(path)).exists() else {}  # a shipped name: no file path here
         train_s = ckpt["history"][-1][-1] if ckpt.get("history") else None  # a shipped file keeps no history
         print(f"| {label} | {model.unet.unet.cfg.coord_freqs} | "
               f"{'—' if train_s is None else f'{train_s:.0f}'} | **{r['accuracy']:.1%}** | **{r['iou']:.3f}** | "
