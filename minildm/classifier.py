@@ -149,6 +149,28 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1000) -> 
     return correct / len(x)
 
 
+def fit_temperature(logits: Tensor, y: Tensor) -> float:
+    """Temperature scaling (Guo et al. 2017): the T > 0 minimising the NLL of softmax(logits / T) on held-out
+    labels ``y``, so that the softmax can be read as p(y | x). A network's raw confidences are not probabilities
+    (trained to zero loss they are too sure); one scalar fitted on data it did not train on fixes most of it
+    without changing any argmax. The NLL is convex in 1 / T, so LBFGS on log T finds the one minimum."""
+    if len(logits) != len(y) or logits.ndim != 2:
+        raise ValueError(f"logits must be (N, classes) with one label each, got {tuple(logits.shape)} and "
+                         f"{tuple(y.shape)}")
+    logits = logits.detach().float()
+    log_t = torch.zeros((), requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(logits / log_t.exp(), y)
+        loss.backward()
+        return loss
+    with torch.enable_grad():
+        opt.step(closure)
+    return float(log_t.detach().exp())
+
+
 def train_classifier(cfg: ClassifierConfig, x: Tensor, y: Tensor, x_test: Tensor, y_test: Tensor, *,
                      epochs: int, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
                      ckpt_path: str | Path | None = None, progress: bool = True,

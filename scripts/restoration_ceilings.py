@@ -1,0 +1,120 @@
+"""What the condition says of the label: the ceilings of issue 16's MNIST judge targets (SR ≥ 97%, inpainting ≥ 90%).
+
+A restoration can only add what its input implies. For an input o (the 8 × 8 LR digit, or the digit with its right
+half masked) the label is uncertain by p(y | o), and that sets two ceilings on "the judge reads the restoration as
+its true label":
+
+* **argmax**: a method that always draws the most likely digit is read right with probability max_y p(y | o) when
+  that y is the true one: the accuracy of the best classifier of o. The regression baseline (a posterior *mean*)
+  and a guided sampler lean towards this one.
+* **posterior**: a sampler that draws x ~ p(x | o) exactly (what diffusion is trained to do, at guidance 1) draws
+  each digit with its probability, so it is read as the true label with probability p(y_true | o): the expected
+  accuracy of a *faithful* sampler is E_o[p(y_true | o)], below the argmax ceiling by however ambiguous o is.
+
+Both come from a classifier of o: the judge's architecture and recipe (another seed), trained on 55,000 training
+digits degraded the same way (:func:`minildm.pairs.low_resolution` upsampled by repeating pixels, which loses
+nothing of the LR image, or :func:`minildm.pairs.half_mask`), its softmax temperature fitted on the other 5,000 by
+negative log-likelihood (:func:`minildm.classifier.fit_temperature`: a network's raw confidences are not
+probabilities), then read on the test digits of
+``--seed`` (:func:`minildm.evaluate.real_test_sets`, the digits ``scripts/measure_restoration.py`` restores). A
+third ceiling, for the latent route: the judge on the first stage's reconstructions 𝒟(ℰ(x)) of the undegraded
+digits (what the best latent draw could look like). 95% bootstrap intervals over the test digits.
+
+Both are **lower bounds** on the true ceilings, by as much as this classifier falls short of the best classifier of
+o: its argmax accuracy cannot beat the Bayes one, and a calibrated but coarser posterior q (q = E[p | q]) has
+E[Σ_y q²] ≤ E[Σ_y p²] by Jensen, i.e. it under-states how often an exact sampler lands on the true digit. The gap
+is visible for SR: the regression baseline read by the judge (another classifier of the LR image, in effect)
+scores above this argmax ceiling. So a model above a posterior ceiling here is not proof of an over-sharp sampler,
+and a target above it is not proof of an impossible one; they say how ambiguous the inputs are. The classifiers
+are cached in runs/<mode>/ceiling_{sr,left_half}.pt (about 5 min each on one thread).
+
+    PYTHONPATH=. python scripts/restoration_ceilings.py --n 1000 --seed 1 --json benchmarks/restoration_ceilings.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+import torch.nn.functional as F
+
+from minildm.classifier import JUDGE_CONFIG, fit_temperature, load_judge, train_classifier
+from minildm.config import runs_dir
+from minildm.data import mnist
+from minildm.evaluate import real_test_sets
+from minildm.pairs import SR_FACTOR, half_mask, low_resolution, masked_image
+from minildm.release import load_diffusion
+from minildm.uncertainty import bootstrap_mean
+
+CALIBRATION = 5000  # the last training digits: the temperature's split, not the classifier's
+
+
+def degrade_lr(x: torch.Tensor) -> torch.Tensor:
+    """The 8 × 8 LR digit, each pixel repeated 4 × 4: the classifier sees exactly the LR image, at the judge's size."""
+    return F.interpolate(low_resolution(x), scale_factor=SR_FACTOR, mode="nearest")
+
+
+def degrade_half(x: torch.Tensor) -> torch.Tensor:
+    return masked_image(x, half_mask(len(x), x.shape[-1], "right"))
+
+
+@torch.no_grad()
+def logits_of(model, x: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+    return torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+def ceiling(name: str, degrade, x, labels, epochs: int = 2) -> dict:
+    train_x, train_y = mnist("train")
+    fit_x, fit_y = train_x[:-CALIBRATION], train_y[:-CALIBRATION]
+    cal_x, cal_y = train_x[-CALIBRATION:], train_y[-CALIBRATION:]
+    clf, _ = train_classifier(JUDGE_CONFIG, degrade(fit_x), fit_y, degrade(cal_x), cal_y, epochs=epochs, seed=2,
+                              ckpt_path=runs_dir() / f"ceiling_{name}.pt", progress=False, augment=False)
+    clf.eval()
+    temperature = fit_temperature(logits_of(clf, degrade(cal_x)), cal_y)
+    logits = logits_of(clf, degrade(x)) / temperature
+    p_true = logits.softmax(-1).gather(1, labels[:, None])[:, 0]
+    return dict(temperature=temperature,
+                argmax=bootstrap_mean((logits.argmax(-1) == labels).float().numpy()),
+                posterior=bootstrap_mean(p_true.numpy()))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=1, help="which test digits (real_test_sets, as measure_restoration)")
+    p.add_argument("--first-stage", default="latent_mnist_sr",
+                   help="a latent model whose autoencoder's reconstructions are judged (the latent route's ceiling)")
+    p.add_argument("--json", default=None)
+    args = p.parse_args()
+    x, labels, _ = real_test_sets(args.n, args.seed)
+    judge = load_judge()
+    out = dict(n=args.n, seed=args.seed)
+    out["judge_on_x"] = bootstrap_mean((logits_of(judge, x).argmax(-1) == labels).float().numpy())
+    ae = load_diffusion(args.first_stage).first_stage
+    with torch.no_grad():
+        recon = torch.cat([ae.decode_latents(ae.encode_latents(x[i:i + 500])).clamp(-1, 1)
+                           for i in range(0, len(x), 500)])
+    out["judge_on_reconstructions"] = bootstrap_mean((logits_of(judge, recon).argmax(-1) == labels).float().numpy())
+    out["sr"] = ceiling("sr", degrade_lr, x, labels)
+    out["left_half"] = ceiling("left_half", degrade_half, x, labels)
+    print(f"n = {args.n} MNIST test digits (seed {args.seed}); 95% bootstrap intervals over the digits\n")
+    print("| what the judge or a classifier of the input reads | accuracy |\n|---|---|")
+    print(f"| the judge on the real digits x | {out['judge_on_x']:.1%} |")
+    print(f"| the judge on the reconstructions 𝒟(ℰ(x)) ({args.first_stage}'s autoencoder) "
+          f"| {out['judge_on_reconstructions']:.1%} |")
+    for key, what in (("sr", "the 8 × 8 LR digit"), ("left_half", "the left half")):
+        c = out[key]
+        print(f"| {what}: this classifier's argmax (a lower bound on the argmax ceiling) | {c['argmax']:.1%} |")
+        print(f"| {what}: its posterior E[p(y_true | o)] (an exact sampler's, a lower bound; T = {c['temperature']:.2f}) "
+              f"| {c['posterior']:.1%} |")
+    if args.json:
+        def one(v):
+            return dict(value=v.value, low=v.low, high=v.high, n=v.n) if hasattr(v, "low") else v
+        with open(args.json, "w") as f:
+            json.dump({k: ({kk: one(vv) for kk, vv in v.items()} if isinstance(v, dict) else one(v))
+                       for k, v in out.items()}, f, indent=1)
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
