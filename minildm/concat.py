@@ -14,7 +14,8 @@ per task (:mod:`minildm.pairs` builds each):
 =============  ======================================================  =============================================
 task           c                                                       ∅ (:meth:`ConcatUNet.null_condition`)
 =============  ======================================================  =============================================
-``sr``         the low-resolution image, at the latent grid (§4.4)     none: the LR image all but fixes the output
+``sr``         the low-resolution image, at the latent grid (§4.4)     none by default; with dropout a plane of
+                                                                       ``null_value`` (−2: never an LR image)
 ``inpaint``    [s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), m↓]  (§4.5)                the fully masked input: zeros, m↓ = 1
                faces: [s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), A, m↓], A the      the same, A = 0 (no attribute said)
                attribute planes (:func:`minildm.pairs.attribute_planes`)
@@ -24,8 +25,10 @@ task           c                                                       ∅ (:met
 m is the mask (1 = to be generated, LDM's convention) and m↓ = :func:`resize_mask` it at the latent grid. The null
 conditions are fixed inputs, not learned vectors: a fully masked image *is* "no condition" (and inpainting must
 learn it anyway, to draw from nothing), and an all-zero map is never a real map (a real one has a 1 per pixel), so
-neither can be mistaken for a condition. Super-resolution has none: guidance would have nothing to push against,
-and a grey LR image (zeros) is a real input. :func:`minildm.train.train_diffusion` replaces c by ∅ with p_uncond.
+neither can be mistaken for a condition. Super-resolution has none by default (LDM's SR model is not guided: the
+LR image all but fixes the output, and a grey LR image, zeros, is a real input); a preset may train one with a
+constant plane outside [−1, 1] (``null_value``), which no LR image can be, so that guidance can sharpen the digit
+the LR image most implies (notebook 08 measures whether it does). :func:`minildm.train.train_diffusion` replaces c by ∅ with p_uncond.
 """
 from __future__ import annotations
 
@@ -71,7 +74,7 @@ class ConcatUNet(nn.Module):
     """
 
     def __init__(self, unet: nn.Module, task: str, latent_channels: int, condition_channels: int, size: int,
-                 attributes=()):
+                 attributes=(), null_value: float | None = None):
         super().__init__()
         if task not in TASKS:
             raise ValueError(f"unknown concatenation task {task!r}; expected one of {TASKS}")
@@ -87,7 +90,11 @@ class ConcatUNet(nn.Module):
             raise ValueError(f"attribute planes are for inpainting, c = [z, A, m↓]: condition_channels must be "
                              f"{latent_channels + len(self.attributes) + 1} for {len(self.attributes)} attributes, "
                              f"got task {task!r} with {condition_channels}")
-        self.unet, self.task = unet, task
+        if null_value is not None and (task != "sr" or -1 <= null_value <= 1):
+            raise ValueError(f"null_value is super-resolution's ∅, a constant plane outside the images' [-1, 1] "
+                             f"(so never a real LR image): give a value beyond ±1 for task 'sr', got {null_value} "
+                             f"for task {task!r}")
+        self.unet, self.task, self.null_value = unet, task, null_value
         self.latent_channels, self.condition_channels, self.size = latent_channels, condition_channels, size
 
     @property
@@ -100,7 +107,8 @@ class ConcatUNet(nn.Module):
         """What a checkpoint stores to rebuild this wrapper (:func:`wrap_unet`)."""
         spec = dict(type="concat", task=self.task, latent_channels=self.latent_channels,
                     condition_channels=self.condition_channels, size=self.size)
-        return spec | (dict(attributes=list(self.attributes)) if self.attributes else {})
+        return (spec | (dict(attributes=list(self.attributes)) if self.attributes else {})
+                | (dict(null_value=self.null_value) if self.null_value is not None else {}))
 
     def check_condition(self, c, n: int | None = None) -> Tensor:
         """c as float (n, C_c, size, size), or a ValueError that says what is expected."""
@@ -124,15 +132,20 @@ class ConcatUNet(nn.Module):
         return self.unet(torch.cat([x, y.to(x.dtype)], 1), t)  # [z_t, c]: (B, C_z + C_c, h, w) → (B, C_z, h, w)
 
     def null_condition(self, batch: int, device=None) -> Tensor:
-        """∅ for a batch (batch, C_c, size, size): the fully masked input (inpainting) or the empty map (semantic)."""
-        return null_condition(self.task, self.condition_channels, self.size, batch, device)
+        """∅ for a batch (batch, C_c, size, size): the fully masked input (inpainting), the empty map (semantic),
+        or, for a super-resolution model trained with condition dropout, its constant plane ``null_value``."""
+        return null_condition(self.task, self.condition_channels, self.size, batch, device, self.null_value)
 
 
-def null_condition(task: str, condition_channels: int, size: int, batch: int = 1, device=None) -> Tensor:
-    """∅ of a concatenation task for a batch (batch, C_c, size, size), from the task's spec alone (no UNet needed)."""
+def null_condition(task: str, condition_channels: int, size: int, batch: int = 1, device=None,
+                   null_value: float | None = None) -> Tensor:
+    """∅ of a concatenation task for a batch (batch, C_c, size, size), from the task's spec alone (no UNet needed).
+    Super-resolution has one only if it was trained with one: the constant plane ``null_value`` (spec key)."""
     if task == "sr":
-        raise ValueError("a super-resolution model has no null condition (the LR image all but fixes the output, "
-                         "so guidance has nothing to push against); sample it with guidance=1")
+        if null_value is None:
+            raise ValueError("this super-resolution model has no null condition (trained without condition "
+                             "dropout, its spec has no null_value); sample it with guidance=1")
+        return torch.full((batch, condition_channels, size, size), float(null_value), device=device)
     c = torch.zeros(batch, condition_channels, size, size, device=device)
     if task == "inpaint":
         c[:, -1] = 1.0  # m↓ = 1 everywhere: nothing is known
@@ -148,6 +161,6 @@ def wrap_unet(unet: nn.Module, spec: dict | None) -> tuple[nn.Module, Tokenizer 
         return unet, None
     if spec.get("type") == "concat":
         return ConcatUNet(unet, spec["task"], int(spec["latent_channels"]), int(spec["condition_channels"]),
-                          int(spec["size"]), spec.get("attributes", ())), None
+                          int(spec["size"]), spec.get("attributes", ()), spec.get("null_value")), None
     encoder, tokenizer = encoder_from_spec(spec)
     return ConditionalUNet(unet, encoder), tokenizer

@@ -242,7 +242,7 @@ def _concat_null(preset: DiffusionPreset) -> Tensor | None:
     if preset.train.p_uncond <= 0:
         return None
     spec = preset.conditioning
-    return null_condition(spec["task"], spec["condition_channels"], spec["size"])[0]
+    return null_condition(spec["task"], spec["condition_channels"], spec["size"], null_value=spec.get("null_value"))[0]
 
 
 # ------------------------------------------------------------------------------------------ the notebooks' fast path

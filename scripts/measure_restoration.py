@@ -39,7 +39,7 @@ from minildm.release import load_diffusion
 from minildm.restoration import inpaint, load_regression, paste_inpaint, upscale
 from minildm.uncertainty import Estimate, bootstrap_mean
 
-STEPS = 50  # sampling steps for every diffusion row
+STEPS = 50  # sampling steps for every diffusion row (--steps)
 BATCH = 250
 
 
@@ -83,10 +83,10 @@ def measure_sr(args, ev, x, labels, ref) -> list[dict]:
     model = load_diffusion(args.sr)
     for sampler in args.samplers:
         t0 = time.perf_counter()
-        draws = [batched(lambda a, s=s: upscale(model, (a + 1) / 2, seed=s, steps=STEPS, sampler=sampler) * 2 - 1,
+        draws = [batched(lambda a, s=s: upscale(model, (a + 1) / 2, seed=s, steps=args.steps, sampler=sampler) * 2 - 1,
                          lr, batch=BATCH) for s in (0, 1)]
         spread = bootstrap_mean((draws[0] - draws[1]).abs().flatten(1).mean(1).numpy())
-        rows.append(row(ev, f"diffusion, {sampler} {STEPS} steps", draws[0], x, labels, ref,
+        rows.append(row(ev, f"diffusion, {sampler} {args.steps} steps", draws[0], x, labels, ref,
                         (time.perf_counter() - t0) / 2,
                         dict(consistency=bootstrap_mean(consistency(draws[0], lr).numpy()), spread=spread)))
     return rows
@@ -99,21 +99,21 @@ def measure_inpaint(args, ev, x, labels, ref) -> list[dict]:
     if args.uncond:
         u = load_diffusion(args.uncond)
         t0 = time.perf_counter()
-        draws = [paste_known(batched(lambda a, b, s=s: paste_inpaint(u, a, b, steps=STEPS, seed=s), x, m), x, m)
+        draws = [paste_known(batched(lambda a, b, s=s: paste_inpaint(u, a, b, steps=args.steps, seed=s), x, m), x, m)
                  for s in (0, 1)]
-        rows.append(row(ev, f"replace-known baseline ({u.name}, DDIM {STEPS})", draws[0], x, labels, ref,
+        rows.append(row(ev, f"replace-known baseline ({u.name}, DDIM {args.steps})", draws[0], x, labels, ref,
                         (time.perf_counter() - t0) / 2,
                         dict(outside=0.0, spread=bootstrap_mean(((draws[0] - draws[1]).abs() * m).flatten(1).sum(1)
                                                                 .div(m.flatten(1).sum(1)).numpy()))))
     model = load_diffusion(args.inpaint)
     for sampler, w in [(sp, w) for sp in args.samplers for w in args.inpaint_guidance]:
         t0 = time.perf_counter()
-        raw = [batched(lambda a, b, s=s: inpaint(model, (a + 1) / 2, b, seed=s, steps=STEPS, sampler=sampler,
+        raw = [batched(lambda a, b, s=s: inpaint(model, (a + 1) / 2, b, seed=s, steps=args.steps, sampler=sampler,
                                                   paste=False, guidance=w) * 2 - 1, x, m) for s in (0, 1)]
         seconds = (time.perf_counter() - t0) / 2
         pasted = paste_known(raw[0], x, m)
         inside = ((raw[0] - raw[1]).abs() * m).flatten(1).sum(1) / m.flatten(1).sum(1)
-        rows.append(row(ev, f"inpainting model, {sampler} {STEPS} steps, guidance {w:g} (pasted)", pasted, x, labels, ref, seconds,
+        rows.append(row(ev, f"inpainting model, {sampler} {args.steps} steps, guidance {w:g} (pasted)", pasted, x, labels, ref, seconds,
                         dict(outside=bootstrap_mean(error_outside_mask((raw[0] + 1) / 2, (x + 1) / 2, m).numpy()),
                              spread=bootstrap_mean(inside.numpy()))))
     return rows
@@ -156,12 +156,15 @@ def main() -> None:
     p.add_argument("--samplers", nargs="+", default=["ddpm", "ddim"])
     p.add_argument("--inpaint-guidance", type=float, nargs="+", default=[1.0],
                    help="guidance scales for the inpainting model (its ∅ is the fully masked condition)")
+    p.add_argument("--steps", type=int, default=STEPS, help="sampling steps of every diffusion row")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0, help="which test digits (and their disjoint reference)")
     p.add_argument("--half-ceiling", action="store_true",
                    help="also train (once, cached) a classifier on left halves: the label information they carry")
     p.add_argument("--json", default=None)
     args = p.parse_args()
+    if args.steps < 1:
+        raise SystemExit(f"--steps {args.steps}: give at least 1 sampling step (50 is the course's default)")
     if not (args.sr or args.inpaint):
         raise SystemExit("give --sr MODEL and/or --inpaint MODEL (checkpoints or shipped names)")
     torch.set_grad_enabled(False)
@@ -185,7 +188,7 @@ def main() -> None:
                   " of these masked digits right (what the known half says of the label)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(n=args.n, seed=args.seed, steps=STEPS, models=dict(sr=args.sr, regression=args.regression,
+            json.dump(dict(n=args.n, seed=args.seed, steps=args.steps, models=dict(sr=args.sr, regression=args.regression,
                            inpaint=args.inpaint, uncond=args.uncond),
                            left_half_ceiling=out.pop("left_half_ceiling", None),
                            rows={k: [as_json(r) for r in v] for k, v in out.items()}), f, indent=1)

@@ -230,6 +230,23 @@ def test_condition_dropout_replaces_c_by_null_at_rate_p():
         ConcatUNet(tiny_unet(5, 4), "sr", 4, 1, 8).null_condition(2)
 
 
+
+def test_sr_null_plane_is_outside_the_images_and_survives_the_spec():
+    """A super-resolution model trained with dropout has ∅ = a constant plane beyond ±1 (never an LR image, which
+    lies in [−1, 1]); the value rides in the spec, so wrap_unet (a checkpoint's reload) rebuilds the same ∅, and a
+    model without one keeps the spec it always had."""
+    sr = ConcatUNet(tiny_unet(5, 4), "sr", 4, 1, 8, null_value=-2.0)
+    assert torch.equal(sr.null_condition(3), torch.full((3, 1, 8, 8), -2.0))
+    again, _ = wrap_unet(tiny_unet(5, 4), sr.spec)
+    assert again.spec == sr.spec and sr.spec["null_value"] == -2.0
+    assert torch.equal(again.null_condition(2), sr.null_condition(2))
+    for bad in (0.0, 1.0, -1.0):  # a grey, white or black plane is a real LR image
+        with pytest.raises(ValueError, match="beyond ±1"):
+            ConcatUNet(tiny_unet(5, 4), "sr", 4, 1, 8, null_value=bad)
+    with pytest.raises(ValueError, match="super-resolution's ∅"):
+        ConcatUNet(tiny_unet(9, 4), "inpaint", 4, 5, 8, null_value=-2.0)
+    assert "null_value" not in ConcatUNet(tiny_unet(5, 4), "sr", 4, 1, 8).spec  # old checkpoints: unchanged
+
 # ------------------------------------------------------------------------------------------ end to end
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -352,6 +369,10 @@ def test_cli_doors(trained, tmp_path, capsys):
         (["inpaint", sr_ckpt, "--input", good_x, "--mask", good_m, "--out", str(out)], "give an inpainting model"),
         (["upscale", sr_ckpt, "--input", str(tmp_path / "none.npz"), "--out", str(out)], "no such file"),
         (["upscale", sr_ckpt, "--input", good_x, "--out", str(tmp_path / "o.png")], "must end in .npz"),
+        (up(sr_ckpt, low_resolution(x), "g.npz") + ["--guidance", "2"], "--guidance 2: this super-resolution model "
+                                                                        "has no null condition"),
+        (up(sr_ckpt, low_resolution(x), "q.npz") + ["--sampler", "euler9"], "--sampler 'euler9': choose one of"),
+        (inp(good_x, good_m) + ["--guidance", "-1"], "--guidance -1.0: give a finite scale ≥ 0"),
         (["sample", sr_ckpt, "--n", "2", "--steps", "1", "--out", str(tmp_path / "s.png")],
          "conditioned on an image (sr): run python -m minildm upscale"),
     ]
