@@ -228,6 +228,7 @@ def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = 
         labels = None
     elif spec["type"] == "concat":  # c on the latent grid, one per training image (notebook 08)
         data, labels = concat_pairs(preset, ae, images, data)
+        null = _concat_null(preset)  # SR's plane; inpainting's ∅ is a mask of its own, so no dropout
     elif spec["type"] == "text":  # captions measured on the same digits, in the same order as the latents
         _, tok, labels, preset = text_conditions(preset, images, labels)
         null = tok.null()

@@ -81,12 +81,13 @@ def measure_sr(args, ev, x, labels, ref) -> list[dict]:
                         time.perf_counter() - t0, dict(consistency=bootstrap_mean(consistency(out, lr).numpy()),
                                                        spread=0.0)))
     model = load_diffusion(args.sr)
-    for sampler in args.samplers:
+    for sampler, w in [(sp, w) for sp in args.samplers for w in args.sr_guidance]:
         t0 = time.perf_counter()
-        draws = [batched(lambda a, s=s: upscale(model, (a + 1) / 2, seed=s, steps=args.steps, sampler=sampler) * 2 - 1,
-                         lr, batch=BATCH) for s in (0, 1)]
+        draws = [batched(lambda a, s=s: upscale(model, (a + 1) / 2, seed=s, steps=args.steps, sampler=sampler,
+                                                guidance=w) * 2 - 1, lr, batch=BATCH) for s in (0, 1)]
         spread = bootstrap_mean((draws[0] - draws[1]).abs().flatten(1).mean(1).numpy())
-        rows.append(row(ev, f"diffusion, {sampler} {args.steps} steps", draws[0], x, labels, ref,
+        name = f"diffusion, {sampler} {args.steps} steps" + (f", guidance {w:g}" if w != 1 else "")
+        rows.append(row(ev, name, draws[0], x, labels, ref,
                         (time.perf_counter() - t0) / 2,
                         dict(consistency=bootstrap_mean(consistency(draws[0], lr).numpy()), spread=spread)))
     return rows
@@ -154,6 +155,8 @@ def main() -> None:
     p.add_argument("--inpaint", help="an inpainting checkpoint or shipped name (latent_mnist_inpaint)")
     p.add_argument("--uncond", default="latent_mnist", help="the unconditional model of the replace baseline")
     p.add_argument("--samplers", nargs="+", default=["ddpm", "ddim"])
+    p.add_argument("--sr-guidance", type=float, nargs="+", default=[1.0],
+                   help="guidance scales for the SR model (only one trained with a null condition, null_value)")
     p.add_argument("--inpaint-guidance", type=float, nargs="+", default=[1.0],
                    help="guidance scales for the inpainting model (its ∅ is the fully masked condition)")
     p.add_argument("--steps", type=int, default=STEPS, help="sampling steps of every diffusion row")

@@ -157,7 +157,8 @@ def test_concat_cpu_presets_drop_the_lr_within_the_run(monkeypatch):
     for preset in (presets.latent_mnist_sr("cpu"), presets.latent_mnist_inpaint("cpu")):
         cfg = preset.train
         assert cfg.warmup < cfg.lr_drop_at < cfg.steps and cfg.lr_drop < 1, preset.name
-    assert presets.latent_mnist_sr("smoke").train == presets.latent_mnist("smoke").train  # smoke: untouched
+    assert presets.latent_mnist_inpaint("smoke").train == presets.latent_mnist("smoke").train  # smoke: untouched
+    assert presets.latent_mnist_sr("smoke").train == dataclasses.replace(presets.latent_mnist("smoke").train, p_uncond=0.1)
 
 
 def test_masked_image_and_inpaint_condition(ae):
@@ -269,7 +270,8 @@ def trained(tmp_path_factory):
 def test_smoke_train_reload_sample(trained, name, task, channels):
     (model, ckpt), _ = trained[0][name], None
     spec = load_checkpoint(ckpt)["conditioning"]
-    assert spec == dict(type="concat", task=task, latent_channels=4, condition_channels=channels, size=8)
+    assert spec == dict(type="concat", task=task, latent_channels=4, condition_channels=channels, size=8) | (
+        dict(null_value=presets.SR_NULL) if task == "sr" else {})
     again = load_diffusion(ckpt)
     assert isinstance(again.unet, ConcatUNet) and again.sample_shape == (4, 8, 8)
     c = torch.randn(2, channels, 8, 8)
@@ -280,11 +282,9 @@ def test_smoke_train_reload_sample(trained, name, task, channels):
     assert_close(again.sample(2, steps=2, y=c), model.sample(2, steps=2, y=c), rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match=rf"pass y of shape \(2, {channels}, 8, 8\)"):
         again.sample(2, steps=2, y=torch.randn(2, channels, 4, 4))
-    if task == "inpaint":  # ∅ = fully masked: guidance is possible
-        assert again.sample(2, steps=2, y=c, guidance=2.0).shape == (2, 1, 32, 32)
-    else:
-        with pytest.raises(ValueError, match="no null condition"):
-            again.sample(2, steps=2, y=c, guidance=2.0)
+    # ∅ = fully masked (inpainting) or SR's plane beyond ±1: guidance is possible, at the preset's recommended 2
+    assert again.guidance == 2.0
+    assert again.sample(2, steps=2, y=c, guidance=2.0).shape == (2, 1, 32, 32)
 
 
 def test_regression_baseline_is_the_same_network(trained):
@@ -369,8 +369,8 @@ def test_cli_doors(trained, tmp_path, capsys):
         (["inpaint", sr_ckpt, "--input", good_x, "--mask", good_m, "--out", str(out)], "give an inpainting model"),
         (["upscale", sr_ckpt, "--input", str(tmp_path / "none.npz"), "--out", str(out)], "no such file"),
         (["upscale", sr_ckpt, "--input", good_x, "--out", str(tmp_path / "o.png")], "must end in .npz"),
-        (up(sr_ckpt, low_resolution(x), "g.npz") + ["--guidance", "2"], "--guidance 2: this super-resolution model "
-                                                                        "has no null condition"),
+        (up("latent_faces_sr", low_resolution(x), "g.npz") + ["--guidance", "2"],  # trained without ∅
+         "--guidance 2: this super-resolution model has no null condition"),
         (up(sr_ckpt, low_resolution(x), "q.npz") + ["--sampler", "euler9"], "--sampler 'euler9': choose one of"),
         (inp(good_x, good_m) + ["--guidance", "-1"], "--guidance -1.0: give a finite scale ≥ 0"),
         (["sample", sr_ckpt, "--n", "2", "--steps", "1", "--out", str(tmp_path / "s.png")],
