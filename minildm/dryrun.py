@@ -101,8 +101,9 @@ def _conditions(preset, n: int) -> tuple[torch.Tensor | None, torch.Tensor | Non
     if spec["type"] == "concat":  # a random image condition c at the latent grid; ∅ (inpainting) the fully masked one
         shape = (n, spec["condition_channels"], spec["size"], spec["size"])
         c = torch.rand(shape, generator=torch.Generator().manual_seed(0))
-        null = None if spec["task"] == "sr" else \
-            concat_null(spec["task"], spec["condition_channels"], spec["size"])[0]  # SR has none
+        null = None if spec["task"] == "sr" and spec.get("null_value") is None else \
+            concat_null(spec["task"], spec["condition_channels"], spec["size"],
+                        null_value=spec.get("null_value"))[0]  # SR: only with its plane
         return c, null, preset
     M = len(spec["names"])  # attributes: random 0/1 values, ∅ = 2 for the null condition
     return torch.randint(0, 2, (n, M), generator=torch.Generator().manual_seed(0)), torch.full((M,), 2), preset
