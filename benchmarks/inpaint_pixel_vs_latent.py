@@ -176,7 +176,7 @@ def measure(model: DiffusionModel, ev: Evaluator, x, labels, ref, m, batch_size:
 
 def plain(v):
     """An Estimate as JSON (value, interval, n); anything else as it is."""
-    return dict(value=v.value, low=v.low, high=v.high, n=v.n) if isinstance(v, Estimate) else v
+    return v.to_dict() if isinstance(v, Estimate) else v
 
 
 def main(argv: list[str] | None = None) -> dict:

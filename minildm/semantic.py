@@ -268,7 +268,7 @@ def spurious(pred: Tensor, want: Tensor, parts=("glasses", "hat"), min_pixels: i
 
 @torch.no_grad()
 def reconstruct(ae, x: Tensor, batch_size: int = 250) -> Tensor:
-    """𝒟(ℰ(x)) through the frozen first stage, (N, 3, H, W) in [−1, 1]: the best a latent model can draw."""
+    """𝒟(ℰ(x)) through the frozen first stage, (N, C, H, W) in [−1, 1]: the best a latent model can draw."""
     device = ae.scale_factor.device
     return torch.cat([ae.decode_latents(ae.encode_latents(x[i:i + batch_size].to(device))).clamp(-1, 1).cpu()
                       for i in range(0, len(x), batch_size)])

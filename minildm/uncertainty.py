@@ -49,6 +49,10 @@ class Estimate:
     def contains(self, x: float) -> bool:
         return self.low <= x <= self.high
 
+    def to_dict(self) -> dict:
+        """The number, its interval and n as plain values, for a JSON record (no replicates)."""
+        return dict(value=self.value, low=self.low, high=self.high, n=self.n)
+
     @property
     def half_width(self) -> float:
         return (self.high - self.low) / 2

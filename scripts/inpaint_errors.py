@@ -17,24 +17,12 @@ import collections
 
 import torch
 
-from restoration_ceilings import CALIBRATION, degrade_half, logits_of
-from minildm.classifier import JUDGE_CONFIG, fit_temperature, train_classifier
-from minildm.config import runs_dir
-from minildm.data import mnist
+from restoration_ceilings import calibrated_classifier, degrade_half
 from minildm.evaluate import Evaluator, real_test_sets
 from minildm.pairs import half_mask, masked_image, paste_known
 from minildm.release import load_diffusion
 from minildm.restoration import inpaint
-
-
-def left_half_classifier():
-    """The calibrated classifier of left halves (trained once and cached, as restoration_ceilings.py does)."""
-    tx, ty = mnist("train")
-    clf, _ = train_classifier(JUDGE_CONFIG, degrade_half(tx[:-CALIBRATION]), ty[:-CALIBRATION],
-                              degrade_half(tx[-CALIBRATION:]), ty[-CALIBRATION:], epochs=2, seed=2,
-                              ckpt_path=runs_dir() / "ceiling_left_half.pt", progress=False, augment=False)
-    clf.eval()
-    return clf, fit_temperature(logits_of(clf, degrade_half(tx[-CALIBRATION:])), ty[-CALIBRATION:])
+from minildm.semantic import reconstruct
 
 
 def main() -> None:
@@ -44,7 +32,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--guidance", type=float, default=None, help="default: the model's recommended scale")
     args = p.parse_args()
-    clf, temperature = left_half_classifier()
+    clf, temperature = calibrated_classifier("left_half", degrade_half)
     torch.set_grad_enabled(False)
     x, labels, _ = real_test_sets(args.n, args.seed)
     m = half_mask(args.n, 32, "right")
@@ -57,20 +45,19 @@ def main() -> None:
     pj = judge.logits(fill).softmax(-1)
     read = pj.argmax(-1)
     wrong = read != labels
-    q = (logits_of(clf, degrade_half(x)) / temperature).softmax(-1)
+    q = (clf.logits(degrade_half(x)) / temperature).softmax(-1)
     q_read, q_true = q.gather(1, read[:, None])[:, 0], q.gather(1, labels[:, None])[:, 0]
-    print(f"{args.model}, s = {s:g}, n = {args.n} (seed {args.seed}): judge accuracy pasted {(~wrong).float().mean():.1%}"
-          f", unpasted {(judge.logits(raw).argmax(-1) == labels).float().mean():.1%}")
+    print(f"{args.model}, s = {s:g}, n = {args.n} (seed {args.seed}): judge accuracy pasted "
+          f"{(~wrong).float().mean():.1%}, unpasted {(judge.logits(raw).argmax(-1) == labels).float().mean():.1%}")
     print(f"{int(wrong.sum())} wrong fills: illegible (judge top probability < 0.5) "
           f"{(pj.max(-1).values[wrong] < 0.5).float().mean():.0%}; the left-half classifier's q(true | left) median "
           f"{q_true[wrong].median():.2f}, q(read | left) median {q_read[wrong].median():.2f}, "
           f"q(read | left) < 0.05 for {(q_read[wrong] < 0.05).float().mean():.0%}")
     print("commonest (true → read):", collections.Counter(
         (int(a), int(b)) for a, b in zip(labels[wrong], read[wrong])).most_common(8))
-    ae = model.first_stage
     xm = masked_image(x, m)
-    dec = torch.cat([ae.decode_latents(ae.encode_latents(xm[i:i + 500])).clamp(-1, 1) for i in range(0, args.n, 500)])
-    acc = lambda z: (logits_of(clf, z).argmax(-1) == labels).float().mean().item()  # noqa: E731
+    dec = reconstruct(model.first_stage, xm)
+    acc = lambda z: (clf.logits(z).argmax(-1) == labels).float().mean().item()  # noqa: E731
     print(f"the left half in the condition's latent: the classifier reads x ⊙ (1 − m) {acc(xm):.1%}, "
           f"𝒟(ℰ(x ⊙ (1 − m))) re-masked {acc(masked_image(dec, m)):.1%}")
 

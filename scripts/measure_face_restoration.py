@@ -24,10 +24,6 @@ from minildm.release import load_diffusion
 from minildm.shipped import resolve
 
 
-def one(e) -> dict:
-    return dict(value=e.value, low=e.low, high=e.high, n=e.n)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sr", default=None, help="a face SR checkpoint or shipped name (latent_faces_sr)")
@@ -57,8 +53,8 @@ def main() -> None:
         print(f"\n## super-resolution ×4, 16 → 64: {args.sr} ({time.perf_counter() - t0:.0f} s)\n")
         print(fr.sr_table(r))
         print(f"\ndiversity (two draws of one LR face, mean |a − b| in [0, 1]): {r['diversity']:.4f}")
-        out["sr"] = dict(model=args.sr, rows={k: {c: one(e) for c, e in v.items()} for k, v in r["rows"].items()},
-                         diversity=one(r["diversity"]))
+        out["sr"] = dict(model=args.sr, rows={k: {c: e.to_dict() for c, e in v.items()} for k, v in r["rows"].items()},
+                         diversity=r["diversity"].to_dict())
     if args.inpaint:
         t0 = time.perf_counter()
         r = fr.measure_attribute_inpainting(load_diffusion(resolve(args.inpaint)), judge, x, attrs, seed=args.seed,
@@ -68,7 +64,7 @@ def main() -> None:
               "and unsaid: the true value); others: the other attributes carried; outside: mean |y − x| outside "
               "the mask before pasting\n")
         print(fr.inpainting_table(r))
-        out["inpaint"] = dict(model=args.inpaint, rows={k: {c: one(e) for c, e in v.items()}
+        out["inpaint"] = dict(model=args.inpaint, rows={k: {c: e.to_dict() for c, e in v.items()}
                                                         for k, v in r.items() if k != "images"})
     if args.json:
         with open(args.json, "w") as f:

@@ -123,15 +123,11 @@ def show(label: str, guidance, seed: int, n: int, r: dict, layer: str | None) ->
           f"{r['seconds']:.0f} |", flush=True)
 
 
-def est(e: Estimate) -> dict:
-    return dict(value=e.value, low=e.low, high=e.high, n=e.n)
-
-
 def as_json(r: dict) -> dict:
-    out = {k: est(v) for k, v in r.items() if isinstance(v, Estimate)}
+    out = {k: v.to_dict() for k, v in r.items() if isinstance(v, Estimate)}
     out["seconds"] = r["seconds"]
     if "layers" in r:
-        out["layers"] = {k: dict(est(v), grid=r["grids"][k]) for k, v in r["layers"].items()}
+        out["layers"] = {k: dict(v.to_dict(), grid=r["grids"][k]) for k, v in r["layers"].items()}
     return out
 
 

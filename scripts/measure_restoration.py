@@ -144,7 +144,7 @@ def show(title: str, rows: list[dict], extra: list[tuple[str, str]]) -> None:
 
 def as_json(r: dict) -> dict:
     def one(v):
-        return dict(value=v.value, low=v.low, high=v.high, n=v.n) if isinstance(v, Estimate) else v
+        return v.to_dict() if isinstance(v, Estimate) else v
     return {k: one(v) for k, v in r.items()}
 
 

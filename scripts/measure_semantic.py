@@ -27,9 +27,9 @@ from minildm.uncertainty import Estimate
 
 
 def as_json(result: dict) -> dict:
-    one = lambda e: dict(value=e.value, low=e.low, high=e.high, n=e.n)  # noqa: E731
-    return dict(rows={r: {c: one(e) for c, e in cols.items()} for r, cols in result["rows"].items()},
-                spurious={k: one(e) for k, e in result["spurious"].items()}, diversity=one(result["diversity"]))
+    return dict(rows={r: {c: e.to_dict() for c, e in cols.items()} for r, cols in result["rows"].items()},
+                spurious={k: e.to_dict() for k, e in result["spurious"].items()},
+                diversity=result["diversity"].to_dict())
 
 
 def main() -> None:

@@ -38,13 +38,14 @@ import json
 import torch
 import torch.nn.functional as F
 
-from minildm.classifier import JUDGE_CONFIG, fit_temperature, load_judge, train_classifier
+from minildm.classifier import JUDGE_CONFIG, fit_temperature, train_classifier
 from minildm.config import runs_dir
 from minildm.data import mnist
-from minildm.evaluate import real_test_sets
+from minildm.evaluate import Evaluator, real_test_sets
 from minildm.pairs import SR_FACTOR, half_mask, low_resolution, masked_image
 from minildm.release import load_diffusion
-from minildm.uncertainty import bootstrap_mean
+from minildm.semantic import reconstruct
+from minildm.uncertainty import Estimate, bootstrap_mean
 
 CALIBRATION = 5000  # the last training digits: the temperature's split, not the classifier's
 
@@ -58,20 +59,21 @@ def degrade_half(x: torch.Tensor) -> torch.Tensor:
     return masked_image(x, half_mask(len(x), x.shape[-1], "right"))
 
 
-@torch.no_grad()
-def logits_of(model, x: torch.Tensor, batch: int = 1000) -> torch.Tensor:
-    return torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)])
-
-
-def ceiling(name: str, degrade, x, labels, epochs: int = 2) -> dict:
+def calibrated_classifier(name: str, degrade, epochs: int = 2) -> tuple[Evaluator, float]:
+    """The classifier of ``degrade``d digits (trained once, cached in runs/<mode>/ceiling_<name>.pt) as an
+    :class:`~minildm.evaluate.Evaluator`, and its temperature fitted on the calibration digits."""
     train_x, train_y = mnist("train")
     fit_x, fit_y = train_x[:-CALIBRATION], train_y[:-CALIBRATION]
     cal_x, cal_y = train_x[-CALIBRATION:], train_y[-CALIBRATION:]
     clf, _ = train_classifier(JUDGE_CONFIG, degrade(fit_x), fit_y, degrade(cal_x), cal_y, epochs=epochs, seed=2,
                               ckpt_path=runs_dir() / f"ceiling_{name}.pt", progress=False, augment=False)
-    clf.eval()
-    temperature = fit_temperature(logits_of(clf, degrade(cal_x)), cal_y)
-    logits = logits_of(clf, degrade(x)) / temperature
+    reader = Evaluator(clf)
+    return reader, fit_temperature(reader.logits(degrade(cal_x)), cal_y)
+
+
+def ceiling(name: str, degrade, x, labels) -> dict:
+    reader, temperature = calibrated_classifier(name, degrade)
+    logits = reader.logits(degrade(x)) / temperature
     p_true = logits.softmax(-1).gather(1, labels[:, None])[:, 0]
     return dict(temperature=temperature,
                 argmax=bootstrap_mean((logits.argmax(-1) == labels).float().numpy()),
@@ -87,14 +89,11 @@ def main() -> None:
     p.add_argument("--json", default=None)
     args = p.parse_args()
     x, labels, _ = real_test_sets(args.n, args.seed)
-    judge = load_judge()
+    judge = Evaluator()
     out = dict(n=args.n, seed=args.seed)
-    out["judge_on_x"] = bootstrap_mean((logits_of(judge, x).argmax(-1) == labels).float().numpy())
-    ae = load_diffusion(args.first_stage).first_stage
-    with torch.no_grad():
-        recon = torch.cat([ae.decode_latents(ae.encode_latents(x[i:i + 500])).clamp(-1, 1)
-                           for i in range(0, len(x), 500)])
-    out["judge_on_reconstructions"] = bootstrap_mean((logits_of(judge, recon).argmax(-1) == labels).float().numpy())
+    out["judge_on_x"] = bootstrap_mean((judge.logits(x).argmax(-1) == labels).float().numpy())
+    recon = reconstruct(load_diffusion(args.first_stage).first_stage, x)
+    out["judge_on_reconstructions"] = bootstrap_mean((judge.logits(recon).argmax(-1) == labels).float().numpy())
     out["sr"] = ceiling("sr", degrade_lr, x, labels)
     out["left_half"] = ceiling("left_half", degrade_half, x, labels)
     print(f"n = {args.n} MNIST test digits (seed {args.seed}); 95% bootstrap intervals over the digits\n")
@@ -105,11 +104,11 @@ def main() -> None:
     for key, what in (("sr", "the 8 × 8 LR digit"), ("left_half", "the left half")):
         c = out[key]
         print(f"| {what}: this classifier's argmax (a lower bound on the argmax ceiling) | {c['argmax']:.1%} |")
-        print(f"| {what}: its posterior E[p(y_true | o)] (an exact sampler's, a lower bound; T = {c['temperature']:.2f}) "
-              f"| {c['posterior']:.1%} |")
+        print(f"| {what}: its posterior E[p(y_true | o)] (an exact sampler's, a lower bound; "
+              f"T = {c['temperature']:.2f}) | {c['posterior']:.1%} |")
     if args.json:
         def one(v):
-            return dict(value=v.value, low=v.low, high=v.high, n=v.n) if hasattr(v, "low") else v
+            return v.to_dict() if isinstance(v, Estimate) else v
         with open(args.json, "w") as f:
             json.dump({k: ({kk: one(vv) for kk, vv in v.items()} if isinstance(v, dict) else one(v))
                        for k, v in out.items()}, f, indent=1)

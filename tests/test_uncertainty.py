@@ -1,5 +1,7 @@
 """minildm.uncertainty on cases with known answers: the bootstrap interval covers the true value of synthetic sets at
 its nominal rate, repeats give their range, ratios divide, halves are disjoint; and the Evaluator's spreads."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -116,3 +118,11 @@ def test_a_stratified_bootstrap_keeps_each_stratum_whole():
     kept = bootstrap(share, strata, n_boot=200, strata=strata)
     assert plain.half_width > 0.03
     assert kept.low == kept.high == kept.value == pytest.approx(0.7)
+
+
+def test_estimate_to_dict_is_the_json_record():
+    """What every measurement script writes for a number: value, interval and n, plain floats, no replicates."""
+    e = bootstrap_mean(np.arange(10.0), n_boot=200)
+    d = e.to_dict()
+    assert d == dict(value=4.5, low=e.low, high=e.high, n=10) and set(d) == {"value", "low", "high", "n"}
+    assert json.loads(json.dumps(d)) == d
