@@ -28,7 +28,8 @@ learn it anyway, to draw from nothing), and an all-zero map is never a real map 
 neither can be mistaken for a condition. Super-resolution has none by default (LDM's SR model is not guided: the
 LR image all but fixes the output, and a grey LR image, zeros, is a real input); a preset may train one with a
 constant plane outside [−1, 1] (``null_value``), which no LR image can be, so that guidance can sharpen the digit
-the LR image most implies (notebook 08 measures whether it does). :func:`minildm.train.train_diffusion` replaces c by ∅ with p_uncond.
+the LR image most implies (notebook 08 measures whether it does). :func:`minildm.train.train_diffusion` replaces
+c by ∅ with p_uncond.
 """
 from __future__ import annotations
 

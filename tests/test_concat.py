@@ -158,7 +158,8 @@ def test_concat_cpu_presets_drop_the_lr_within_the_run(monkeypatch):
         cfg = preset.train
         assert cfg.warmup < cfg.lr_drop_at < cfg.steps and cfg.lr_drop < 1, preset.name
     assert presets.latent_mnist_inpaint("smoke").train == presets.latent_mnist("smoke").train  # smoke: untouched
-    assert presets.latent_mnist_sr("smoke").train == dataclasses.replace(presets.latent_mnist("smoke").train, p_uncond=0.1)
+    assert presets.latent_mnist_sr("smoke").train == dataclasses.replace(presets.latent_mnist("smoke").train,
+                                                                         p_uncond=0.1)  # and SR's condition dropout
 
 
 def test_masked_image_and_inpaint_condition(ae):
