@@ -329,13 +329,14 @@ INPAINT_MASKS_PER_IMAGE = 4  # inpainting: each training digit with this many ma
 def concat_conditions(preset: DiffusionPreset, ae: AutoencoderKL | None, images: Tensor, seed: int = 0) -> Tensor:
     """The condition c of every training image (N, C_c, h, w) for a concatenation preset: the LR image (``sr``), or
     the masked image's latent and the resized mask (``inpaint``, masks :func:`~minildm.pairs.random_masks` of
-    ``seed``; a pixel preset, f = 1, has no ℰ: c = [x ⊙ (1 − m), m], :func:`~minildm.pairs.pixel_inpaint_condition`).
-    Made again on every call (the masked images are encoded once more: ~20 s for 60,000 on a core)."""
+    ``seed`` in the shares of the spec's ``masks``, e.g. ``dict(p_half=0.5)``; a pixel preset, f = 1, has no ℰ:
+    c = [x ⊙ (1 − m), m], :func:`~minildm.pairs.pixel_inpaint_condition`). Made again on every call (the masked
+    images are encoded once more: ~20 s for 60,000 on a core)."""
     task = preset.conditioning["task"]
     if task == "sr":
         return low_resolution(images)
     if task == "inpaint":
-        masks = random_masks(len(images), images.shape[-1], seed=seed)
+        masks = random_masks(len(images), images.shape[-1], seed=seed, **preset.conditioning.get("masks", {}))
         return pixel_inpaint_condition(images, masks) if preset.f == 1 else inpaint_condition(ae, images, masks)
     raise ValueError(f"{preset.name}: no MNIST pairs for the concatenation task {task!r} (only 'sr' and 'inpaint')")
 

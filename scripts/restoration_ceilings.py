@@ -59,25 +59,36 @@ def degrade_half(x: torch.Tensor) -> torch.Tensor:
     return masked_image(x, half_mask(len(x), x.shape[-1], "right"))
 
 
-def calibrated_classifier(name: str, degrade, epochs: int = 2) -> tuple[Evaluator, float]:
-    """The classifier of ``degrade``d digits (trained once, cached in runs/<mode>/ceiling_<name>.pt) as an
-    :class:`~minildm.evaluate.Evaluator`, and its temperature fitted on the calibration digits."""
+def calibrated_classifier(name: str, degrade, epochs: int = 2, seed: int = 2) -> tuple[Evaluator, float]:
+    """The classifier of ``degrade``d digits (trained once, cached in runs/<mode>/ceiling_<name>.pt; another
+    ``epochs`` or ``seed`` in ceiling_<name>_e<epochs>_s<seed>.pt) as an :class:`~minildm.evaluate.Evaluator`, and
+    its temperature fitted on the calibration digits."""
     train_x, train_y = mnist("train")
     fit_x, fit_y = train_x[:-CALIBRATION], train_y[:-CALIBRATION]
     cal_x, cal_y = train_x[-CALIBRATION:], train_y[-CALIBRATION:]
-    clf, _ = train_classifier(JUDGE_CONFIG, degrade(fit_x), fit_y, degrade(cal_x), cal_y, epochs=epochs, seed=2,
-                              ckpt_path=runs_dir() / f"ceiling_{name}.pt", progress=False, augment=False)
+    stem = f"ceiling_{name}" + ("" if (epochs, seed) == (2, 2) else f"_e{epochs}_s{seed}")
+    clf, _ = train_classifier(JUDGE_CONFIG, degrade(fit_x), fit_y, degrade(cal_x), cal_y, epochs=epochs, seed=seed,
+                              ckpt_path=runs_dir() / f"{stem}.pt", progress=False, augment=False)
     reader = Evaluator(clf)
     return reader, fit_temperature(reader.logits(degrade(cal_x)), cal_y)
 
 
-def ceiling(name: str, degrade, x, labels) -> dict:
-    reader, temperature = calibrated_classifier(name, degrade)
-    logits = reader.logits(degrade(x)) / temperature
-    p_true = logits.softmax(-1).gather(1, labels[:, None])[:, 0]
-    return dict(temperature=temperature,
-                argmax=bootstrap_mean((logits.argmax(-1) == labels).float().numpy()),
-                posterior=bootstrap_mean(p_true.numpy()))
+def ceiling(name: str, degrade, x, labels, epochs: int = 2, seeds=(2,)) -> dict:
+    """argmax and E[p(y_true | o)] of the calibrated classifier of o, or of the ensemble of one per seed (their
+    calibrated probabilities averaged: an ensemble is usually the better classifier, so the tighter lower bound)."""
+    probs, temperatures = [], []
+    for seed in seeds:
+        reader, temperature = calibrated_classifier(name, degrade, epochs, seed)
+        probs.append((reader.logits(degrade(x)) / temperature).softmax(-1))
+        temperatures.append(temperature)
+    prob = torch.stack(probs).mean(0)
+    p_true = prob.gather(1, labels[:, None])[:, 0]
+    out = dict(temperature=temperatures[0] if len(seeds) == 1 else temperatures, epochs=epochs, seeds=list(seeds),
+               argmax=bootstrap_mean((prob.argmax(-1) == labels).float().numpy()),
+               posterior=bootstrap_mean(p_true.numpy()))
+    if len(seeds) > 1:
+        out["members_argmax"] = [float((q.argmax(-1) == labels).float().mean()) for q in probs]
+    return out
 
 
 def main() -> None:
@@ -86,26 +97,38 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1, help="which test digits (real_test_sets, as measure_restoration)")
     p.add_argument("--first-stage", default="latent_mnist_sr",
                    help="a latent model whose autoencoder's reconstructions are judged (the latent route's ceiling)")
+    p.add_argument("--epochs", type=int, default=2, help="the classifiers' training epochs")
+    p.add_argument("--seeds", type=int, nargs="+", default=[2],
+                   help="one classifier per seed; more than one: their ensemble (averaged calibrated probabilities)")
+    p.add_argument("--only", choices=("sr", "left_half"), default=None, help="one of the two inputs")
     p.add_argument("--json", default=None)
     args = p.parse_args()
+    if args.epochs < 1:
+        raise SystemExit(f"--epochs {args.epochs}: train each classifier at least 1 epoch (2 is the default)")
     x, labels, _ = real_test_sets(args.n, args.seed)
     judge = Evaluator()
     out = dict(n=args.n, seed=args.seed)
     out["judge_on_x"] = bootstrap_mean((judge.logits(x).argmax(-1) == labels).float().numpy())
     recon = reconstruct(load_diffusion(args.first_stage).first_stage, x)
     out["judge_on_reconstructions"] = bootstrap_mean((judge.logits(recon).argmax(-1) == labels).float().numpy())
-    out["sr"] = ceiling("sr", degrade_lr, x, labels)
-    out["left_half"] = ceiling("left_half", degrade_half, x, labels)
+    for key, degrade in (("sr", degrade_lr), ("left_half", degrade_half)):
+        if args.only in (None, key):
+            out[key] = ceiling(key, degrade, x, labels, args.epochs, args.seeds)
     print(f"n = {args.n} MNIST test digits (seed {args.seed}); 95% bootstrap intervals over the digits\n")
     print("| what the judge or a classifier of the input reads | accuracy |\n|---|---|")
     print(f"| the judge on the real digits x | {out['judge_on_x']:.1%} |")
     print(f"| the judge on the reconstructions 𝒟(ℰ(x)) ({args.first_stage}'s autoencoder) "
           f"| {out['judge_on_reconstructions']:.1%} |")
     for key, what in (("sr", "the 8 × 8 LR digit"), ("left_half", "the left half")):
+        if key not in out:
+            continue
         c = out[key]
+        if len(args.seeds) > 1:
+            what += f" (ensemble of {len(args.seeds)}, {args.epochs} epochs each; alone: " + \
+                ", ".join(f"{a:.1%}" for a in c["members_argmax"]) + ")"
         print(f"| {what}: this classifier's argmax (a lower bound on the argmax ceiling) | {c['argmax']:.1%} |")
         print(f"| {what}: its posterior E[p(y_true | o)] (an exact sampler's, a lower bound; "
-              f"T = {c['temperature']:.2f}) | {c['posterior']:.1%} |")
+              f"T = {c['temperature'] if len(args.seeds) == 1 else c['temperature'][0]:.2f}) | {c['posterior']:.1%} |")
     if args.json:
         def one(v):
             return v.to_dict() if isinstance(v, Estimate) else v

@@ -140,15 +140,29 @@ def test_concat_pairs_repeat_each_digit_with_masks_of_seeds_0_to_k(ae):
     x, _ = mnist("train", size=32, n=5)
     z = torch.randn(5, 4, 8, 8)
     zs, cs = recipes.concat_pairs(preset, ae, x, z, masks_per_image=3)
+    shares = preset.conditioning.get("masks", {})  # the preset's mask shares (random_masks' defaults if none)
     assert zs.shape == (15, 4, 8, 8) and cs.shape == (15, 5, 8, 8)
     for k in range(3):
         assert torch.equal(zs[5 * k:5 * k + 5], z)
-        assert torch.equal(cs[5 * k:5 * k + 5, 4:], resize_mask(random_masks(5, 32, seed=k), 8))
+        assert torch.equal(cs[5 * k:5 * k + 5, 4:], resize_mask(random_masks(5, 32, seed=k, **shares), 8))
     for i in range(5):
         assert not torch.equal(cs[i], cs[5 + i]) and not torch.equal(cs[5 + i], cs[10 + i])
     assert recipes.concat_pairs(preset, ae, x, z)[0].shape[0] == 5 * recipes.INPAINT_MASKS_PER_IMAGE == 20
     zs, lr = recipes.concat_pairs(presets.latent_mnist_sr("smoke"), ae, x, z)
     assert zs is z and torch.equal(lr, low_resolution(x))
+
+
+def test_concat_pairs_draw_masks_in_the_shares_the_spec_names(ae):
+    """The spec's ``masks`` reach random_masks: p_half = 1 makes every training mask one of the four halves, and the
+    preset's own shares are the ones its pairs are made with."""
+    preset = presets.latent_mnist_inpaint("smoke")
+    x, _ = mnist("train", size=32, n=8)
+    halves = resize_mask(torch.cat([half_mask(1, 32, s) for s in ("right", "left", "bottom", "top")]), 8)
+    only = dataclasses.replace(preset, conditioning=preset.conditioning | dict(masks=dict(p_full=0.0, p_half=1.0)))
+    m = recipes.concat_conditions(only, ae, x)[:, -1:]  # m↓ (8, 1, 8, 8)
+    assert (m[:, None] == halves[None]).flatten(2).all(2).any(1).all()
+    shares = preset.conditioning.get("masks", {})
+    assert torch.equal(recipes.concat_conditions(preset, ae, x)[:, -1:], resize_mask(random_masks(8, 32, **shares), 8))
 
 
 def test_concat_cpu_presets_drop_the_lr_within_the_run(monkeypatch):
