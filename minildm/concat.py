@@ -70,12 +70,13 @@ class ConcatUNet(nn.Module):
     Called like the conditional UNets, ``model(z_t, t, y=c)``, so :func:`minildm.train.train_diffusion`'s ``labels``
     (conditions (N, C_c, h, w)), its condition dropout and every sampler's ``model_kwargs`` flow in unchanged.
     ``task`` is one of :data:`TASKS`; ``size`` the latent grid h = w; ``attributes`` the names of the attribute
-    planes an inpainting model's c carries (the faces of notebook 08; none for MNIST). The checkpoint keeps
-    :attr:`spec`.
+    planes an inpainting model's c carries (the faces of notebook 08; none for MNIST); ``known_pixels``: an
+    inpainting model's c also carries the masked image's pixels, stacked onto the latent grid
+    (:func:`minildm.pairs.inpaint_condition`). The checkpoint keeps :attr:`spec`.
     """
 
     def __init__(self, unet: nn.Module, task: str, latent_channels: int, condition_channels: int, size: int,
-                 attributes=(), null_value: float | None = None):
+                 attributes=(), null_value: float | None = None, known_pixels: bool = False):
         super().__init__()
         if task not in TASKS:
             raise ValueError(f"unknown concatenation task {task!r}; expected one of {TASKS}")
@@ -86,6 +87,10 @@ class ConcatUNet(nn.Module):
                              f"{latent_channels + condition_channels}, out_channels={latent_channels}); got "
                              f"in_channels={cfg.in_channels}, out_channels={cfg.out_channels}")
         self.attributes = tuple(attributes)
+        if known_pixels and task != "inpaint":
+            raise ValueError(f"known_pixels is for inpainting (the masked image's pixels in c), not task {task!r}")
+        if self.attributes and known_pixels:
+            raise ValueError("an inpainting model takes attribute planes or the known pixels in c, not both (yet)")
         if self.attributes and (task != "inpaint" or condition_channels != latent_channels
                                 + len(self.attributes) + 1):
             raise ValueError(f"attribute planes are for inpainting, c = [z, A, m↓]: condition_channels must be "
@@ -95,7 +100,7 @@ class ConcatUNet(nn.Module):
             raise ValueError(f"null_value is super-resolution's ∅, a constant plane outside the images' [-1, 1] "
                              f"(so never a real LR image): give a value beyond ±1 for task 'sr', got {null_value} "
                              f"for task {task!r}")
-        self.unet, self.task, self.null_value = unet, task, null_value
+        self.unet, self.task, self.null_value, self.known_pixels = unet, task, null_value, bool(known_pixels)
         self.latent_channels, self.condition_channels, self.size = latent_channels, condition_channels, size
 
     @property
@@ -109,7 +114,8 @@ class ConcatUNet(nn.Module):
         spec = dict(type="concat", task=self.task, latent_channels=self.latent_channels,
                     condition_channels=self.condition_channels, size=self.size)
         return (spec | (dict(attributes=list(self.attributes)) if self.attributes else {})
-                | (dict(null_value=self.null_value) if self.null_value is not None else {}))
+                | (dict(null_value=self.null_value) if self.null_value is not None else {})
+                | (dict(known_pixels=True) if self.known_pixels else {}))
 
     def check_condition(self, c, n: int | None = None) -> Tensor:
         """c as float (n, C_c, size, size), or a ValueError that says what is expected."""
@@ -162,6 +168,7 @@ def wrap_unet(unet: nn.Module, spec: dict | None) -> tuple[nn.Module, Tokenizer 
         return unet, None
     if spec.get("type") == "concat":
         return ConcatUNet(unet, spec["task"], int(spec["latent_channels"]), int(spec["condition_channels"]),
-                          int(spec["size"]), spec.get("attributes", ()), spec.get("null_value")), None
+                          int(spec["size"]), spec.get("attributes", ()), spec.get("null_value"),
+                          bool(spec.get("known_pixels", False))), None
     encoder, tokenizer = encoder_from_spec(spec)
     return ConditionalUNet(unet, encoder), tokenizer

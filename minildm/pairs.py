@@ -168,11 +168,13 @@ def masked_image(x: Tensor, mask: Tensor) -> Tensor:
 
 @torch.no_grad()
 def inpaint_condition(ae: AutoencoderKL, x: Tensor, mask: Tensor, batch_size: int = 500,
-                      attrs: Tensor | None = None) -> Tensor:
+                      attrs: Tensor | None = None, known_pixels: bool = False) -> Tensor:
     """c = [s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), m↓] (B, z_channels + 1, h, w) for images x (B, C, H, W) in [−1, 1] and masks
     m (B, 1, H, W), with the frozen first stage ``ae`` (posterior means, on the CPU). With attribute vectors
     ``attrs`` (B, M) (the faces), c = [s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), A, m↓] (B, z_channels + M + 1, h, w), A their
-    :func:`attribute_planes`: m↓ stays the last channel, so ∅ is the same rule for both."""
+    :func:`attribute_planes`. ``known_pixels`` adds the masked image itself before m↓, each f × f block of pixels
+    stacked into C·f² channels of its latent cell (``F.pixel_unshuffle``, f = H / h): the known pixels exactly, not
+    only what ℰ keeps of them. m↓ stays the last channel, so ∅ (zeros, m↓ = 1) is the same rule for all three."""
     if mask.shape != (x.shape[0], 1, *x.shape[2:]):
         raise ValueError(f"the mask must be (B, 1, H, W) = ({x.shape[0]}, 1, {x.shape[2]}, {x.shape[3]}) for images "
                          f"{tuple(x.shape)}, got {tuple(mask.shape)}")
@@ -182,12 +184,16 @@ def inpaint_condition(ae: AutoencoderKL, x: Tensor, mask: Tensor, batch_size: in
     z = torch.cat([ae.encode_latents(masked_image(x[i:i + batch_size], mask[i:i + batch_size]).to(device)).cpu()
                    for i in range(0, x.shape[0], batch_size)])  # (B, z_channels, h, w)
     ae.train(was_training)
-    m = resize_mask(mask, z.shape[-1])  # (B, 1, h, w)
-    if attrs is None:
-        return torch.cat([z * (1 - m), m], 1)  # (B, z_channels + 1, h, w)
-    if len(attrs) != len(x):
-        raise ValueError(f"one attribute vector per image: got {len(attrs)} for {len(x)} images")
-    return torch.cat([z * (1 - m), attribute_planes(attrs, z.shape[-1]), m], 1)  # (B, z_channels + M + 1, h, w)
+    h = z.shape[-1]
+    m = resize_mask(mask, h)  # (B, 1, h, w)
+    planes = [z * (1 - m)]  # (B, z_channels, h, w)
+    if attrs is not None:
+        if len(attrs) != len(x):
+            raise ValueError(f"one attribute vector per image: got {len(attrs)} for {len(x)} images")
+        planes.append(attribute_planes(attrs, h))  # (B, M, h, w)
+    if known_pixels:  # (B, C·f², h, w): channel c·f² + f·dy + dx of cell (i, j) is pixel (f·i + dy, f·j + dx)
+        planes.append(F.pixel_unshuffle(masked_image(x, mask), x.shape[-1] // h))
+    return torch.cat(planes + [m], 1)
 
 
 def error_outside_mask(y: Tensor, x: Tensor, mask: Tensor) -> Tensor:

@@ -337,7 +337,9 @@ def concat_conditions(preset: DiffusionPreset, ae: AutoencoderKL | None, images:
         return low_resolution(images)
     if task == "inpaint":
         masks = random_masks(len(images), images.shape[-1], seed=seed, **preset.conditioning.get("masks", {}))
-        return pixel_inpaint_condition(images, masks) if preset.f == 1 else inpaint_condition(ae, images, masks)
+        if preset.f == 1:
+            return pixel_inpaint_condition(images, masks)
+        return inpaint_condition(ae, images, masks, known_pixels=preset.conditioning.get("known_pixels", False))
     raise ValueError(f"{preset.name}: no MNIST pairs for the concatenation task {task!r} (only 'sr' and 'inpaint')")
 
 

@@ -103,7 +103,7 @@ def inpaint(model: DiffusionModel, x, mask, seed: int = 0, steps: int = 50, samp
         if tuple(attrs.shape) != (len(x), M):
             raise ValueError(f"attrs must be (N, M) = ({len(x)}, {M}), one value per image and attribute in the "
                              f"order {', '.join(unet.attributes[:3])}, …, got {tuple(attrs.shape)}")
-    c = inpaint_condition(ae, x * 2 - 1, m, attrs=attrs)
+    c = inpaint_condition(ae, x * 2 - 1, m, attrs=attrs, known_pixels=unet.known_pixels)
     y = (model.sample(len(x), y=c, seed=seed, steps=steps, sampler=sampler, **sample_kw).cpu() + 1) / 2
     return paste_known(y, x, m) if paste else y
 

@@ -76,8 +76,9 @@ def main() -> None:
     for U in args.jumps:
         t0, g, zs = time.perf_counter(), torch.Generator().manual_seed(0), []
         for i in range(0, args.n, BATCH):
-            zs.append(resample_sample(model, inpaint_condition(model.first_stage, x[i:i + BATCH], m[i:i + BATCH]),
-                                      U, w, args.steps, g))
+            c = inpaint_condition(model.first_stage, x[i:i + BATCH], m[i:i + BATCH],
+                                  known_pixels=model.unet.known_pixels)
+            zs.append(resample_sample(model, c, U, w, args.steps, g))
         y = paste_known(model.decode(torch.cat(zs)).clamp(-1, 1), x, m)
         acc = bootstrap_mean((ev.logits(y).argmax(1) == labels).float().numpy())
         nfe = ((args.steps - 1) * U + 1) * (2 if w != 1 else 1)

@@ -194,6 +194,29 @@ def test_masked_image_and_inpaint_condition(ae):
     assert_close(c[1:2, :4], known)
 
 
+def test_inpaint_condition_with_the_known_pixels_on_the_latent_grid(ae):
+    """known_pixels: c = [z ⊙ (1 − m↓), 16 pixel planes, m↓] (B, 4 + 16 + 1, 8, 8). Pixel (4i + dy, 4j + dx) of the
+    masked image lands in channel 4 + 4·dy + dx of cell (i, j) (checked on an image whose pixels are all different);
+    the other channels are the plain condition's; fully masked is still ∅; a ConcatUNet keeps the flag in its spec
+    (a checkpoint's reload rebuilds it), and refuses it for another task."""
+    x = (torch.arange(2 * 32 * 32, dtype=torch.float32).reshape(2, 1, 32, 32) / 2048) * 2 - 1
+    m = half_mask(2, 32, "right")
+    m[1] = 1
+    c, plain = inpaint_condition(ae, x, m, known_pixels=True), inpaint_condition(ae, x, m)
+    assert c.shape == (2, 21, 8, 8)
+    assert torch.equal(c[:, :4], plain[:, :4]) and torch.equal(c[:, -1:], plain[:, -1:])
+    for i, j, dy, dx in [(0, 0, 0, 0), (3, 1, 1, 2), (7, 3, 3, 3), (5, 2, 2, 0)]:  # cells of the known left half
+        assert c[0, 4 + 4 * dy + dx, i, j] == x[0, 0, 4 * i + dy, 4 * j + dx]
+    assert (c[0, 4:20, :, 4:] == 0).all()  # the masked right half: no pixels
+    net = ConcatUNet(tiny_unet(25, 4), "inpaint", 4, 21, 8, known_pixels=True)
+    assert torch.equal(c[1:], net.null_condition(1))
+    again, _ = wrap_unet(tiny_unet(25, 4), net.spec)
+    assert again.known_pixels and again.spec == net.spec and net.spec["known_pixels"] is True
+    assert "known_pixels" not in ConcatUNet(tiny_unet(9, 4), "inpaint", 4, 5, 8).spec  # old checkpoints unchanged
+    with pytest.raises(ValueError, match="known_pixels is for inpainting"):
+        ConcatUNet(tiny_unet(5, 4), "sr", 4, 1, 8, known_pixels=True)
+
+
 # ------------------------------------------------------------------------------------------ measures, baselines
 def test_consistency_and_bicubic_on_exact_cases():
     lr = torch.rand(3, 1, 8, 8) * 2 - 1
