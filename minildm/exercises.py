@@ -279,8 +279,9 @@ def _sigma_max(answer) -> bool:
 # --- notebook 08 ------------------------------------------------------------------------------------------
 
 
-@exercise("08.inpaint_in_channels", "[z_t, c] with c = [s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), m↓]: z_t's latent channels, the "
-                                    "masked image's latent channels, and one for the mask.")
+@exercise("08.inpaint_in_channels", "[z_t, c] with c = [s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), P, m↓]: z_t's latent channels, "
+                                    "the masked image's latent channels, the known pixels (each 4 × 4 block of one "
+                                    "channel), and one for the mask.")
 def _inpaint_in_channels(answer) -> bool:
     return int(answer) == latent_mnist_inpaint("cpu").unet.in_channels
 

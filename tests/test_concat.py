@@ -141,10 +141,10 @@ def test_concat_pairs_repeat_each_digit_with_masks_of_seeds_0_to_k(ae):
     z = torch.randn(5, 4, 8, 8)
     zs, cs = recipes.concat_pairs(preset, ae, x, z, masks_per_image=3)
     shares = preset.conditioning.get("masks", {})  # the preset's mask shares (random_masks' defaults if none)
-    assert zs.shape == (15, 4, 8, 8) and cs.shape == (15, 5, 8, 8)
+    assert zs.shape == (15, 4, 8, 8) and cs.shape == (15, 5 + presets.INPAINT_PIXEL_CHANNELS, 8, 8)
     for k in range(3):
         assert torch.equal(zs[5 * k:5 * k + 5], z)
-        assert torch.equal(cs[5 * k:5 * k + 5, 4:], resize_mask(random_masks(5, 32, seed=k, **shares), 8))
+        assert torch.equal(cs[5 * k:5 * k + 5, -1:], resize_mask(random_masks(5, 32, seed=k, **shares), 8))
     for i in range(5):
         assert not torch.equal(cs[i], cs[5 + i]) and not torch.equal(cs[5 + i], cs[10 + i])
     assert recipes.concat_pairs(preset, ae, x, z)[0].shape[0] == 5 * recipes.INPAINT_MASKS_PER_IMAGE == 20
@@ -304,12 +304,12 @@ def trained(tmp_path_factory):
     return out, d
 
 
-@pytest.mark.parametrize("name,task,channels", [("latent-mnist-sr", "sr", 1), ("latent-mnist-inpaint", "inpaint", 5)])
+@pytest.mark.parametrize("name,task,channels", [("latent-mnist-sr", "sr", 1), ("latent-mnist-inpaint", "inpaint", 21)])
 def test_smoke_train_reload_sample(trained, name, task, channels):
     (model, ckpt), _ = trained[0][name], None
     spec = load_checkpoint(ckpt)["conditioning"]
     assert spec == dict(type="concat", task=task, latent_channels=4, condition_channels=channels, size=8) | (
-        dict(null_value=presets.SR_NULL) if task == "sr" else {})
+        dict(null_value=presets.SR_NULL) if task == "sr" else dict(known_pixels=True))
     again = load_diffusion(ckpt)
     assert isinstance(again.unet, ConcatUNet) and again.sample_shape == (4, 8, 8)
     c = torch.randn(2, channels, 8, 8)

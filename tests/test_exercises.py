@@ -46,7 +46,7 @@ ANSWERS = {
     "07.heun_nfe": (19, 20),  # 2·10 − 1: no second slope on the last step, to σ = 0
     "07.starts_at_T": ({"trailing", "linspace"}, "trailing"),  # linspace includes both ends, so it starts there too
     "07.sigma_max": (None, None),  # both filled in below from ᾱ_999
-    "08.inpaint_in_channels": (9, 5),  # 4 (z_t) + 4 (s·ℰ of the masked digit) + 1 (m↓); 5 forgets z_t
+    "08.inpaint_in_channels": (25, 21),  # 4 (z_t) + 4 (s·ℰ(x ⊙ (1 − m))) + 16 (known pixels) + 1 (m↓); 21: no z_t
     "08.nearest_consistency": (0.0, 0.25),  # avgpool₄ of a nearest upsample is the LR image itself
     "08.box_cells": (16 / 64, 144 / 1024),  # rows 10–21 touch cells 2–5: 4 × 4 cells; the wrong one is the pixel share
     "08.mouth_share": (0.25, 28 / 1024),  # each of rows 47 | 48 is one row of a cell: 4 of its 16 pixels; not the pixel share
