@@ -83,13 +83,11 @@ def pixel_preset(latent: DiffusionPreset) -> DiffusionPreset:
 
 
 def table6_presets(mode: str, steps: int | None = None, batch: int | None = None):
-    """``(latent, pixel)``: ``latent_mnist_inpaint(mode)`` with ``steps`` training steps (its lr drop moved to the
-    same fraction of the run: cpu's 10,000 of 12,000 becomes 1,250 of 1,500) and ``batch``, and its pixel twin. The
-    latent model's c is LDM's, [s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), m↓], without the preset's known pixels (the table
-    compares the two spaces, not the two conditions)."""
-    latent = presets.latent_mnist_inpaint(mode)
-    spec = {k: v for k, v in latent.conditioning.items() if k != "known_pixels"} | dict(condition_channels=5)
-    latent = dataclasses.replace(latent, unet=dataclasses.replace(latent.unet, in_channels=4 + 5), conditioning=spec)
+    """``(latent, pixel)``: ``latent_mnist_inpaint(mode, known_pixels=False)`` with ``steps`` training steps (its lr
+    drop moved to the same fraction of the run: cpu's 10,000 of 12,000 becomes 1,250 of 1,500) and ``batch``, and its
+    pixel twin. The latent model's c is LDM's, [s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), m↓], without the shipped preset's known
+    pixels (the table compares the two spaces, not the two conditions)."""
+    latent = presets.latent_mnist_inpaint(mode, known_pixels=False)
     train = latent.train
     if steps is not None and steps != train.steps:
         drop = round(train.lr_drop_at * steps / train.steps) if train.lr_drop_at else 0

@@ -181,7 +181,8 @@ def inpaint_condition(ae: AutoencoderKL, x: Tensor, mask: Tensor, batch_size: in
     was_training = ae.training
     ae.eval()
     device = ae.scale_factor.device
-    z = torch.cat([ae.encode_latents(masked_image(x[i:i + batch_size], mask[i:i + batch_size]).to(device)).cpu()
+    xm = masked_image(x, mask)  # x ⊙ (1 − m): (B, C, H, W)
+    z = torch.cat([ae.encode_latents(xm[i:i + batch_size].to(device)).cpu()
                    for i in range(0, x.shape[0], batch_size)])  # (B, z_channels, h, w)
     ae.train(was_training)
     h = z.shape[-1]
@@ -192,7 +193,7 @@ def inpaint_condition(ae: AutoencoderKL, x: Tensor, mask: Tensor, batch_size: in
             raise ValueError(f"one attribute vector per image: got {len(attrs)} for {len(x)} images")
         planes.append(attribute_planes(attrs, h))  # (B, M, h, w)
     if known_pixels:  # (B, C·f², h, w): channel c·f² + f·dy + dx of cell (i, j) is pixel (f·i + dy, f·j + dx)
-        planes.append(F.pixel_unshuffle(masked_image(x, mask), x.shape[-1] // h))
+        planes.append(F.pixel_unshuffle(xm, x.shape[-1] // h))
     return torch.cat(planes + [m], 1)
 
 

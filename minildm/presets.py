@@ -461,7 +461,7 @@ INPAINT_PIXEL_CHANNELS = 16  # the known pixels in c: MNIST's 1 channel × each 
 
 
 @capped
-def latent_mnist_inpaint(mode: Mode | None = None) -> DiffusionPreset:
+def latent_mnist_inpaint(mode: Mode | None = None, known_pixels: bool = True) -> DiffusionPreset:
     """Notebook 08: inpainting (LDM §4.5): ε_θ([z_t, s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), P, m↓], t), in_channels 4 + 4 + 16
     + 1, P the masked image's pixels stacked onto the latent grid (``known_pixels``,
     :func:`minildm.pairs.inpaint_condition`). LDM's condition is the first two; with P as well, half-masked digits
@@ -471,10 +471,12 @@ def latent_mnist_inpaint(mode: Mode | None = None) -> DiffusionPreset:
     Masks of boxes and strokes, 20 % halves, 10 % fully masked (:func:`minildm.pairs.random_masks`), four masks a
     digit (:func:`minildm.recipes.concat_pairs`): the fully masked input is the model's ∅, so it also draws digits
     from nothing, and is guided: s = 2 recommended (chosen on test seed 0; reported on seed 1, benchmarks/RESULTS.md).
+    ``known_pixels=False``: LDM's condition alone, c = [s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), m↓], in_channels 4 + 4 + 1
+    (the Table 6 benchmark's, which compares pixel and latent space, not the two conditions).
     """
-    p = _concat_preset(mode, "latent_mnist_inpaint", "inpaint", 5 + INPAINT_PIXEL_CHANNELS, INPAINT_CPU_STEPS,
-                       guidance=2.0, lr_drop_at=INPAINT_CPU_LR_DROP_AT)
-    return dataclasses.replace(p, conditioning=p.conditioning | dict(known_pixels=True))
+    p = _concat_preset(mode, "latent_mnist_inpaint", "inpaint", 5 + (INPAINT_PIXEL_CHANNELS if known_pixels else 0),
+                       INPAINT_CPU_STEPS, guidance=2.0, lr_drop_at=INPAINT_CPU_LR_DROP_AT)
+    return dataclasses.replace(p, conditioning=p.conditioning | dict(known_pixels=True)) if known_pixels else p
 
 
 # cpu budget: 1.1 s a step at batch 64 on one thread of the 2-core machine beside three other jobs, ~0.5 s beside
