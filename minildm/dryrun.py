@@ -27,14 +27,13 @@ from . import presets
 from .autoencoder import AutoencoderKL
 from .classifier import ClassifierConfig, MNISTClassifier
 from .cost import training_memory
-from .concat import null_condition as concat_null
 from .conditioning import LayoutEncoder
 from .face_classifier import AttributeClassifier
 from .layout import LayoutConfig, random_layouts
 from .ldm import DiffusionModel
 from .losses import PatchDiscriminator
 from .objective import diffusion_loss
-from .recipes import build_unet
+from .recipes import build_unet, concat_dropout_null
 from .schedule import make_schedule
 from .text import Tokenizer
 from .train import train_autoencoder, train_diffusion
@@ -101,10 +100,7 @@ def _conditions(preset, n: int) -> tuple[torch.Tensor | None, torch.Tensor | Non
     if spec["type"] == "concat":  # a random image condition c at the latent grid; ∅ (inpainting) the fully masked one
         shape = (n, spec["condition_channels"], spec["size"], spec["size"])
         c = torch.rand(shape, generator=torch.Generator().manual_seed(0))
-        null = None if spec["task"] == "sr" and spec.get("null_value") is None else \
-            concat_null(spec["task"], spec["condition_channels"], spec["size"],
-                        null_value=spec.get("null_value"))[0]  # SR: only with its plane
-        return c, null, preset
+        return c, concat_dropout_null(preset), preset  # what training drops to: SR's plane, inpainting's full mask
     M = len(spec["names"])  # attributes: random 0/1 values, ∅ = 2 for the null condition
     return torch.randint(0, 2, (n, M), generator=torch.Generator().manual_seed(0)), torch.full((M,), 2), preset
 

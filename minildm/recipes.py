@@ -228,7 +228,7 @@ def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = 
         labels = None
     elif spec["type"] == "concat":  # c on the latent grid, one per training image (notebook 08)
         data, labels = concat_pairs(preset, ae, images, data)
-        null = _concat_null(preset)  # SR's plane; inpainting's ∅ is a mask of its own, so no dropout
+        null = concat_dropout_null(preset)  # SR's plane, inpainting's fully masked input; None without dropout
     elif spec["type"] == "text":  # captions measured on the same digits, in the same order as the latents
         _, tok, labels, preset = text_conditions(preset, images, labels)
         null = tok.null()
@@ -237,9 +237,10 @@ def train(name: str, mode: Mode | None = None, ckpt_path=None, progress: bool = 
     return to_model(preset, result.ema, ae), ckpt_path
 
 
-def _concat_null(preset: DiffusionPreset) -> Tensor | None:
-    """∅ of a concatenation preset's c for condition dropout (:func:`minildm.concat.null_condition`: the fully
-    masked input, nothing said), or None when it trains without dropout (SR)."""
+def concat_dropout_null(preset: DiffusionPreset) -> Tensor | None:
+    """∅ of a concatenation preset's c for condition dropout (:func:`minildm.concat.null_condition`: SR's plane of
+    ``null_value``, inpainting's fully masked input with nothing said), or None when the preset trains without
+    dropout (p_uncond = 0, e.g. the toy faces' SR). The training recipes and ``dryrun`` both take ∅ from here."""
     if preset.train.p_uncond <= 0:
         return None
     spec = preset.conditioning
@@ -311,7 +312,7 @@ def live_run(name: str, steps: int, first_stage: AutoencoderKL | None = None, n:
     data = images if ae is None else encode_dataset(ae, images)
     if spec.get("type") == "concat":
         data, labels = concat_pairs(preset, ae, images, data, masks_per_image=1)
-        null = _concat_null(preset)
+        null = concat_dropout_null(preset)
     elif not spec:
         labels = None
     ckpt_path = runs_dir(preset.mode) / "live" / f"{preset.name}.pt"
@@ -454,7 +455,7 @@ def train_face_concat(preset: DiffusionPreset, ckpt_path=None, progress: bool = 
     z = encode_dataset(ae, data.images[:n], cache_path=runs_dir(preset.mode) / "latents_faces_toy_shipped_ae.pt")
     z, c = face_concat_pairs(preset, ae, data, z)
     result, _ = train_preset(preset, z, labels=c, ckpt_path=ckpt_path, progress=progress, callback=callback,
-                             first_stage=ae, null_condition=_concat_null(preset))
+                             first_stage=ae, null_condition=concat_dropout_null(preset))
     return to_model(preset, result.ema, ae)
 
 

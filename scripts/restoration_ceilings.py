@@ -86,7 +86,7 @@ def ceiling(name: str, degrade, x, labels, epochs: int = 2, seeds=(2,)) -> dict:
         temperatures.append(temperature)
     prob = torch.stack(probs).mean(0)
     p_true = prob.gather(1, labels[:, None])[:, 0]
-    out = dict(temperature=temperatures[0] if len(seeds) == 1 else temperatures, epochs=epochs, seeds=list(seeds),
+    out = dict(temperatures=temperatures, epochs=epochs, seeds=list(seeds),  # one per seed, in the order of seeds
                argmax=bootstrap_mean((prob.argmax(-1) == labels).float().numpy()),
                posterior=bootstrap_mean(p_true.numpy()))
     if len(seeds) > 1:
@@ -131,7 +131,7 @@ def main() -> None:
                 ", ".join(f"{a:.1%}" for a in c["members_argmax"]) + ")"
         print(f"| {what}: this classifier's argmax (a lower bound on the argmax ceiling) | {c['argmax']:.1%} |")
         print(f"| {what}: its posterior E[p(y_true | o)] (an exact sampler's, a lower bound; "
-              f"T = {c['temperature'] if len(args.seeds) == 1 else c['temperature'][0]:.2f}) | {c['posterior']:.1%} |")
+              f"T = {', '.join(f'{t:.2f}' for t in c['temperatures'])}) | {c['posterior']:.1%} |")
     if args.json:
         def one(v):
             return v.to_dict() if isinstance(v, Estimate) else v
