@@ -8,6 +8,8 @@ optimiser and seed:
 * ``v``              v-prediction (Salimans & Ho 2022) on the same schedule: the loss re-weighted by 1 + 1/SNR
 * ``v_zero_snr``     v-prediction on the linear schedule rescaled to ᾱ_T = 0 (Lin et al. 2024, Alg. 1), so
                      training sees pure noise at t = T − 1, as sampling starts from it; it cannot be trained as ε
+* ``eps_scaled``, ``v_scaled``  the same two targets on LDM's scaled-linear schedule (issue 13, defect 5: the
+                     schedule notebook 01 teaches; v on scaled-linear is Stable Diffusion 2's recipe)
 
 Each is then sampled from the same x_T by 50 ancestral and 50 deterministic DDIM steps (trailing spacing, which
 starts at t = T − 1, Lin et al.'s recommendation; leading too for the linear schedule) and judged by the course's
@@ -42,7 +44,8 @@ from minildm.shipped import shipped
 from minildm.uncertainty import bootstrap
 
 # name → (what the network predicts, β schedule)
-VARIANTS = {"eps": ("eps", "linear"), "v": ("v", "linear"), "v_zero_snr": ("v", "linear" + ZERO_SNR)}
+VARIANTS = {"eps": ("eps", "linear"), "v": ("v", "linear"), "v_zero_snr": ("v", "linear" + ZERO_SNR),
+            "eps_scaled": ("eps", "scaled_linear"), "v_scaled": ("v", "scaled_linear")}
 
 
 def variant_preset(name: str, steps: int, seed: int, mode: str = "cpu") -> presets.DiffusionPreset:
