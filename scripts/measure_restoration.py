@@ -121,10 +121,11 @@ def measure_inpaint(args, ev, x, labels, ref) -> list[dict]:
 
 
 def half_ceiling(x, labels, epochs: int = 2) -> float:
-    """How much of the label the known half carries: the judge's architecture and recipe (another seed), trained
-    on MNIST's training digits with the same right half masked, read on the masked test digits. No inpainting can
-    be read right much more often than this: the fill can only add what the left half implies. Cached in
-    runs/<mode>/judge_left_half.pt (about 5 min to train on one thread)."""
+    """How much of the label the known half carries, roughly: the judge's architecture and recipe (another seed),
+    trained on MNIST's training digits with the same right half masked, its argmax read on the masked test digits.
+    One uncalibrated 2-epoch classifier: a *lower* bound on what a best reader of the left half gets, so a fill may
+    beat it; ``scripts/restoration_ceilings.py`` gives the calibrated, ensembled bounds (argmax and an exact
+    sampler's E[p]) that RESULTS quotes. Cached in runs/<mode>/judge_left_half.pt (about 5 min on one thread)."""
     train_x, train_y = mnist("train")
     test_x, test_y = mnist("test")
     mask = half_mask(1, 32, "right")
@@ -163,7 +164,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0, help="which test digits (and their disjoint reference)")
     p.add_argument("--half-ceiling", action="store_true",
-                   help="also train (once, cached) a classifier on left halves: the label information they carry")
+                   help="also train (once, cached) a classifier on left halves: a lower bound on the label information they carry")
     p.add_argument("--json", default=None)
     args = p.parse_args()
     if args.steps < 1:
@@ -187,8 +188,9 @@ def main() -> None:
              [("error outside mask, unpasted", "outside"), ("two draws apart, inside", "spread")])
         if args.half_ceiling:
             out["left_half_ceiling"] = half_ceiling(x, labels)
-            print(f"\nceiling: a judge-architecture classifier trained on left halves reads {out['left_half_ceiling']:.1%}"
-                  " of these masked digits right (what the known half says of the label)")
+            print(f"\nleft half: a judge-architecture classifier trained on left halves reads {out['left_half_ceiling']:.1%}"
+                  " of these masked digits right (a lower bound on what the half says of the label; "
+                  "scripts/restoration_ceilings.py for the calibrated bounds)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(n=args.n, seed=args.seed, steps=args.steps, models=dict(sr=args.sr, regression=args.regression,
