@@ -100,6 +100,10 @@ class ConcatUNet(nn.Module):
             raise ValueError(f"null_value is super-resolution's ∅, a constant plane outside the images' [-1, 1] "
                              f"(so never a real LR image): give a value beyond ±1 for task 'sr', got {null_value} "
                              f"for task {task!r}")
+        if cfg.vector_dim is not None and cfg.vector_dim != len(self.attributes):
+            raise ValueError(f"a concatenation UNet with vector_dim={cfg.vector_dim} reads its attribute planes into "
+                             f"the time embedding as well: it needs that many attributes, got "
+                             f"{len(self.attributes)}")
         self.unet, self.task, self.null_value, self.known_pixels = unet, task, null_value, bool(known_pixels)
         self.latent_channels, self.condition_channels, self.size = latent_channels, condition_channels, size
 
@@ -136,7 +140,12 @@ class ConcatUNet(nn.Module):
         if y.shape != (B, self.condition_channels, H, W):
             raise ValueError(f"the condition c must be aligned with z_t: ({B}, {self.condition_channels}, {H}, {W}), "
                              f"got {tuple(y.shape)}")
-        return self.unet(torch.cat([x, y.to(x.dtype)], 1), t)  # [z_t, c]: (B, C_z + C_c, h, w) → (B, C_z, h, w)
+        y = y.to(x.dtype)
+        if self.unet.cfg.vector_dim is None:
+            return self.unet(torch.cat([x, y], 1), t)  # [z_t, c]: (B, C_z + C_c, h, w) → (B, C_z, h, w)
+        # a global condition also through the embedding: the attribute planes are constant, so their means are A
+        a = y[:, self.latent_channels:self.latent_channels + len(self.attributes)].mean((2, 3))  # (B, M)
+        return self.unet(torch.cat([x, y], 1), t, vec=a)
 
     def null_condition(self, batch: int, device=None) -> Tensor:
         """∅ for a batch (batch, C_c, size, size): the fully masked input (inpainting), the empty map (semantic),

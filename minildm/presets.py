@@ -544,15 +544,22 @@ def latent_faces_sr(mode: Mode | None = None) -> DiffusionPreset:
 
 
 @capped
-def latent_faces_inpaint(mode: Mode | None = None) -> DiffusionPreset:
+def latent_faces_inpaint(mode: Mode | None = None, attribute_embedding: bool = True) -> DiffusionPreset:
     """Notebook 08: toy-face inpainting told the attributes (LDM §4.5, and the attributes of notebook 06):
     c = [s·ℰ(x ⊙ (1 − m)) ⊙ (1 − m↓), A, m↓] with A the 16 attributes as constant planes (+1 / −1 / 0 unspecified,
     :func:`minildm.pairs.attribute_planes`), in_channels 3 + 3 + 16 + 1. The masks include the region of one
     attribute (:func:`minildm.pairs.face_masks`), so "the eyes masked out, Eyeglasses = 1" is a training case.
-    Condition dropout p_uncond = 0.1 to ∅ (fully masked, nothing said)."""
+    Condition dropout p_uncond = 0.1 to ∅ (fully masked, nothing said).
+
+    ``attribute_embedding``: A also enters the time embedding (``UNetConfig(vector_dim=16)``, a linear map added
+    to it, so every ResBlock sees it), not only the first conv. A global condition has no place in the image; with
+    the planes alone (False, the first shipped model) the fills ignored the request for glasses and smiles
+    (benchmarks/RESULTS.md)."""
     names = RENDERED_ATTRIBUTES
-    return _latent_faces_concat("latent_faces_inpaint", "inpaint", 3 + len(names) + 1, mode or get_mode(),
-                                p_uncond=0.1, attributes=names)
+    p = _latent_faces_concat("latent_faces_inpaint", "inpaint", 3 + len(names) + 1, mode or get_mode(),
+                             p_uncond=0.1, attributes=names)
+    return dataclasses.replace(p, unet=dataclasses.replace(p.unet, vector_dim=len(names))) if attribute_embedding \
+        else p
 
 
 # ------------------------------------------------------------------------------ the command line's presets

@@ -7,6 +7,7 @@ code               paper                        meaning
 ``t``              t                            timestep indices 0 … T-1, (B,)
 ``emb``            —                            time (+ class) embedding, (B, emb_dim), fed to every ResBlock
 ``y``              y                            optional class labels, (B,) ints
+``vec``            —                            optional global condition vector (B, vector_dim), e.g. attributes
 ``context``        τ_θ(y)                       conditioning tokens (B, M, context_dim) for cross-attention
 ``context_mask``   —                            (B, M) bool: False for padding tokens no pixel may attend to
 output             ε_θ(x_t, t)                  predicted noise, same shape as ``x``
@@ -68,6 +69,9 @@ class UNetConfig(DictConfig):
     heads: int = 4  # attention heads
     dropout: float = 0.0  # dropout inside ResBlocks (DDPM used 0.1 on CIFAR-10)
     num_classes: Optional[int] = None  # if set, a learned class embedding is added to the time embedding
+    # if set, a learned linear map of a global condition vector vec (B, vector_dim) is added to the time embedding,
+    # so it reaches every ResBlock (ADM's class route, for a vector; SDXL adds its size conditions this way)
+    vector_dim: Optional[int] = None
     time_emb_mult: int = 4  # emb_dim = base_channels · time_emb_mult (DDPM/LDM use 4)
     context_dim: Optional[int] = None  # if set, attention blocks become SpatialTransformers attending to τ_θ(y)
     transformer_depth: int = 1  # TransformerBlocks per SpatialTransformer (used only with context_dim)
@@ -134,6 +138,7 @@ class UNet(nn.Module):
         emb_dim = ch * cfg.time_emb_mult
         self.time_embed = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.label_embed = nn.Embedding(cfg.num_classes, emb_dim) if cfg.num_classes else None
+        self.vector_embed = nn.Linear(cfg.vector_dim, emb_dim) if cfg.vector_dim else None
 
         def res(i: int, o: int) -> ResBlock:
             return ResBlock(i, o, emb_dim, cfg.dropout)
@@ -181,10 +186,11 @@ class UNet(nn.Module):
         nn.init.zeros_(self.conv_out.bias)
 
     def forward(self, x: Tensor, t: Tensor | int, y: Optional[Tensor] = None,
-                context: Optional[Tensor] = None, context_mask: Optional[Tensor] = None) -> Tensor:
+                context: Optional[Tensor] = None, context_mask: Optional[Tensor] = None,
+                vec: Optional[Tensor] = None) -> Tensor:
         """x (B, C, H, W), t (B,) or a scalar, y (B,) class labels, context (B, M, context_dim) τ_θ(y),
-        context_mask (B, M) bool (True: a token the cross-attention may read; None: all)
-        → ε_θ (B, out_channels, H, W)."""
+        context_mask (B, M) bool (True: a token the cross-attention may read; None: all), vec (B, vector_dim) a
+        global condition vector → ε_θ (B, out_channels, H, W)."""
         cfg = self.cfg
         if x.ndim != 4:
             raise ValueError(f"UNet expects x of shape (B, C, H, W), got {tuple(x.shape)}")
@@ -231,6 +237,14 @@ class UNet(nn.Module):
         elif y is not None:
             raise ValueError("labels y were given but the UNet has no class embedding; "
                              "build it with UNetConfig(num_classes=...)")
+        if self.vector_embed is not None:
+            if vec is None or tuple(vec.shape) != (B, cfg.vector_dim):
+                raise ValueError(f"this UNet was built with vector_dim={cfg.vector_dim}: pass vec of shape "
+                                 f"({B}, {cfg.vector_dim}), got {None if vec is None else tuple(vec.shape)}")
+            emb = emb + self.vector_embed(vec.to(emb.dtype))  # (B, emb_dim)
+        elif vec is not None:
+            raise ValueError("a condition vector vec was given but the UNet has no vector embedding; "
+                             "build it with UNetConfig(vector_dim=...)")
 
         if cfg.coord_freqs is not None:  # [x_t, γ(position)]: the same features for every example
             coords = coordinate_features(H, W, cfg.coord_freqs, device=x.device, dtype=x.dtype)

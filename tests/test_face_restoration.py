@@ -105,6 +105,29 @@ def test_concat_unet_carries_its_attributes_through_the_spec():
         tiny_concat(3 + M + 1, task="semantic", attributes=FACE_ATTRIBUTES)
 
 
+def test_attribute_embedding_reads_the_planes_the_condition_carries(face_ae):
+    """UNetConfig(vector_dim=M): the ConcatUNet passes the UNet exactly the attribute vector of the planes (+1 / −1 /
+    0 unsaid), so the request reaches the time embedding; ∅ (nothing said) gives it the zero vector."""
+    unet = UNet(UNetConfig(in_channels=3 + 3 + M + 1, out_channels=3, base_channels=8, channel_mult=(1, 2),
+                           attn_levels=(), heads=1, vector_dim=M))
+    net = randomise(ConcatUNet(unet, "inpaint", 3, 3 + M + 1, 16, FACE_ATTRIBUTES))
+    seen = []
+    net.unet.vector_embed.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].clone()))
+    attrs = torch.randint(0, 3, (2, M), generator=torch.Generator().manual_seed(0))
+    c = inpaint_condition(face_ae, torch.rand(2, 3, 64, 64) * 2 - 1, face_masks(2, 64, seed=0), attrs=attrs)
+    with torch.no_grad():
+        net(torch.randn(2, 3, 16, 16), torch.tensor([5, 500]), y=c)
+        net(torch.randn(2, 3, 16, 16), 7, y=net.null_condition(2))
+    want = torch.where(attrs == 2, 0.0, attrs.float() * 2 - 1)
+    assert_close(seen[0], want)
+    assert_close(seen[1], torch.zeros(2, M))
+    rebuilt, _ = wrap_unet(net.unet, net.spec)  # the route is the UNet's config: checkpoints rebuild it
+    assert rebuilt.unet.cfg.vector_dim == M
+    with pytest.raises(ValueError, match="vector_dim=16 .* needs that many attributes, got 0"):
+        ConcatUNet(UNet(UNetConfig(in_channels=7, out_channels=3, base_channels=8, channel_mult=(1, 2),
+                                   attn_levels=(), heads=1, vector_dim=M)), "inpaint", 3, 4, 16)
+
+
 def _model(net: ConcatUNet, ae) -> DiffusionModel:
     return DiffusionModel(net, make_schedule("linear", 1000), first_stage=ae, image_size=64)
 

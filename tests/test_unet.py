@@ -128,3 +128,32 @@ def test_loss_reproducible_with_generator_and_forwards_kwargs():
     assert a.item() != c.item()
     a.backward()
     assert model.conv_out.weight.grad is not None
+
+
+def test_vector_embedding_is_added_to_the_time_embedding():
+    """vector_dim: emb(t) + W·vec + b reaches every ResBlock. With W = 0 and b = 0 the network is exactly the one
+    without it (same other weights); with b alone it is the plain network whose time embedding is shifted by b."""
+    torch.manual_seed(0)
+    plain = randomise(UNet(UNetConfig(in_channels=2, **TINY))).eval()
+    vec_net = UNet(UNetConfig(in_channels=2, vector_dim=5, **TINY)).eval()
+    missing = vec_net.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["vector_embed.bias", "vector_embed.weight"]
+    x, t, v = torch.randn(3, 2, 8, 8), torch.tensor([1, 50, 900]), torch.randn(3, 5)
+    with torch.no_grad():
+        nn_init = vec_net.vector_embed
+        nn_init.weight.zero_(); nn_init.bias.zero_()
+        assert_close(vec_net(x, t, vec=v), plain(x, t))
+        nn_init.weight.normal_()
+        out_a, out_b = vec_net(x, t, vec=v), vec_net(x, t, vec=-v)
+    assert (out_a - out_b).abs().mean() > 1e-3  # the output depends on vec
+    assert (out_a - plain(x, t)).abs().mean() > 1e-3
+
+
+def test_vector_embedding_errors_say_what_to_pass():
+    net = UNet(UNetConfig(in_channels=1, vector_dim=4, **TINY))
+    with pytest.raises(ValueError, match=r"vector_dim=4: pass vec of shape \(2, 4\)"):
+        net(torch.randn(2, 1, 8, 8), 3)
+    with pytest.raises(ValueError, match=r"vector_dim=4: pass vec of shape \(2, 4\), got \(2, 3\)"):
+        net(torch.randn(2, 1, 8, 8), 3, vec=torch.randn(2, 3))
+    with pytest.raises(ValueError, match="no vector embedding"):
+        UNet(UNetConfig(in_channels=1, **TINY))(torch.randn(2, 1, 8, 8), 3, vec=torch.randn(2, 4))
