@@ -45,7 +45,7 @@ def sr(faces):
 def inpainted(faces):
     x, attrs, _, judge = faces
     model = load_diffusion(shipped("latent_faces_inpaint"))
-    return fr.measure_attribute_inpainting(model, judge, x, attrs, names=("Wearing_Hat",), steps=STEPS, n_boot=100)
+    return fr.measure_attribute_inpainting(model, judge, x, attrs, names=("Wearing_Hat", "Eyeglasses"), steps=STEPS, n_boot=100)
 
 
 @pytest.mark.parametrize("name,task,channels", [("latent_faces_sr", "sr", 3),
@@ -72,13 +72,14 @@ def test_face_sr_beats_bicubic_and_keeps_the_lr_face(sr):
     assert sr["diversity"].value > 0.005  # two draws differ: it samples, it does not regress
 
 
-def test_face_inpainting_follows_the_hat_attribute(inpainted):
-    """What the shipped model does, not the issue's aim (weights README): told the attributes it follows them only
-    weakly. Only the hat, the largest region, changes with the request beyond chance: a fill that ignored the request
-    would score as-it-was + flipped = 1 exactly (the judge reads one value or the other); at n = 500 the hat's sum is
-    1.40 (glasses 1.07, smile 1.01), on these 64 faces 1.36. Gate: ≥ 1.15 (about 3 standard errors below 1.40). The
-    error outside the mask before pasting, 0.170 at n = 500 and 0.187 here ([−1, 1] units; the autoencoder alone
-    ≈ 0.05), must not grow past 0.25."""
-    r = inpainted["Wearing_Hat"]
-    assert r["as it was"].value + r["flipped"].value >= 1.15, (r["as it was"], r["flipped"])
-    assert r["outside"].value <= 0.25, r["outside"]
+def test_face_inpainting_follows_the_hat_and_glasses_requests(inpainted):
+    """What the shipped model does, not all of the issue's aim (weights README): told the attributes, it follows the
+    hat and the glasses and not the smile. A fill that ignored the request would score as-it-was + flipped = 1
+    exactly (the judge reads one value or the other). Measured at n = 500: hat 1.56, glasses 1.37, smile 1.08; on
+    these 64 faces 1.50, 1.36, 1.05. Gates: hat ≥ 1.30 and glasses ≥ 1.15, about 3 standard errors (≈ 0.07 at
+    n = 64) below the n = 500 values; the smile is not gated. The error outside the mask before pasting, 0.17–0.18 at
+    n = 500 and 0.19–0.20 here ([−1, 1] units; the autoencoder alone ≈ 0.05), must not grow past 0.25."""
+    for name, floor in (("Wearing_Hat", 1.30), ("Eyeglasses", 1.15)):
+        r = inpainted[name]
+        assert r["as it was"].value + r["flipped"].value >= floor, (name, r["as it was"], r["flipped"])
+        assert r["outside"].value <= 0.25, (name, r["outside"])
