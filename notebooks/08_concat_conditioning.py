@@ -52,8 +52,8 @@
 # **Two paths** (the first cell below): `FAST = True`, the default in smoke and cpu mode, loads the shipped models
 # of `minildm/weights/` (each trained by the command its README records) and trains only a short live run, so that
 # you see the loss fall and the first samples appear; `FAST = False`, the default in gpu mode, trains every model
-# here. Measured on 2 CPU cores (two threads), from an empty runs folder: the fast path 4.6 min wall (8.8 min of
-# CPU time, the machine otherwise idle), nearly all of it measuring (500 digits per method, 300 part maps, 200 faces for SR and 100 for inpainting); the full path about
+# here. Measured on 2 CPU cores, from an empty runs folder: the fast path 8.8 min of CPU time (4.6 min wall on two
+# threads, the machine otherwise idle; on one thread expect the CPU time), nearly all of it measuring (500 digits per method, 300 part maps, 200 faces for SR and 100 for inpainting); the full path about
 # 4 hours more (seven models' training, `notebooks/RUNS.md`). On a Colab T4 expect the fast path in a few minutes
 # (not measured yet).
 
