@@ -45,7 +45,7 @@ def sr(faces):
 def inpainted(faces):
     x, attrs, _, judge = faces
     model = load_diffusion(shipped("latent_faces_inpaint"))
-    return fr.measure_attribute_inpainting(model, judge, x, attrs, names=("Wearing_Hat", "Eyeglasses"), steps=STEPS, n_boot=100)
+    return fr.measure_attribute_inpainting(model, judge, x, attrs, steps=STEPS, n_boot=100)
 
 
 @pytest.mark.parametrize("name,task,channels", [("latent_faces_sr", "sr", 3),
@@ -72,14 +72,15 @@ def test_face_sr_beats_bicubic_and_keeps_the_lr_face(sr):
     assert sr["diversity"].value > 0.005  # two draws differ: it samples, it does not regress
 
 
-def test_face_inpainting_follows_the_hat_and_glasses_requests(inpainted):
-    """What the shipped model does, not all of the issue's aim (weights README): told the attributes, it follows the
-    hat and the glasses and not the smile. A fill that ignored the request would score as-it-was + flipped = 1
-    exactly (the judge reads one value or the other). Measured at n = 500: hat 1.56, glasses 1.37, smile 1.08; on
-    these 64 faces 1.50, 1.36, 1.05. Gates: hat ≥ 1.30 and glasses ≥ 1.15, about 3 standard errors (≈ 0.07 at
-    n = 64) below the n = 500 values; the smile is not gated. The error outside the mask before pasting, 0.17–0.18 at
-    n = 500 and 0.19–0.20 here ([−1, 1] units; the autoencoder alone ≈ 0.05), must not grow past 0.25."""
-    for name, floor in (("Wearing_Hat", 1.30), ("Eyeglasses", 1.15)):
+def test_face_inpainting_follows_the_requested_attributes(inpainted):
+    """Told the attributes, the fills follow them: a fill that ignored the request would score as-it-was + flipped
+    = 1 exactly (the judge reads one value or the other), one that always obeyed 2. Measured at n = 500 (weights
+    README): hat 1.78, glasses 1.58, smile 1.52; on these 64 faces 1.81, 1.53, 1.47. Gates about 3 standard errors
+    (≈ 0.07 at n = 64) below the n = 500 values: hat ≥ 1.55, glasses ≥ 1.35, smile ≥ 1.30 (the 3,000-step model
+    scored 1.50, 1.36 and 1.05 here and would fail). The error outside the mask before pasting, 0.056–0.061 at
+    n = 500 and 0.057–0.063 here ([−1, 1] units; the autoencoder alone ≈ 0.05; the 3,000-step model 0.19), must stay
+    ≤ 0.10."""
+    for name, floor in (("Wearing_Hat", 1.55), ("Eyeglasses", 1.35), ("Smiling", 1.30)):
         r = inpainted[name]
         assert r["as it was"].value + r["flipped"].value >= floor, (name, r["as it was"], r["flipped"])
-        assert r["outside"].value <= 0.25, (name, r["outside"])
+        assert r["outside"].value <= 0.10, (name, r["outside"])
