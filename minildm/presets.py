@@ -451,8 +451,9 @@ def latent_mnist_sr(mode: Mode | None = None) -> DiffusionPreset:
     p_uncond = 0.1 to ∅ = a plane of :data:`SR_NULL` (beyond ±1, never an LR digit; :mod:`minildm.concat`), which
     LDM's SR model does not have: at the same budget it changed nothing unguided (95.7% against the first model's
     95.6% read right, test seed 0) and guidance (s = 2 for the 12,000-step model, s = 3 for the 36,000-step one,
-    each chosen on seed 0) sharpens the digit the LR image implies (benchmarks/RESULTS.md). The regression baseline (:func:`minildm.recipes.train_sr_regression`) trains this very
-    UNet with this TrainConfig (its L1 has no condition to drop).
+    each chosen on seed 0) sharpens the digit the LR image implies (benchmarks/RESULTS.md). The regression baseline
+    (:func:`minildm.recipes.train_sr_regression`) trains this very UNet with this TrainConfig (its L1 has no
+    condition to drop).
     """
     p = _concat_preset(mode, "latent_mnist_sr", "sr", 1, SR_CPU_STEPS, guidance=3.0)
     return dataclasses.replace(p, train=dataclasses.replace(p.train, p_uncond=0.1),
@@ -501,7 +502,7 @@ def latent_faces_semantic(mode: Mode | None = None) -> DiffusionPreset:
                                 cpu_steps=(SEMANTIC_CPU_STEPS, SEMANTIC_CPU_LR_DROP_AT), gpu_n_train=20000)
 
 
-FACE_CONCAT_CPU_STEPS, FACE_CONCAT_CPU_LR_DROP_AT = 3000, 2600  # face SR and inpainting, cpu mode
+FACE_CONCAT_CPU_STEPS, FACE_CONCAT_CPU_LR_DROP_AT = 3000, 2600  # face SR, cpu mode (inpainting: below)
 # face inpainting, cpu mode: three times as long. At 3,000 steps the fills ignored the request for a smile (as it was
 # + flipped 108%, where 100% is "ignored") and redrew the known region 3x the autoencoder's error; at 9,000 the
 # smile is followed (152%) and the error is the autoencoder's (benchmarks/RESULTS.md, 2026-12-04)

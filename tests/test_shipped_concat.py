@@ -19,9 +19,8 @@ from minildm.shipped import shipped
 
 N = 200  # test digits per gate
 STEPS = 50
-# measured on the shipped weights at n = 200, seed 0 (and at n = 1000 in minildm/weights/README.md)
-# (the retrained 12,000-step weights of 2026-12-02, measured at n = 1000; a 200-digit estimate has sd ≈ 1.5 points
-# at 95% and ≈ 2.8 at 81%, so each threshold sits ≥ 3 sd below its measurement)
+# measured on the shipped weights at n = 200, seed 0 (and at n = 1000 in minildm/weights/README.md); a 200-digit
+# estimate has sd ≈ 1.2 points at 97% and ≈ 2.1 at 90%, so each threshold sits ≥ 3 sd below its measurement
 # SR at its shipped guidance 3 (the 2026-12-04 model, 36,000 steps, trained with a ∅ so it can be guided; s chosen
 # on seed 0 from 1 / 2 / 3 → 96.3 / 96.2 / 96.5%): 96.9% [95.9, 97.9] on seed 1 (target 97%: missed by 0.1), FD
 # 1.04× the floor; on these 200 digits 97.5% [95.0, 99.0], FD 0.98×, consistency 0.013 (bicubic 0.049)

@@ -77,7 +77,7 @@ def test_face_inpainting_follows_the_requested_attributes(inpainted):
     = 1 exactly (the judge reads one value or the other), one that always obeyed 2. Measured at n = 500 (weights
     README): hat 1.78, glasses 1.58, smile 1.52; on these 64 faces 1.81, 1.53, 1.47. Gates about 3 standard errors
     (≈ 0.07 at n = 64) below the n = 500 values: hat ≥ 1.55, glasses ≥ 1.35, smile ≥ 1.30 (the 3,000-step model
-    scored 1.50, 1.36 and 1.05 here and would fail). The error outside the mask before pasting, 0.056–0.061 at
+    scored 1.50, 1.36 and 1.05 here: it fails the hat, smile and outside gates, not the glasses'). The error outside the mask before pasting, 0.056–0.061 at
     n = 500 and 0.057–0.063 here ([−1, 1] units; the autoencoder alone ≈ 0.05; the 3,000-step model 0.19), must stay
     ≤ 0.10."""
     for name, floor in (("Wearing_Hat", 1.55), ("Eyeglasses", 1.35), ("Smiling", 1.30)):
