@@ -803,7 +803,8 @@ def fmt(r, key, low, high):
 print(f"{'variant':>12} {'steps':>6} {'spacing':>9} {'ancestral-50 FD/floor':>24} {'DDIM-50 FD/floor':>24} "
       f"{'DDIM ÷ ancestral':>22}")
 param_rows = []
-for name in ("param_study_eps_v.json", "param_study_v_zero_snr.json", "param_study_20k.json"):
+for name in ("param_study_eps_v.json", "param_study_v_zero_snr.json", "param_study_20k.json",
+             "param_study_20k_scaled.json", "param_study_20k_w32.json"):  # the last: a 4× larger UNet (2.74 M)
     d = recorded(name)
     for r in (d or {}).get("rows", []):
         r = dict(r, file_steps=d["steps"])
@@ -815,13 +816,15 @@ for name in ("param_study_eps_v.json", "param_study_v_zero_snr.json", "param_stu
                   f"{fmt(anc, 'fd_floor', 'fd_floor_low', 'fd_floor_high'):>24} "
                   f"{fmt(r, 'fd_floor', 'fd_floor_low', 'fd_floor_high'):>24} "
                   f"{fmt(r, 'ddim_over_ancestral', 'gap_low', 'gap_high'):>22}")
-v_study = recorded("sampler_study_v20k.json")  # the 20,000-step v-model against its own DDPM-1000, seed 0
-if v_study:
-    print(f"\nthe v-model at 20,000 steps, n = {v_study['n']}, seed {v_study['seed']}, FD ÷ its DDPM-1000 (paired; "
-          "the shipped ε-model's rows are in §3.1 and §4):")
-    for r in v_study["rows"][1:]:
-        print(f"  {r['sampler']:>5} {r['spacing']:>9} NFE {r['nfe']:>3}: {fmt(r, 'ratio', 'ratio_low', 'ratio_high')}"
-              f"  (FD / floor {r['fd_floor']:.2f})")
+for file, who in (("sampler_study_v20k.json", "the v-model (0.69 M, linear schedule)"),
+                  ("sampler_study_v_w32.json", "latent_mnist_v (2.74 M, scaled-linear)")):
+    v_study = recorded(file)  # a 20,000-step v-model against its own DDPM-1000, seed 0
+    if v_study:
+        print(f"\n{who} at 20,000 steps, n = {v_study['n']}, seed {v_study['seed']}, FD ÷ its DDPM-1000 (paired; "
+              "the shipped ε-model's rows are in §3.1 and §4):")
+        for r in v_study["rows"][1:]:
+            print(f"  {r['sampler']:>5} {r['spacing']:>9} NFE {r['nfe']:>3}: "
+                  f"{fmt(r, 'ratio', 'ratio_low', 'ratio_high')}  (FD / floor {r['fd_floor']:.2f})")
 snaps = recorded("param_study_snapshots_n500.json")
 if snaps:
     fig, ax = plt.subplots(figsize=(6, 3.4))
@@ -837,7 +840,8 @@ if snaps:
     for r in long:
         ax.errorbar([r["step"]], [r["ddim_over_ancestral"]], yerr=[[r["ddim_over_ancestral"] - r["gap_low"]],
                     [r["gap_high"] - r["ddim_over_ancestral"]]], fmt="s", ms=5, capsize=2,
-                    color="tab:blue" if "eps" in r["variant"] else "tab:orange",
+                    color="tab:red" if "w32" in r["variant"] else "tab:blue" if "eps" in r["variant"] else
+                    "tab:orange",
                     label=f"{r['variant']}, {r['step']} steps (n = 2000)")
     ax.axhline(1, color="k", lw=1); ax.axhline(1.3, color="k", ls=":", lw=1, label="1.3× target")
     ax.set(xscale="log", xlabel="training steps", ylabel="DDIM-50 ÷ ancestral-50 FD (paired)",

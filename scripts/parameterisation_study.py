@@ -24,6 +24,13 @@ Runs go to ``runs/<mode>/param_study/`` (resumable: run the same command again a
 measures the shipped ``latent_mnist`` (ε, 20,000 steps) the same way, as the reference for a run at its budget:
 
     python scripts/parameterisation_study.py --steps 20000 --variants v --dir runs/cpu/param_study_20k --shipped
+
+``--width 32`` trains the same recipe with a UNet of twice the base width (2.74 M parameters against 0.69 M; the
+run is named ``v_scaled_w32``): whether the small network is what holds FD and the DDIM gap (issues 13 and 15).
+Its 20,000-step v / scaled-linear run is shipped as ``latent_mnist_v``:
+
+    python scripts/parameterisation_study.py --steps 20000 --seeds 0 --variants v_scaled --width 32 \
+        --dir runs/cpu/param_study_20k --train-only
 """
 from __future__ import annotations
 
@@ -48,14 +55,22 @@ VARIANTS = {"eps": ("eps", "linear"), "v": ("v", "linear"), "v_zero_snr": ("v", 
             "eps_scaled": ("eps", "scaled_linear"), "v_scaled": ("v", "scaled_linear")}
 
 
-def variant_preset(name: str, steps: int, seed: int, mode: str = "cpu") -> presets.DiffusionPreset:
+def variant_preset(name: str, steps: int, seed: int, mode: str = "cpu", width: int | None = None
+                   ) -> presets.DiffusionPreset:
     """The latent-mnist preset with the variant's target and schedule, ``steps`` steps, the lr ×0.1 for the last
-    sixth (the course's recipe), samples and checkpoints every ``steps // 8``."""
+    sixth (the course's recipe), samples and checkpoints every ``steps // 8``; ``width`` replaces the UNet's base
+    width (the preset's 16: 0.69 M parameters; 32: 2.74 M), the capacity question of issue 13's FD target."""
     target, schedule = VARIANTS[name]
     base = presets.PRESETS["latent-mnist"](mode)
     train = dataclasses.replace(base.train, steps=steps, seed=seed, target=target, lr_drop_at=steps - steps // 6,
                                 sample_every=max(steps // 8, 1), ckpt_every=max(steps // 8, 1))
-    return dataclasses.replace(base, train=train, schedule=schedule)
+    unet = base.unet if width is None else dataclasses.replace(base.unet, base_channels=width)
+    return dataclasses.replace(base, train=train, schedule=schedule, unet=unet)
+
+
+def run_name(name: str, width: int | None) -> str:
+    """The variant's file stem: ``v_scaled``, or ``v_scaled_w32`` for another width than the preset's."""
+    return name if width is None else f"{name}_w{width}"
 
 
 def run_path(root: Path, name: str, seed: int) -> Path:
@@ -66,9 +81,10 @@ def snapshot_path(root: Path, name: str, seed: int, step: int) -> Path:
     return root / f"{name}_s{seed}_ema{step:06d}.pt"
 
 
-def train(name: str, steps: int, seed: int, root: Path, ae, latents) -> float:
+def train(name: str, steps: int, seed: int, root: Path, ae, latents, width: int | None = None) -> float:
     """Train (or resume, or load) one variant; its EMA is saved at every "sample" event. Returns training seconds."""
-    preset = variant_preset(name, steps, seed)
+    preset = variant_preset(name, steps, seed, width=width)
+    name = run_name(name, width)
 
     def keep_ema(event: dict) -> None:
         if event["event"] == "sample":
@@ -87,6 +103,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=4000, help="optimizer steps of every run (default 4000)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (each variant once per seed)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--width", type=int, default=None, help="the UNet's base width (default: the preset's, 16)")
     p.add_argument("--n", type=int, default=2000, help="samples per measurement (default 2000)")
     p.add_argument("--sample-seed", type=int, default=1, help="the x_T seed, shared by every row")
     p.add_argument("--n-boot", type=int, default=200)
@@ -105,8 +122,8 @@ def main() -> None:
         latents, _ = recipes.latents(ae, "train", name="param_study")
         for seed in args.seeds:
             for name in args.variants:
-                seconds = train(name, args.steps, seed, root, ae, latents)
-                print(f"trained {name} seed {seed}: {args.steps} steps, {seconds:.0f} s recorded", flush=True)
+                seconds = train(name, args.steps, seed, root, ae, latents, args.width)
+                print(f"trained {run_name(name, args.width)} seed {seed}: {args.steps} steps, {seconds:.0f} s recorded", flush=True)
     if args.train_only:
         return
 
@@ -124,7 +141,8 @@ def main() -> None:
     print("| variant | training seed | step | sampler | spacing | FD | FD / floor | DDIM ÷ ancestral (paired) |")
     print("|---|---|---|---|---|---|---|---|", flush=True)
     rows = []
-    runs = [(name, seed, run_path(root, name, seed)) for seed in args.seeds for name in args.variants]
+    names = [run_name(name, args.width) for name in args.variants]
+    runs = [(name, seed, run_path(root, name, seed)) for seed in args.seeds for name in names]
     if args.shipped:  # the shipped ε-model, 20,000 steps: variant "shipped_eps", its training seed 0
         runs.append(("shipped_eps", 0, shipped("latent_mnist")))
     for name, seed, path in runs:
