@@ -55,22 +55,26 @@ VARIANTS = {"eps": ("eps", "linear"), "v": ("v", "linear"), "v_zero_snr": ("v", 
             "eps_scaled": ("eps", "scaled_linear"), "v_scaled": ("v", "scaled_linear")}
 
 
-def variant_preset(name: str, steps: int, seed: int, mode: str = "cpu", width: int | None = None
-                   ) -> presets.DiffusionPreset:
+def variant_preset(name: str, steps: int, seed: int, mode: str = "cpu", width: int | None = None,
+                   ema_decay: float | None = None) -> presets.DiffusionPreset:
     """The latent-mnist preset with the variant's target and schedule, ``steps`` steps, the lr ×0.1 for the last
     sixth (the course's recipe), samples and checkpoints every ``steps // 8``; ``width`` replaces the UNet's base
-    width (the preset's 16: 0.69 M parameters; 32: 2.74 M), the capacity question of issue 13's FD target."""
+    width (the preset's 16: 0.69 M parameters; 32: 2.74 M), the capacity question of issue 13's FD target;
+    ``ema_decay`` the EMA's final decay (the preset's 0.998: a horizon of ~500 steps)."""
     target, schedule = VARIANTS[name]
     base = presets.PRESETS["latent-mnist"](mode)
     train = dataclasses.replace(base.train, steps=steps, seed=seed, target=target, lr_drop_at=steps - steps // 6,
-                                sample_every=max(steps // 8, 1), ckpt_every=max(steps // 8, 1))
+                                sample_every=max(steps // 8, 1), ckpt_every=max(steps // 8, 1),
+                                ema_decay=ema_decay or base.train.ema_decay)
     unet = base.unet if width is None else dataclasses.replace(base.unet, base_channels=width)
     return dataclasses.replace(base, train=train, schedule=schedule, unet=unet)
 
 
-def run_name(name: str, width: int | None) -> str:
-    """The variant's file stem: ``v_scaled``, or ``v_scaled_w32`` for another width than the preset's."""
-    return name if width is None else f"{name}_w{width}"
+def run_name(name: str, width: int | None, ema_decay: float | None = None) -> str:
+    """The variant's file stem: ``v_scaled``, ``v_scaled_w32`` for another width than the preset's,
+    ``v_scaled_ema9995`` for another EMA decay."""
+    return name + ("" if width is None else f"_w{width}") + ("" if ema_decay is None else
+                                                               f"_ema{str(ema_decay).split('.')[1]}")
 
 
 def run_path(root: Path, name: str, seed: int) -> Path:
@@ -81,10 +85,11 @@ def snapshot_path(root: Path, name: str, seed: int, step: int) -> Path:
     return root / f"{name}_s{seed}_ema{step:06d}.pt"
 
 
-def train(name: str, steps: int, seed: int, root: Path, ae, latents, width: int | None = None) -> float:
+def train(name: str, steps: int, seed: int, root: Path, ae, latents, width: int | None = None,
+          ema_decay: float | None = None) -> float:
     """Train (or resume, or load) one variant; its EMA is saved at every "sample" event. Returns training seconds."""
-    preset = variant_preset(name, steps, seed, width=width)
-    name = run_name(name, width)
+    preset = variant_preset(name, steps, seed, width=width, ema_decay=ema_decay)
+    name = run_name(name, width, ema_decay)
 
     def keep_ema(event: dict) -> None:
         if event["event"] == "sample":
@@ -104,6 +109,9 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (each variant once per seed)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--width", type=int, default=None, help="the UNet's base width (default: the preset's, 16)")
+    p.add_argument("--ema-decay", type=float, default=None, help="the EMA's final decay (default: the preset's)")
+    p.add_argument("--samplers", nargs="+", default=["ddpm", "ddim"], choices=["ddpm", "ddim"],
+                   help="what to measure: ancestral-50 (ddpm) and/or DDIM-50 (the gap needs both)")
     p.add_argument("--n", type=int, default=2000, help="samples per measurement (default 2000)")
     p.add_argument("--sample-seed", type=int, default=1, help="the x_T seed, shared by every row")
     p.add_argument("--n-boot", type=int, default=200)
@@ -122,8 +130,8 @@ def main() -> None:
         latents, _ = recipes.latents(ae, "train", name="param_study")
         for seed in args.seeds:
             for name in args.variants:
-                seconds = train(name, args.steps, seed, root, ae, latents, args.width)
-                print(f"trained {run_name(name, args.width)} seed {seed}: {args.steps} steps, {seconds:.0f} s recorded", flush=True)
+                seconds = train(name, args.steps, seed, root, ae, latents, args.width, args.ema_decay)
+                print(f"trained {run_name(name, args.width, args.ema_decay)} seed {seed}: {args.steps} steps, {seconds:.0f} s recorded", flush=True)
     if args.train_only:
         return
 
@@ -141,7 +149,7 @@ def main() -> None:
     print("| variant | training seed | step | sampler | spacing | FD | FD / floor | DDIM ÷ ancestral (paired) |")
     print("|---|---|---|---|---|---|---|---|", flush=True)
     rows = []
-    names = [run_name(name, args.width) for name in args.variants]
+    names = [run_name(name, args.width, args.ema_decay) for name in args.variants]
     runs = [(name, seed, run_path(root, name, seed)) for seed in args.seeds for name in names]
     if args.shipped:  # the shipped ε-model, 20,000 steps: variant "shipped_eps", its training seed 0
         runs.append(("shipped_eps", 0, shipped("latent_mnist")))
@@ -159,7 +167,7 @@ def main() -> None:
                                        torch.load(snapshot_path(root, name, seed, step), weights_only=True))
             for spacing in spacings if step == last else ["trailing"]:
                 feats = {}
-                for sampler in ("ddpm", "ddim"):
+                for sampler in args.samplers:
                     t0 = time.perf_counter()
                     x = model.sample(args.n, sampler=sampler, steps=50, spacing=spacing, seed=args.sample_seed)
                     feats[sampler] = ev.embed(x).double().numpy()
@@ -169,7 +177,7 @@ def main() -> None:
                                fd_floor_low=est.low / floor.value, fd_floor_high=est.high / floor.value,
                                seconds=time.perf_counter() - t0)
                     gap = ""
-                    if sampler == "ddim":
+                    if sampler == "ddim" and "ddpm" in feats:
                         r = ratio(feats["ddim"], feats["ddpm"])
                         row.update(ddim_over_ancestral=r.value, gap_low=r.low, gap_high=r.high)
                         gap = f"**{r}**"
