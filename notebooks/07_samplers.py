@@ -46,8 +46,8 @@
 # only in how much they measure. `FAST = True`, the default in smoke and cpu mode, is the fast path: n = 200 samples
 # per Fréchet distance and the budgets of 10 and 25 network evaluations in §4; `FAST = False`, the default in gpu
 # mode, is the full path: n = 500 on a CPU (2,000 on a GPU) and budgets up to 50 (100 on a GPU). Measured on one
-# thread of a 2-core machine: the fast path 7.9 minutes (beside another notebook's run on the other core); the full
-# path 19.2 min at n = 500 (2026-12-02, on a shared CPU; about 14 min expected on idle cores). On a Colab T4 expect a few minutes for either
+# thread of a 2-core machine: the fast path 4.5 minutes of kernel CPU time (4.9 min wall, beside another
+# notebook's run on the other core, 2026-12-06); the full path 19.2 min at n = 500 (2026-12-02, on a shared CPU; about 14 min expected on idle cores). On a Colab T4 expect a few minutes for either
 # (not measured). Where the smaller n leaves a comparison open, the prose quotes the n = 2,000 study
 # (`scripts/sampler_study.py`), labelled as recorded.
 
@@ -816,15 +816,13 @@ for name in ("param_study_eps_v.json", "param_study_v_zero_snr.json", "param_stu
                   f"{fmt(anc, 'fd_floor', 'fd_floor_low', 'fd_floor_high'):>24} "
                   f"{fmt(r, 'fd_floor', 'fd_floor_low', 'fd_floor_high'):>24} "
                   f"{fmt(r, 'ddim_over_ancestral', 'gap_low', 'gap_high'):>22}")
-for file, who in (("sampler_study_v20k.json", "the v-model (0.69 M, linear schedule)"),
-                  ("sampler_study_v_w32.json", "latent_mnist_v (2.74 M, scaled-linear)")):
-    v_study = recorded(file)  # a 20,000-step v-model against its own DDPM-1000, seed 0
-    if v_study:
-        print(f"\n{who} at 20,000 steps, n = {v_study['n']}, seed {v_study['seed']}, FD ÷ its DDPM-1000 (paired; "
-              "the shipped ε-model's rows are in §3.1 and §4):")
-        for r in v_study["rows"][1:]:
-            print(f"  {r['sampler']:>5} {r['spacing']:>9} NFE {r['nfe']:>3}: "
-                  f"{fmt(r, 'ratio', 'ratio_low', 'ratio_high')}  (FD / floor {r['fd_floor']:.2f})")
+v_study = recorded("sampler_study_v20k.json")  # the 20,000-step v-model against its own DDPM-1000, seed 0
+if v_study:
+    print(f"\nthe v-model at 20,000 steps, n = {v_study['n']}, seed {v_study['seed']}, FD ÷ its DDPM-1000 (paired; "
+          "the shipped ε-model's rows are in §3.1 and §4):")
+    for r in v_study["rows"][1:]:
+        print(f"  {r['sampler']:>5} {r['spacing']:>9} NFE {r['nfe']:>3}: {fmt(r, 'ratio', 'ratio_low', 'ratio_high')}"
+              f"  (FD / floor {r['fd_floor']:.2f})")
 snaps = recorded("param_study_snapshots_n500.json")
 if snaps:
     fig, ax = plt.subplots(figsize=(6, 3.4))
@@ -856,8 +854,11 @@ if snaps:
 # little of z_0 in z_T (§2). Over the first 3,000 steps the ε run's gap shrinks (the figure, n = 500 snapshots).
 # But the 20,000-step rows show that it does not keep shrinking. The shipped ε-model's gap is 2.32×, and the v-model
 # trained as long is at 1.79× (n = 2000, both): both samplers improve by about the same factor. So on digits, v
-# lowers DDIM's FD a lot without closing its gap to ancestral sampling. The gap stays with these small networks,
-# whichever target they learn. (The 20,000-step v run had an lr drop that the shipped ε-model did not, so that pair
+# lowers DDIM's FD a lot without closing its gap to ancestral sampling. The gap stays whichever target the
+# network learns, and it is not the network's size: the rows `v_scaled_w32` are a UNet of twice the base width
+# (2.74 M parameters against 0.69 M; v on the scaled-linear schedule, 20,000 steps, 47 min on two threads). Its
+# ancestral FD is 2.75× the floor against the narrow `v_scaled`'s 2.69×, and its DDIM ÷ ancestral gap 1.64 against
+# 1.61: four times the parameters change neither. (The 20,000-step v run had an lr drop that the shipped ε-model did not, so that pair
 # is not a clean comparison; the 3,000-step one is.)
 # Against its own DDPM-1000 (n = 2000, seed 0, as §3.1's ε rows), the v-model's DDIM-50 is at 1.47× [1.22, 1.73],
 # where the shipped ε-model is at 1.55× [1.31, 1.84]. Issue 15's 1.3× target is missed by 0.17, though the interval
@@ -1009,9 +1010,9 @@ print(f"best at ≤ 25 NFE: {label_of(best[0])}, NFE {best[1]['nfe']}: ÷ DDPM {
 # is at 1.28× [1.04, 1.55], so its 1.09× here is not confirmed, and no deterministic sampler meets the target; the
 # ODE solvers do not improve with more evaluations (they drift up to the ODE's own 1.55× by 50–100). The study did
 # not run Euler-ancestral at η = ½. The right panel is the left one against wall-clock. At 1000 steps ε_θ is nearly
-# all of the cost (DDPM-1000 took 212 ms a sample, about 0.2 ms an evaluation). At 10–25 steps it is not: DDIM-10
-# took 4.9 ms and DDIM-25 8.1 ms, so about 0.2 ms an evaluation on top of some 3 ms a sample that do not depend on
-# the steps (the decode, the set-up). On a shared CPU, read it for the order of magnitude only.
+# all of the cost (DDPM-1000 took 300 ms a sample, about 0.3 ms an evaluation, on one thread beside another
+# notebook's run). At 10–25 steps it is not: DDIM-10 took 5.9 ms and DDIM-25 8.1 ms, so about 0.15 ms an evaluation
+# on top of some 4 ms a sample that do not depend on the steps (the decode, the set-up). On a shared CPU, read it for the order of magnitude only.
 #
 # **The n = 2000 study.** `scripts/sampler_study.py` runs the same grid at n = 2000, with NFE up to 100, and writes
 # `benchmarks/sampler_study_latent_mnist.json`. Where that file exists, its curves are plotted here (the paired ratio
@@ -1171,13 +1172,15 @@ for who, keys in (("ε face model", (("DDIM η=0", face_model.guidance), ("ances
 #   12 points), met by the v-model (§3.8).
 #
 # * **Fixes** (§3.8): v-prediction lowers DDIM's FD on digits (recorded: 12.4× against 23.8× the floor at 3,000
-#   steps) but leaves a gap of 1.5–1.8× to ancestral sampling, at 3,000 and 20,000 steps alike. On faces it removes
+#   steps) but leaves a gap of 1.5–1.8× to ancestral sampling, at 3,000 and 20,000 steps alike, and at four times
+#   the network's size (1.64×). On faces it removes
 #   the drift: DDIM at 1.03× the spread and 0.5 points from ancestral sampling's attributes (recorded, n = 200),
 #   which meets the faces target. Zero terminal SNR adds nothing measurable; guidance rescale changes nothing for
 #   an ε-model, whose rescale factor is about 1.
 #
-# Not measured here: more than one training seed per variant, and a larger network (the one thing the verdict
-# suggests that would shrink the digit gap). Recorded but not run here: guidance rescale on the v face model
+# Not measured here: more than one training seed per variant. A larger network, the one thing the verdict
+# suggested might shrink the digit gap, was measured (§3.8, recorded): four times the parameters left both the FD and
+# the gap where they were. Recorded but not run here: guidance rescale on the v face model
 # (φ = 0.7 narrows DDIM's latents from 1.03× to 0.98× the data's spread, attributes unchanged;
 # `benchmarks/face_guidance_rescale_v.json`).
 #
