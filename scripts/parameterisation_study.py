@@ -27,7 +27,7 @@ measures the shipped ``latent_mnist`` (ε, 20,000 steps) the same way, as the re
 
 ``--width 32`` trains the same recipe with a UNet of twice the base width (2.74 M parameters against 0.69 M; the
 run is named ``v_scaled_w32``): whether the small network is what holds FD and the DDIM gap (issues 13 and 15).
-Its 20,000-step v / scaled-linear run is shipped as ``latent_mnist_v``:
+At 20,000 steps it is not (benchmarks/RESULTS.md, "How near the floor"); ``--ema-decay`` likewise for the EMA:
 
     python scripts/parameterisation_study.py --steps 20000 --seeds 0 --variants v_scaled --width 32 \
         --dir runs/cpu/param_study_20k --train-only
@@ -131,7 +131,8 @@ def main() -> None:
         for seed in args.seeds:
             for name in args.variants:
                 seconds = train(name, args.steps, seed, root, ae, latents, args.width, args.ema_decay)
-                print(f"trained {run_name(name, args.width, args.ema_decay)} seed {seed}: {args.steps} steps, {seconds:.0f} s recorded", flush=True)
+                print(f"trained {run_name(name, args.width, args.ema_decay)} seed {seed}: {args.steps} steps, "
+                      f"{seconds:.0f} s recorded", flush=True)
     if args.train_only:
         return
 
