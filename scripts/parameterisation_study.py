@@ -56,25 +56,29 @@ VARIANTS = {"eps": ("eps", "linear"), "v": ("v", "linear"), "v_zero_snr": ("v", 
 
 
 def variant_preset(name: str, steps: int, seed: int, mode: str = "cpu", width: int | None = None,
-                   ema_decay: float | None = None) -> presets.DiffusionPreset:
+                   ema_decay: float | None = None, dropout: float | None = None) -> presets.DiffusionPreset:
     """The latent-mnist preset with the variant's target and schedule, ``steps`` steps, the lr ×0.1 for the last
     sixth (the course's recipe), samples and checkpoints every ``steps // 8``; ``width`` replaces the UNet's base
     width (the preset's 16: 0.69 M parameters; 32: 2.74 M), the capacity question of issue 13's FD target;
-    ``ema_decay`` the EMA's final decay (the preset's 0.998: a horizon of ~500 steps)."""
+    ``ema_decay`` the EMA's final decay (the preset's 0.998: a horizon of ~500 steps); ``dropout`` the ResBlocks'
+    dropout (the preset's 0; DDPM's CIFAR-10 model used 0.1)."""
     target, schedule = VARIANTS[name]
     base = presets.PRESETS["latent-mnist"](mode)
     train = dataclasses.replace(base.train, steps=steps, seed=seed, target=target, lr_drop_at=steps - steps // 6,
                                 sample_every=max(steps // 8, 1), ckpt_every=max(steps // 8, 1),
                                 ema_decay=ema_decay or base.train.ema_decay)
     unet = base.unet if width is None else dataclasses.replace(base.unet, base_channels=width)
+    if dropout is not None:
+        unet = dataclasses.replace(unet, dropout=dropout)
     return dataclasses.replace(base, train=train, schedule=schedule, unet=unet)
 
 
-def run_name(name: str, width: int | None, ema_decay: float | None = None) -> str:
+def run_name(name: str, width: int | None, ema_decay: float | None = None, dropout: float | None = None) -> str:
     """The variant's file stem: ``v_scaled``, ``v_scaled_w32`` for another width than the preset's,
-    ``v_scaled_ema9995`` for another EMA decay."""
+    ``v_scaled_ema9995`` for another EMA decay, ``v_scaled_do10`` for dropout 0.1."""
     return name + ("" if width is None else f"_w{width}") + ("" if ema_decay is None else
-                                                               f"_ema{str(ema_decay).split('.')[1]}")
+                                                               f"_ema{str(ema_decay).split('.')[1]}") + \
+        ("" if dropout is None else f"_do{round(100 * dropout):02d}")
 
 
 def run_path(root: Path, name: str, seed: int) -> Path:
@@ -86,10 +90,10 @@ def snapshot_path(root: Path, name: str, seed: int, step: int) -> Path:
 
 
 def train(name: str, steps: int, seed: int, root: Path, ae, latents, width: int | None = None,
-          ema_decay: float | None = None) -> float:
+          ema_decay: float | None = None, dropout: float | None = None) -> float:
     """Train (or resume, or load) one variant; its EMA is saved at every "sample" event. Returns training seconds."""
-    preset = variant_preset(name, steps, seed, width=width, ema_decay=ema_decay)
-    name = run_name(name, width, ema_decay)
+    preset = variant_preset(name, steps, seed, width=width, ema_decay=ema_decay, dropout=dropout)
+    name = run_name(name, width, ema_decay, dropout)
 
     def keep_ema(event: dict) -> None:
         if event["event"] == "sample":
@@ -110,6 +114,7 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--width", type=int, default=None, help="the UNet's base width (default: the preset's, 16)")
     p.add_argument("--ema-decay", type=float, default=None, help="the EMA's final decay (default: the preset's)")
+    p.add_argument("--dropout", type=float, default=None, help="the UNet's dropout (default: the preset's, 0)")
     p.add_argument("--samplers", nargs="+", default=["ddpm", "ddim"], choices=["ddpm", "ddim"],
                    help="what to measure: ancestral-50 (ddpm) and/or DDIM-50 (the gap needs both)")
     p.add_argument("--n", type=int, default=2000, help="samples per measurement (default 2000)")
@@ -130,8 +135,8 @@ def main() -> None:
         latents, _ = recipes.latents(ae, "train", name="param_study")
         for seed in args.seeds:
             for name in args.variants:
-                seconds = train(name, args.steps, seed, root, ae, latents, args.width, args.ema_decay)
-                print(f"trained {run_name(name, args.width, args.ema_decay)} seed {seed}: {args.steps} steps, "
+                seconds = train(name, args.steps, seed, root, ae, latents, args.width, args.ema_decay, args.dropout)
+                print(f"trained {run_name(name, args.width, args.ema_decay, args.dropout)} seed {seed}: {args.steps} steps, "
                       f"{seconds:.0f} s recorded", flush=True)
     if args.train_only:
         return
@@ -150,7 +155,7 @@ def main() -> None:
     print("| variant | training seed | step | sampler | spacing | FD | FD / floor | DDIM ÷ ancestral (paired) |")
     print("|---|---|---|---|---|---|---|---|", flush=True)
     rows = []
-    names = [run_name(name, args.width, args.ema_decay) for name in args.variants]
+    names = [run_name(name, args.width, args.ema_decay, args.dropout) for name in args.variants]
     runs = [(name, seed, run_path(root, name, seed)) for seed in args.seeds for name in names]
     if args.shipped:  # the shipped ε-model, 20,000 steps: variant "shipped_eps", its training seed 0
         runs.append(("shipped_eps", 0, shipped("latent_mnist")))

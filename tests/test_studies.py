@@ -42,13 +42,21 @@ def test_ema_variant_changes_only_the_decay(study):
     assert dataclasses.replace(p, train=dataclasses.replace(p.train, ema_decay=q.train.ema_decay)) == q
 
 
+def test_dropout_variant_changes_only_the_unets_dropout(study):
+    p = study.variant_preset("v_scaled", 20000, 0, dropout=0.1)
+    q = study.variant_preset("v_scaled", 20000, 0)
+    assert (p.unet.dropout, q.unet.dropout) == (0.1, 0.0)
+    assert dataclasses.replace(p, unet=q.unet) == q
+
+
 def test_run_names_keep_snapshots_apart(study, tmp_path):
     """Each variant has its own file stem, and a snapshot's step is read back from its name even when the stem
     itself holds "ema" (``v_scaled_ema9995``)."""
     assert study.run_name("v_scaled", None) == "v_scaled"
     assert study.run_name("v_scaled", 32) == "v_scaled_w32"
     assert study.run_name("v_scaled", None, 0.9995) == "v_scaled_ema9995"
-    for name in ("v_scaled", "v_scaled_w32", "v_scaled_ema9995"):
+    assert study.run_name("v_scaled", None, None, 0.1) == "v_scaled_do10"
+    for name in ("v_scaled", "v_scaled_w32", "v_scaled_ema9995", "v_scaled_do10"):
         snap = study.snapshot_path(tmp_path, name, 0, 2500)
         assert int(snap.stem.rsplit("ema", 1)[1]) == 2500
         snap.touch()
