@@ -25,6 +25,7 @@ import torch
 from minildm.data import mnist
 from minildm.evaluate import Evaluator
 from minildm.release import load_diffusion
+from minildm.semantic import reconstruct
 from minildm.shipped import resolve, shipped
 from minildm.uncertainty import ratio
 
@@ -55,8 +56,7 @@ def main() -> None:
     for k in range(args.sets):
         x = x_train[perm[k * args.n:(k + 1) * args.n]]
         show("training digits", k, x)
-        rec = torch.cat([ae.decode_latents(ae.encode_latents(b)) for b in x.split(500)]).clamp(-1, 1)
-        show("their reconstructions D(E(x))", k, rec)
+        show("their reconstructions D(E(x))", k, reconstruct(ae, x, batch_size=500))
     for name in args.models:
         model = load_diffusion(resolve(name))
         for spec in args.samplers:

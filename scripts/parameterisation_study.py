@@ -66,7 +66,7 @@ def variant_preset(name: str, steps: int, seed: int, mode: str = "cpu", width: i
     base = presets.PRESETS["latent-mnist"](mode)
     train = dataclasses.replace(base.train, steps=steps, seed=seed, target=target, lr_drop_at=steps - steps // 6,
                                 sample_every=max(steps // 8, 1), ckpt_every=max(steps // 8, 1),
-                                ema_decay=ema_decay or base.train.ema_decay)
+                                ema_decay=base.train.ema_decay if ema_decay is None else ema_decay)
     unet = base.unet if width is None else dataclasses.replace(base.unet, base_channels=width)
     if dropout is not None:
         unet = dataclasses.replace(unet, dropout=dropout)
